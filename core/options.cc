@@ -1,0 +1,17 @@
+// Names of option enums (used in metadata and messages).
+#include "core/options.h"
+
+namespace oz {
+
+std::string_view AlgorithmName(Algorithm a) {
+  switch (a) {
+    case Algorithm::kMean: return "mean";
+    case Algorithm::kNearest: return "nearest";
+    case Algorithm::kMax: return "max";
+  }
+  return "?";
+}
+
+std::string_view CompressionName(Compression c) { return c == Compression::kNone ? "none" : "blosc"; }
+
+}  // namespace oz

@@ -1,0 +1,30 @@
+// Stats formatting.
+#include "core/stats.h"
+
+namespace oz {
+
+std::string Stats::ToText() const {
+  std::string s;
+  auto add = [&s](const char* n, const std::atomic<uint64_t>& v) {
+    s += n;
+    s += ' ';
+    s += std::to_string(v.load());
+    s += '\n';
+  };
+  add("chunks_computed", chunks_computed);
+  add("chunk_requests", chunk_requests);
+  add("cache_hits", cache_hits);
+  add("cache_misses", cache_misses);
+  add("cache_corrupt", cache_corrupt);
+  add("cache_put_failures", cache_put_failures);
+  add("cache_evictions", cache_evictions);
+  add("singleflight_waits", singleflight_waits);
+  add("source_bytes_read", source_bytes_read);
+  add("source_files_opened", source_files_opened);
+  add("strips_decoded", strips_decoded);
+  add("strip_cache_hits", strip_cache_hits);
+  add("errors", errors);
+  return s;
+}
+
+}  // namespace oz

@@ -1,0 +1,36 @@
+// Volume: the one interface for "where voxels come from" (sources and views of them).
+#pragma once
+
+#include <string>
+
+#include "core/dtype.h"
+#include "core/geometry.h"
+#include "core/status.h"
+
+namespace oz {
+
+class Volume {
+ public:
+  virtual ~Volume() = default;
+
+  // Shape in voxels, z, y, x. Constant for the life of the object.
+  virtual Vec3 shape() const = 0;
+  virtual DType dtype() const = 0;
+
+  // Fills `out` with the voxels of `box` in C order (z slowest), dense, native endianness,
+  // box.volume() * DTypeSize(dtype()) bytes.
+  // Precondition: box is non-empty and inside BoxFromShape(shape()).
+  // Errors: kIoError / kCorrupt / kUnsupported naming the source file and the reason; on error
+  // the contents of `out` are unspecified.
+  // Thread-safe: may be called concurrently from many threads.
+  virtual Status ReadBox(const Box& box, void* out) = 0;
+
+  // A string that changes whenever the voxel content may have changed (e.g. each source file's
+  // name, size and mtime). Used in cache keys; may be long (callers hash it).
+  virtual std::string Fingerprint() const = 0;
+
+  // One line for logs, e.g. "TIFF stack /data/scroll (14000 slices, 8096x7888 uint16)".
+  virtual std::string Describe() const = 0;
+};
+
+}  // namespace oz

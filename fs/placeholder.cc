@@ -1,0 +1,1 @@
+// placeholder until the ops table lands
