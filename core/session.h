@@ -1,0 +1,50 @@
+// Session: everything one mount (or one materialize run) needs, opened from SOURCE and Options:
+// the source volume, its view, the disk cache, the chunk engine and the tree. Shared by the FUSE
+// daemon and omezarr-materialize so both serve the same bytes.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/chunk_engine.h"
+#include "core/disk_cache.h"
+#include "core/options.h"
+#include "core/stats.h"
+#include "core/thread_pool.h"
+#include "core/view.h"
+#include "core/virtual_tree.h"
+
+namespace oz {
+
+struct SessionParams {
+  std::string source;  // a directory of z-slice TIFFs
+  Options options;
+  bool use_cache = true;  // false: no disk cache (e.g. tools that only print metadata)
+};
+
+// Member order is destruction order in reverse: the pool outlives everything that uses it.
+struct Session {
+  Options options;
+  std::string source;     // absolute path
+  std::string cache_dir;  // resolved
+  std::unique_ptr<ThreadPool> pool;
+  Stats stats;
+  std::shared_ptr<Volume> volume;
+  std::shared_ptr<ViewVolume> view;
+  std::unique_ptr<DiskCache> cache;
+  std::unique_ptr<ChunkEngine> engine;
+  std::unique_ptr<VirtualTree> tree;
+  std::vector<std::string> warnings;
+};
+
+// Opens everything. Errors are ready to print to a user: they name the source, the slice file,
+// the option or the cache directory involved and the fix.
+// Memory split: half of options.memory for decoded source data, half for working buffers.
+Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params);
+
+// The cache directory a session would use: options.cache_dir, else
+// DefaultCacheRoot()/<hash of the absolute source path>.
+Result<std::string> ResolveCacheDir(const std::string& abs_source, const Options& options);
+
+}  // namespace oz
