@@ -428,12 +428,12 @@ constexpr OptionSpec kOptionTable[] = {
      "reduces each 2x2x2 block for the next level", ApplyAlgorithm},
     {"window", true, Section::kView, "window=x0:x1,y0:y1,z0:z1", "whole volume",
      "serve only this box; syntax below", ApplyWindow},
-    {"shift", true, Section::kView, "shift=dx,dy,dz", "0,0,0", "translate the view by whole voxels, x, y, z",
+    {"shift", true, Section::kView, "shift=dx,dy,dz", "0,0,0", "move the windowed data by whole voxels (x, y, z); see below",
      ApplyShift},
     {"bytes", true, Section::kView, "bytes=1|2", "2", "2 = uint16 as stored, 1 = uint8 (value / 256)",
      ApplyBytes},
     {"bad_slices", true, Section::kView, "bad_slices=error|zero", "error",
-     "unreadable slice: reads fail (EIO) or see zeros", ApplyBadSlices},
+     "mismatched or unreadable slice: refuse the mount, or read it as zeros", ApplyBadSlices},
     {"compression", true, Section::kEncoding, "compression=none|blosc", "none",
      "compressor of the served chunks", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
@@ -555,12 +555,9 @@ Status UnknownOption(std::string_view name) {
 
 Status ApplyOne(std::string_view name, bool has_value, std::string_view value, Options* o, MountFlags* f) {
   if (IsIgnored(name, has_value)) return OkStatus();
-  if (name == "ro" && !has_value) return OkStatus();
-  if (name == "rw" && !has_value) {
-    return InvalidArgumentError(
-        "option rw: omezarrfs is read-only; remove 'rw' or write 'ro' (mount(8) passes 'rw' unless the fstab "
-        "line or mount -o says 'ro')");
-  }
+  // The mount is read-only whatever is asked; mount(8) passes 'rw' to helpers by default, so
+  // refusing it would break ordinary fstab lines.
+  if ((name == "ro" || name == "rw") && !has_value) return OkStatus();
   const OptionSpec* spec = FindOption(name);
   if (spec == nullptr) {
     if (name == "ro" || name == "rw")
@@ -770,15 +767,18 @@ std::string OptionsHelpText() {
   out +=
       "\n"
       "Accepted and ignored:\n"
-      "  ro (omezarrfs is always read-only; 'rw' is refused) and the fstab/mount(8) options\n"
+      "  ro and rw (the mount is always read-only) and the fstab/mount(8) options\n"
       "  auto noauto nofail _netdev user user=NAME users nouser owner defaults exec noexec suid\n"
       "  nosuid dev nodev atime noatime diratime nodiratime relatime norelatime strictatime\n"
-      "  nostrictatime lazytime nolazytime x-* comment=*. For /etc/fstab add 'ro': mount(8)\n"
-      "  otherwise passes 'rw'.\n"
+      "  nostrictatime lazytime nolazytime x-* comment=*.\n"
       "\n"
       "window: one Python slice per axis in x, y, z order: a:b, a:, :b, : or empty (whole axis).\n"
       "  Negative numbers count from the end (-100: = the last 100). Step 1 only. Missing axes are\n"
       "  whole: window=100:200 limits x only. Example: window=1000:5000,:,-2000:\n"
+      "  Bounds beyond the source are clipped to it.\n"
+      "shift: applied after the window. On each axis the view runs from 0 to window end + shift;\n"
+      "  view voxel v shows source voxel v - shift when that lies in the window, else 0.\n"
+      "  Negative values allowed (as zarr_to_ome --shift).\n"
       "\n"
       "Values with commas (window, shift, voxel_size) can be written in three ways:\n"
       "  window=0:10/0:20/5:         '/' between the items; works everywhere, best for /etc/fstab\n"
