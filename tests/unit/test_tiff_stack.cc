@@ -463,7 +463,8 @@ TEST_CASE("Symlinks to slices are followed") {
 
 // A minimal little-endian uncompressed TIFF with the IFD first and the pixels after it, so
 // that cutting the file loses pixels but keeps a readable header.
-void WriteHeaderFirstTiff(const std::string& path, int64_t z, int64_t w, int64_t h, size_t keep_bytes) {
+void WriteHeaderFirstTiff(const std::string& path, int64_t z, int64_t w, int64_t h, size_t keep_bytes,
+                          uint16_t compression = COMPRESSION_NONE) {
   std::vector<uint8_t> f;
   auto u16 = [&](uint16_t v) { f.push_back(uint8_t(v)); f.push_back(uint8_t(v >> 8)); };
   auto u32 = [&](uint32_t v) { u16(uint16_t(v)); u16(uint16_t(v >> 16)); };
@@ -482,7 +483,7 @@ void WriteHeaderFirstTiff(const std::string& path, int64_t z, int64_t w, int64_t
   entry(256, 4, uint32_t(w));
   entry(257, 4, uint32_t(h));
   entry(258, 3, 16);
-  entry(259, 3, 1);
+  entry(259, 3, compression);
   entry(262, 3, 1);
   entry(273, 4, data_off);
   entry(278, 4, uint32_t(h));
@@ -531,6 +532,54 @@ TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError 
   CHECK(st.code() == ErrorCode::kIoError);
   CHECK(Contains(st.message(), "1.tif changed since mount"));
   CHECK(CheckBox(**r, Box{{2, 0, 0}, {3, 130, 67}}) == 0);
+}
+
+TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec") {
+  TempDir dir;
+  WriteHeaderFirstTiff(dir / "0.tif", 0, 16, 16, SIZE_MAX, 34712);  // JPEG 2000: never in libtiff
+  WriteHeaderFirstTiff(dir / "1.tif", 1, 16, 16, SIZE_MAX);
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  INFO(r.status().message());
+  CHECK(r.status().code() == ErrorCode::kUnsupported);
+  CHECK(Contains(r.status().message(), "slice 0.tif: Compression=34712"));
+  auto z = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {0}) == 0);
+}
+
+TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summarizes") {
+  TempDir dir;
+  WriteSlice(dir, "0.tif", 0, TiffSpec{});
+  for (int z = 1; z <= 12; ++z) std::ofstream(dir / (std::to_string(z) + ".tif")) << "junk";
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "slice 1.tif"));
+  CHECK(Contains(r.status().message(), "(11 more bad slices)"));
+  auto z = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  const auto& w = (*z)->warnings();
+  REQUIRE(w.size() == 11);
+  CHECK(w.back() == "12 bad slices read as zeros: z=1-12");
+}
+
+TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.compression = COMPRESSION_LZW;
+  spec.rows_per_strip = 3;
+  for (int z = 0; z < 3; ++z) WriteSlice(dir, std::to_string(z) + ".tif", z, spec);
+  Stats stats;
+  ThreadPool pool(2);
+  auto r = OpenStack(dir, &pool, 1ull << 30, BadSlicePolicy::kError, &stats);
+  REQUIRE(r.ok());
+  CHECK(stats.source_files_opened == 3);  // header scan
+  CHECK(CheckBox(**r, Box{{0, 10, 5}, {3, 100, 60}}) == 0);
+  CHECK(stats.source_files_opened == 6);
+  CHECK(stats.strips_decoded == 3 * 31);  // rows 9..101 -> strips 3..33
+  CHECK(CheckBox(**r, Box{{0, 20, 0}, {3, 40, 67}}) == 0);
+  CHECK(stats.source_files_opened == 6);
+  CHECK(stats.strips_decoded == 3 * 31);
 }
 
 TEST_CASE("A corrupt compressed strip is an IoError naming slice and strip") {
