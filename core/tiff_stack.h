@@ -49,7 +49,10 @@ class TiffStack : public Volume {
   //    bad_slices=zero, where it is logged and read as zeros
   //  - unsupported pixel type (not uint8/uint16, samples per pixel != 1, planar, float, ...):
   //    kUnsupported naming the file and the field value.
+  //  - a slice whose strip/tile data lies past the end of the file (truncated copy): as a bad
+  //    slice above, the message names the offset and the file size.
   // Gaps in z numbering are zero slices; one warning lists them (in warnings()).
+  // Files are only stat'ed and opened non-blocking, so a FIFO named like a slice cannot hang.
   static Result<std::unique_ptr<TiffStack>> Open(const std::string& dir, const TiffStackOptions& options);
   ~TiffStack() override;
 
@@ -58,6 +61,10 @@ class TiffStack : public Volume {
   // Reads only the strips/tiles (or, for uncompressed data, the row ranges) intersecting `box`,
   // through the shared decoded-strip cache; slices are processed in parallel on the pool.
   // A missing (gap) or bad (bad_slices=zero) slice reads as zeros. Errors name the slice file.
+  // Errors: kIoError for a read/decode failure (names the strip/tile and libtiff's message) and
+  // for a slice whose size or mtime changed since Open ("changed since mount"; never mixed data).
+  // Memory: decoded strips/tiles (or ~1 MiB row ranges of uncompressed data) are cached up to
+  // options.memory_bytes; concurrent readers of one strip decode it once.
   Status ReadBox(const Box& box, void* out) override;
   std::string Fingerprint() const override;  // every slice's name, size and mtime, plus dims
   std::string Describe() const override;

@@ -1,0 +1,972 @@
+// TiffStack: slice discovery, parallel header scan, and strip/tile-level reads through a
+// shared single-flight LRU cache of decoded strips.
+#include "core/tiff_stack.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <tiffio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+
+#include "core/log.h"
+
+namespace oz {
+namespace {
+
+// Largest accepted slice number. Keeps z (and z+1 as a shape) far from any overflow.
+constexpr int64_t kMaxZ = 1000000000;
+// Upper bound of one "virtual strip" read from uncompressed data. Small enough that a chunk
+// read never pulls a whole 128 MB slice, large enough that one pread amortizes its syscall.
+constexpr uint64_t kVirtualStripBytes = 1u << 20;
+// Warn at Open when every read must decode units this large (e.g. single-strip LZW slices).
+constexpr uint64_t kLargeUnitBytes = 16u << 20;
+// At most this many bad slices are listed one by one in warnings/errors.
+constexpr size_t kMaxListed = 10;
+
+// ---------------------------------------------------------------------------------------------
+// Slice name parsing.
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char c = a[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != b[i]) return false;
+  }
+  return true;
+}
+
+enum class NameKind { kNotSlice, kSlice, kTooLarge };
+
+// "00012.TIF" -> z = 12. Digits only before the extension.
+NameKind ParseSliceName(std::string_view name, int64_t* z) {
+  size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return NameKind::kNotSlice;
+  std::string_view ext = name.substr(dot + 1);
+  if (!EqualsIgnoreCase(ext, "tif") && !EqualsIgnoreCase(ext, "tiff")) return NameKind::kNotSlice;
+  std::string_view digits = name.substr(0, dot);
+  for (char c : digits)
+    if (c < '0' || c > '9') return NameKind::kNotSlice;
+  size_t first = digits.find_first_not_of('0');
+  std::string_view significant = first == std::string_view::npos ? "" : digits.substr(first);
+  if (significant.size() > 10) return NameKind::kTooLarge;
+  int64_t v = 0;
+  for (char c : significant) v = v * 10 + (c - '0');
+  if (v > kMaxZ) return NameKind::kTooLarge;
+  *z = v;
+  return NameKind::kSlice;
+}
+
+Result<std::vector<SliceFile>> DiscoverSlicesIn(const std::vector<std::string>& names,
+                                                const std::string& where) {
+  std::vector<SliceFile> slices;
+  std::string other_tiff;  // an ignored *.tif name, to hint at the naming rule
+  for (const std::string& name : names) {
+    int64_t z = 0;
+    switch (ParseSliceName(name, &z)) {
+      case NameKind::kSlice: slices.push_back(SliceFile{z, name, 0, 0}); break;
+      case NameKind::kTooLarge:
+        return InvalidArgumentError("slice file " + name + where + ": slice number is larger than " +
+                                    std::to_string(kMaxZ) + "; rename or remove it");
+      case NameKind::kNotSlice: {
+        size_t dot = name.rfind('.');
+        if (other_tiff.empty() && dot != std::string::npos &&
+            (EqualsIgnoreCase(name.substr(dot + 1), "tif") || EqualsIgnoreCase(name.substr(dot + 1), "tiff")))
+          other_tiff = name;
+        break;
+      }
+    }
+  }
+  if (slices.empty()) {
+    std::string m = "no slice files (NNNN.tif) in " + (where.empty() ? std::string("the directory") : where.substr(4));
+    if (!other_tiff.empty())
+      m += "; TIFF files such as " + other_tiff +
+           " are ignored because slice names must be digits only (e.g. 00042.tif); rename or symlink them";
+    return InvalidArgumentError(m);
+  }
+  std::sort(slices.begin(), slices.end(), [](const SliceFile& a, const SliceFile& b) {
+    return a.z != b.z ? a.z < b.z : a.name < b.name;
+  });
+  for (size_t i = 1; i < slices.size(); ++i) {
+    if (slices[i].z == slices[i - 1].z)
+      return InvalidArgumentError("slice files " + slices[i - 1].name + " and " + slices[i].name + where +
+                                  " both give z=" + std::to_string(slices[i].z) + "; remove one of them");
+  }
+  return slices;
+}
+
+// "4, 7-8, 10" from sorted numbers, at most `max_ranges` ranges then ", ...".
+std::string CompactRanges(const std::vector<int64_t>& v, size_t max_ranges = 20) {
+  std::string s;
+  size_t ranges = 0;
+  for (size_t i = 0; i < v.size();) {
+    size_t j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    if (ranges == max_ranges) {
+      s += ", ...";
+      break;
+    }
+    if (ranges) s += ", ";
+    s += std::to_string(v[i]);
+    if (j > i) s += "-" + std::to_string(v[j]);
+    ++ranges;
+    i = j + 1;
+  }
+  return s;
+}
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+const char* FileTypeName(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+// ---------------------------------------------------------------------------------------------
+// libtiff plumbing: an fd-backed client (pread, never mmap: a file truncated under a mapping
+// would SIGBUS) and per-handle error capture so libtiff never prints and its words reach Status.
+
+struct FdClient {
+  int fd = -1;
+  uint64_t size = 0;
+  uint64_t pos = 0;
+  Stats* stats = nullptr;
+};
+
+tmsize_t ClientRead(thandle_t h, void* buf, tmsize_t n) {
+  auto* c = static_cast<FdClient*>(h);
+  if (n <= 0) return 0;
+  uint8_t* p = static_cast<uint8_t*>(buf);
+  tmsize_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(c->fd, p + done, static_cast<size_t>(n - done), static_cast<off_t>(c->pos));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return done ? done : -1;
+    }
+    if (r == 0) break;
+    done += r;
+    c->pos += static_cast<uint64_t>(r);
+  }
+  if (c->stats) c->stats->source_bytes_read += static_cast<uint64_t>(done);
+  return done;
+}
+
+tmsize_t ClientWrite(thandle_t, void*, tmsize_t) { return -1; }
+
+toff_t ClientSeek(thandle_t h, toff_t off, int whence) {
+  auto* c = static_cast<FdClient*>(h);
+  uint64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? c->pos : c->size;
+  c->pos = base + off;
+  return c->pos;
+}
+
+int ClientClose(thandle_t) { return 0; }  // the fd belongs to the caller
+toff_t ClientSize(thandle_t h) { return static_cast<FdClient*>(h)->size; }
+int ClientMap(thandle_t, void**, toff_t*) { return 0; }
+void ClientUnmap(thandle_t, void*, toff_t) {}
+
+struct TiffMessages {
+  std::string errors;  // "module: message; ..." from libtiff's error handler
+};
+
+int CaptureError(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
+  auto* m = static_cast<TiffMessages*>(user);
+  char buf[512];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  if (m->errors.size() < 2048) {
+    if (!m->errors.empty()) m->errors += "; ";
+    if (module && *module) m->errors += std::string(module) + ": ";
+    m->errors += buf;
+  }
+  return 1;  // handled: do not call the global handler (which prints to stderr)
+}
+
+int DropWarning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+
+// An open fd on one slice plus, on demand, a libtiff handle on it. Not thread-safe; used by
+// one thread at a time.
+class SliceHandle {
+ public:
+  SliceHandle() = default;
+  SliceHandle(const SliceHandle&) = delete;
+  SliceHandle& operator=(const SliceHandle&) = delete;
+  ~SliceHandle() { Close(); }
+
+  // Opens `path` without blocking on FIFOs; fills *st. Fails unless it is a regular file.
+  Status OpenFd(const std::string& path, const std::string& name, Stats* stats, struct stat* st) {
+    Close();
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return ErrnoError(errno, "cannot open slice " + name);
+    if (stats) ++stats->source_files_opened;
+    client_.fd = fd;
+    client_.stats = stats;
+    if (::fstat(fd, st) != 0) return ErrnoError(errno, "cannot stat slice " + name);
+    if (!S_ISREG(st->st_mode))
+      return InvalidArgumentError("slice " + name + " is " + FileTypeName(st->st_mode) +
+                                  ", not a TIFF file; remove or rename it");
+    client_.size = static_cast<uint64_t>(st->st_size);
+    return OkStatus();
+  }
+
+  // Opens the libtiff handle on the fd (headers only; pixel data is read on demand).
+  Status OpenTiff(const std::string& name) {
+    if (tif_) return OkStatus();
+    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+    if (!opts) return ResourceExhaustedError("out of memory opening slice " + name);
+    TIFFOpenOptionsSetErrorHandlerExtR(opts, CaptureError, &messages_);
+    TIFFOpenOptionsSetWarningHandlerExtR(opts, DropWarning, nullptr);
+    client_.pos = 0;
+    tif_ = TIFFClientOpenExt(name.c_str(), "rm", &client_, ClientRead, ClientWrite, ClientSeek, ClientClose,
+                             ClientSize, ClientMap, ClientUnmap, opts);
+    TIFFOpenOptionsFree(opts);
+    if (!tif_)
+      return InvalidArgumentError("slice " + name + " is not a readable TIFF file (" + TakeErrors() +
+                                  "); fix or remove it");
+    return OkStatus();
+  }
+
+  TIFF* tif() const { return tif_; }
+  int fd() const { return client_.fd; }
+  uint64_t size() const { return client_.size; }
+  std::string TakeErrors() {
+    std::string e = messages_.errors.empty() ? std::string("no details from libtiff") : messages_.errors;
+    messages_.errors.clear();
+    return e;
+  }
+
+  void Close() {
+    if (tif_) TIFFClose(tif_);
+    tif_ = nullptr;
+    if (client_.fd >= 0) ::close(client_.fd);
+    client_.fd = -1;
+  }
+
+ private:
+  FdClient client_;
+  TiffMessages messages_;  // must outlive tif_ (its error handler writes here)
+  TIFF* tif_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Decoded-strip cache: LRU under a byte budget, single-flight per key.
+
+struct Block {
+  std::unique_ptr<uint8_t[]> data;
+  size_t size = 0;
+};
+using BlockPtr = std::shared_ptr<const Block>;
+
+Result<std::shared_ptr<Block>> NewBlock(size_t size) {
+  auto b = std::make_shared<Block>();
+  b->data.reset(new (std::nothrow) uint8_t[size ? size : 1]);
+  if (!b->data) return ResourceExhaustedError("out of memory allocating " + std::to_string(size) + " bytes for a strip");
+  b->size = size;
+  return b;
+}
+
+struct UnitKey {
+  int64_t z;
+  int64_t unit;
+  bool operator==(const UnitKey&) const = default;
+};
+struct UnitKeyHash {
+  size_t operator()(const UnitKey& k) const {
+    uint64_t h = static_cast<uint64_t>(k.z) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(k.unit);
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+};
+
+class StripCache {
+ public:
+  explicit StripCache(uint64_t budget) : budget_(budget) {}
+
+  // Returns the cached block for `key`, or runs `load` once for all concurrent callers.
+  // A failed load is shared with the callers waiting on it but not cached.
+  template <typename Load>
+  Result<BlockPtr> Get(const UnitKey& key, Stats* stats, Load&& load) {
+    std::shared_ptr<Flight> flight;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      auto it = map_.find(key);
+      if (it != map_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second.lru);
+        if (stats) ++stats->strip_cache_hits;
+        return it->second.block;
+      }
+      auto f = flights_.find(key);
+      if (f != flights_.end()) {
+        std::shared_ptr<Flight> other = f->second;
+        cv_.wait(l, [&] { return other->done; });
+        if (!other->status.ok()) return other->status;
+        if (stats) ++stats->strip_cache_hits;
+        return other->block;
+      }
+      flight = std::make_shared<Flight>();
+      flights_.emplace(key, flight);
+    }
+    Result<BlockPtr> r = InternalError("strip load did not run");
+    try {
+      r = load();
+    } catch (const std::bad_alloc&) {
+      r = ResourceExhaustedError("out of memory decoding a strip of slice z=" + std::to_string(key.z));
+    } catch (...) {
+      r = InternalError("unexpected exception decoding a strip of slice z=" + std::to_string(key.z));
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      flight->done = true;
+      if (r.ok()) {
+        flight->block = *r;
+        Insert(key, *r);
+      } else {
+        flight->status = r.status();
+      }
+      flights_.erase(key);
+    }
+    cv_.notify_all();
+    return r;
+  }
+
+ private:
+  struct Flight {
+    bool done = false;  // guarded by StripCache::mu_
+    Status status;
+    BlockPtr block;
+  };
+  struct Entry {
+    BlockPtr block;
+    std::list<UnitKey>::iterator lru;
+  };
+
+  // Requires mu_. Blocks larger than the whole budget are served but not kept.
+  void Insert(const UnitKey& key, const BlockPtr& block) {
+    if (block->size > budget_) return;
+    while (bytes_ + block->size > budget_ && !lru_.empty()) {
+      auto victim = map_.find(lru_.back());
+      bytes_ -= victim->second.block->size;
+      map_.erase(victim);
+      lru_.pop_back();
+    }
+    lru_.push_front(key);
+    map_.emplace(key, Entry{block, lru_.begin()});
+    bytes_ += block->size;
+  }
+
+  const uint64_t budget_;
+  std::mutex mu_;
+  std::condition_variable cv_;  // signalled when any flight completes
+  // All guarded by mu_.
+  std::unordered_map<UnitKey, Entry, UnitKeyHash> map_;
+  std::list<UnitKey> lru_;  // front = most recently used
+  std::unordered_map<UnitKey, std::shared_ptr<Flight>, UnitKeyHash> flights_;
+  uint64_t bytes_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Per-slice header facts.
+
+// How a slice's pixels are cut into cacheable units.
+enum class Layout {
+  kRawContiguous,  // uncompressed strips back to back: virtual strips of unit_rows, one pread each
+  kRawStrips,      // uncompressed strips scattered: each strip cut into pieces of unit_rows
+  kStrips,         // compressed strips, decoded whole by libtiff
+  kTiles,          // tiles (any compression), decoded by libtiff
+};
+
+struct SliceInfo {
+  SliceFile file;
+  Status status;  // not OK: bad slice (error at Open, or zeros under bad_slices=zero)
+  bool zero = false;  // read as zeros (bad slice under bad_slices=zero)
+  // Header, valid when status is OK.
+  int64_t width = 0, height = 0;
+  int bits = 0;
+  uint16_t compression = COMPRESSION_NONE;
+  Layout layout = Layout::kStrips;
+  int64_t rows_per_strip = 0;  // strips
+  int64_t tile_w = 0, tile_h = 0;
+  int64_t unit_rows = 0;         // rows per unit for kRawContiguous / kRawStrips
+  uint64_t base_offset = 0;      // kRawContiguous: file offset of row 0
+  bool swap = false;             // raw layouts: file byte order differs from ours
+};
+
+// The part of a slice covered by one cache unit, in image coordinates.
+struct UnitRect {
+  int64_t index = 0;
+  int64_t y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+  int64_t stride_px = 0;  // pixels per row in the unit's buffer
+  int64_t strip = 0;      // kRawStrips: real strip holding the unit; its first row:
+  int64_t strip_y0 = 0;
+};
+
+std::string ShapeText(const SliceInfo& s) {
+  return std::to_string(s.width) + "x" + std::to_string(s.height) + " " + (s.bits == 8 ? "uint8" : "uint16");
+}
+
+std::string CodecName(uint16_t c) {
+  const TIFFCodec* codec = TIFFFindCODEC(c);
+  std::string s = std::to_string(c);
+  if (codec && codec->name) s += " (" + std::string(codec->name) + ")";
+  return s;
+}
+
+// Reads and checks one slice header; fills info. Errors name the slice and field.
+Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, Stats* stats) {
+  const std::string& name = info->file.name;
+  const std::string path = dir + "/" + name;
+  struct stat st;
+  // stat before open: opening a FIFO for reading would block until a writer appears.
+  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "cannot stat slice " + name);
+  if (!S_ISREG(st.st_mode))
+    return InvalidArgumentError("slice " + name + " is " + FileTypeName(st.st_mode) +
+                                ", not a TIFF file; remove or rename it");
+  SliceHandle h;
+  OZ_RETURN_IF_ERROR(h.OpenFd(path, name, stats, &st));
+  info->file.size = static_cast<uint64_t>(st.st_size);
+  info->file.mtime_ns = MtimeNs(st);
+  OZ_RETURN_IF_ERROR(h.OpenTiff(name));
+  TIFF* tif = h.tif();
+
+  uint32_t w = 0, hgt = 0;
+  uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, photometric = PHOTOMETRIC_MINISBLACK, compression = 1;
+  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &hgt) || w == 0 ||
+      hgt == 0)
+    return InvalidArgumentError("slice " + name + " has no valid ImageWidth/ImageLength; fix or remove it");
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &fmt);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+  if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) photometric = PHOTOMETRIC_MINISBLACK;
+
+  const std::string fix = "; omezarrfs serves single-channel uint8/uint16 slices, convert the stack";
+  if (spp != 1)
+    return UnsupportedError("slice " + name + ": SamplesPerPixel=" + std::to_string(spp) +
+                            (photometric == PHOTOMETRIC_RGB ? " (RGB)" : "") + " is not supported" + fix);
+  if (fmt != SAMPLEFORMAT_UINT && fmt != SAMPLEFORMAT_VOID) {
+    std::string kind = fmt == SAMPLEFORMAT_INT ? "signed integer" : fmt == SAMPLEFORMAT_IEEEFP ? "floating point" : "complex";
+    return UnsupportedError("slice " + name + ": SampleFormat=" + std::to_string(fmt) + " (" + kind + ", " +
+                            std::to_string(bits) + " bits) is not supported" + fix);
+  }
+  if (bits != 8 && bits != 16)
+    return UnsupportedError("slice " + name + ": BitsPerSample=" + std::to_string(bits) + " is not supported" + fix);
+  if (photometric != PHOTOMETRIC_MINISBLACK)
+    return UnsupportedError("slice " + name + ": Photometric=" + std::to_string(photometric) +
+                            (photometric == PHOTOMETRIC_MINISWHITE ? " (MinIsWhite, inverted)" : "") +
+                            " is not supported (only MinIsBlack=1)" + fix);
+  if (!TIFFIsCODECConfigured(compression))
+    return UnsupportedError("slice " + name + ": Compression=" + CodecName(compression) +
+                            " is not available in this build of libtiff; re-save the slices with LZW, deflate, "
+                            "zstd or no compression");
+
+  info->width = w;
+  info->height = hgt;
+  info->bits = bits;
+  info->compression = compression;
+  const uint64_t bps = bits / 8;
+  const uint64_t row_bytes = static_cast<uint64_t>(w) * bps;
+  const uint64_t file_size = info->file.size;
+
+  auto past_end = [&](const char* what, uint64_t index, uint64_t off, uint64_t len) {
+    return InvalidArgumentError("slice " + name + " is truncated or corrupt: " + what + " " + std::to_string(index) +
+                                " needs bytes " + std::to_string(off) + "-" + std::to_string(off + len) +
+                                " but the file has " + std::to_string(file_size) + " bytes; fix or remove it");
+  };
+
+  if (TIFFIsTiled(tif)) {
+    uint32_t tw = 0, th = 0;
+    if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &th) || tw == 0 ||
+        th == 0)
+      return InvalidArgumentError("slice " + name + " has no valid TileWidth/TileLength; fix or remove it");
+    info->layout = Layout::kTiles;
+    info->tile_w = tw;
+    info->tile_h = th;
+    uint32_t n = TIFFNumberOfTiles(tif);
+    uint64_t expected = static_cast<uint64_t>(CeilDiv(w, tw)) * static_cast<uint64_t>(CeilDiv(hgt, th));
+    if (n < expected)
+      return InvalidArgumentError("slice " + name + " has " + std::to_string(n) + " tiles but needs " +
+                                  std::to_string(expected) + "; fix or remove it");
+    for (uint32_t t = 0; t < expected; ++t) {
+      int err = 0;
+      uint64_t off = TIFFGetStrileOffsetWithErr(tif, t, &err);
+      uint64_t len = TIFFGetStrileByteCountWithErr(tif, t, &err);
+      if (err || len == 0)
+        return InvalidArgumentError("slice " + name + ": tile " + std::to_string(t) + " has no data (" + h.TakeErrors() +
+                                    "); fix or remove it");
+      if (off > file_size || len > file_size - off) return past_end("tile", t, off, len);
+    }
+    return OkStatus();
+  }
+
+  uint32_t rps = 0;
+  TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rps);
+  if (rps == 0 || rps > hgt) rps = hgt;
+  info->rows_per_strip = rps;
+  uint32_t n = TIFFNumberOfStrips(tif);
+  uint32_t expected = static_cast<uint32_t>(CeilDiv(hgt, rps));
+  if (n < expected)
+    return InvalidArgumentError("slice " + name + " has " + std::to_string(n) + " strips but needs " +
+                                std::to_string(expected) + "; fix or remove it");
+  const bool raw = compression == COMPRESSION_NONE;
+  bool contiguous = raw;
+  uint64_t next = 0;
+  for (uint32_t s = 0; s < expected; ++s) {
+    int err = 0;
+    uint64_t off = TIFFGetStrileOffsetWithErr(tif, s, &err);
+    uint64_t len = TIFFGetStrileByteCountWithErr(tif, s, &err);
+    if (err || len == 0)
+      return InvalidArgumentError("slice " + name + ": strip " + std::to_string(s) + " has no data (" + h.TakeErrors() +
+                                  "); fix or remove it");
+    if (raw) {
+      uint64_t rows = std::min<uint64_t>(rps, hgt - static_cast<uint64_t>(s) * rps);
+      uint64_t need = rows * row_bytes;
+      if (len < need)
+        return InvalidArgumentError("slice " + name + ": uncompressed strip " + std::to_string(s) + " has " +
+                                    std::to_string(len) + " bytes but its " + std::to_string(rows) + " rows need " +
+                                    std::to_string(need) + "; fix or remove it");
+      len = need;
+      if (s == 0) info->base_offset = off;
+      else if (off != next) contiguous = false;
+      next = off + len;
+    }
+    if (off > file_size || len > file_size - off) return past_end("strip", s, off, len);
+  }
+  if (raw) {
+    info->swap = TIFFIsByteSwapped(tif) && bits == 16;
+    uint64_t rows = std::max<uint64_t>(1, unit_bytes / row_bytes);
+    if (contiguous) {
+      info->layout = Layout::kRawContiguous;
+      info->unit_rows = static_cast<int64_t>(std::min<uint64_t>(rows, hgt));
+    } else {
+      info->layout = Layout::kRawStrips;
+      info->unit_rows = static_cast<int64_t>(std::min<uint64_t>(rows, rps));
+    }
+  } else {
+    info->layout = Layout::kStrips;
+  }
+  return OkStatus();
+}
+
+// Which unit holds pixel row y (and column x for tiles).
+UnitRect UnitAt(const SliceInfo& s, int64_t y, int64_t x) {
+  UnitRect u;
+  u.x0 = 0;
+  u.x1 = s.width;
+  u.stride_px = s.width;
+  switch (s.layout) {
+    case Layout::kRawContiguous:
+      u.index = y / s.unit_rows;
+      u.y0 = u.index * s.unit_rows;
+      u.y1 = std::min(s.height, u.y0 + s.unit_rows);
+      break;
+    case Layout::kRawStrips: {
+      int64_t per_strip = CeilDiv(s.rows_per_strip, s.unit_rows);
+      u.strip = y / s.rows_per_strip;
+      u.strip_y0 = u.strip * s.rows_per_strip;
+      int64_t piece = (y - u.strip_y0) / s.unit_rows;
+      u.index = u.strip * per_strip + piece;
+      u.y0 = u.strip_y0 + piece * s.unit_rows;
+      u.y1 = std::min({s.height, u.y0 + s.unit_rows, u.strip_y0 + s.rows_per_strip});
+      break;
+    }
+    case Layout::kStrips:
+      u.index = y / s.rows_per_strip;
+      u.y0 = u.index * s.rows_per_strip;
+      u.y1 = std::min(s.height, u.y0 + s.rows_per_strip);
+      break;
+    case Layout::kTiles: {
+      int64_t ty = y / s.tile_h, tx = x / s.tile_w;
+      u.index = ty * CeilDiv(s.width, s.tile_w) + tx;
+      u.y0 = ty * s.tile_h;
+      u.y1 = std::min(s.height, u.y0 + s.tile_h);
+      u.x0 = tx * s.tile_w;
+      u.x1 = std::min(s.width, u.x0 + s.tile_w);
+      u.stride_px = s.tile_w;
+      break;
+    }
+  }
+  return u;
+}
+
+Status PreadFully(int fd, uint8_t* buf, uint64_t len, uint64_t off, const std::string& name, Stats* stats) {
+  uint64_t done = 0;
+  while (done < len) {
+    ssize_t r = ::pread(fd, buf + done, len - done, static_cast<off_t>(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "cannot read slice " + name + " at offset " + std::to_string(off + done))
+          .WithContext("I/O error");
+    }
+    if (r == 0)
+      return IoError("slice " + name + " ends at offset " + std::to_string(off + done) + " but " +
+                     std::to_string(len) + " bytes were expected from offset " + std::to_string(off) +
+                     "; the file is truncated");
+    done += static_cast<uint64_t>(r);
+  }
+  if (stats) stats->source_bytes_read += len;
+  return OkStatus();
+}
+
+void Swap16(uint8_t* p, size_t bytes) {
+  for (size_t i = 0; i + 1 < bytes; i += 2) std::swap(p[i], p[i + 1]);
+}
+
+}  // namespace
+
+Result<std::vector<SliceFile>> DiscoverSlices(const std::vector<std::string>& names) {
+  return DiscoverSlicesIn(names, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct TiffStack::Impl {
+  std::string dir;
+  TiffStackOptions options;
+  std::vector<SliceInfo> infos;  // sorted by z; immutable after Open
+  std::vector<SliceFile> files;  // same order, for slices()
+  std::vector<std::string> warnings;
+  int64_t depth = 0, height = 0, width = 0;
+  DType dtype = DType::kUint16;
+  std::unique_ptr<StripCache> cache;
+
+  const SliceInfo* Find(int64_t z) const {
+    auto it = std::lower_bound(infos.begin(), infos.end(), z,
+                               [](const SliceInfo& s, int64_t v) { return s.file.z < v; });
+    return it != infos.end() && it->file.z == z ? &*it : nullptr;
+  }
+
+  Status ReadSlice(const SliceInfo& s, const Box& box, uint8_t* plane);
+};
+
+namespace {
+
+// Reader state for one slice within one ReadBox: opens the file at most once, and only when a
+// unit is not already cached.
+class SliceReader {
+ public:
+  SliceReader(const std::string& dir, const SliceInfo& s, Stats* stats) : dir_(dir), s_(s), stats_(stats) {}
+
+  Result<BlockPtr> Load(const UnitRect& u) {
+    OZ_RETURN_IF_ERROR(EnsureOpen());
+    const int64_t bps = s_.bits / 8;
+    const std::string& name = s_.file.name;
+    if (stats_) ++stats_->strips_decoded;
+    switch (s_.layout) {
+      case Layout::kRawContiguous:
+      case Layout::kRawStrips: {
+        uint64_t row_bytes = static_cast<uint64_t>(s_.width * bps);
+        uint64_t base = s_.base_offset;
+        if (s_.layout == Layout::kRawStrips) {
+          OZ_RETURN_IF_ERROR(EnsureTiff());
+          int err = 0;
+          base = TIFFGetStrileOffsetWithErr(h_.tif(), static_cast<uint32_t>(u.strip), &err);
+          if (err)
+            return IoError("slice " + name + ": cannot read the offset of strip " + std::to_string(u.strip) + " (" +
+                           h_.TakeErrors() + ")");
+          base += static_cast<uint64_t>(u.y0 - u.strip_y0) * row_bytes;
+        } else {
+          base += static_cast<uint64_t>(u.y0) * row_bytes;
+        }
+        uint64_t len = static_cast<uint64_t>(u.y1 - u.y0) * row_bytes;
+        if (base > h_.size() || len > h_.size() - base)
+          return IoError("slice " + name + " is truncated: rows " + std::to_string(u.y0) + "-" +
+                         std::to_string(u.y1 - 1) + " need bytes up to offset " + std::to_string(base + len) +
+                         " but the file has " + std::to_string(h_.size()) + " bytes");
+        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
+        OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), b->data.get(), len, base, name, stats_));
+        if (s_.swap) Swap16(b->data.get(), len);
+        return BlockPtr(std::move(b));
+      }
+      case Layout::kStrips: {
+        OZ_RETURN_IF_ERROR(EnsureTiff());
+        uint64_t len = static_cast<uint64_t>((u.y1 - u.y0) * s_.width * bps);
+        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
+        tmsize_t got = TIFFReadEncodedStrip(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(),
+                                            static_cast<tmsize_t>(len));
+        if (got != static_cast<tmsize_t>(len))
+          return IoError("slice " + name + ": cannot decode strip " + std::to_string(u.index) + " (rows " +
+                         std::to_string(u.y0) + "-" + std::to_string(u.y1 - 1) + ", compression " +
+                         CodecName(s_.compression) + "): " + h_.TakeErrors() + "; the file may be corrupt");
+        return BlockPtr(std::move(b));
+      }
+      case Layout::kTiles: {
+        OZ_RETURN_IF_ERROR(EnsureTiff());
+        uint64_t len = static_cast<uint64_t>(s_.tile_w * s_.tile_h * bps);
+        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
+        tmsize_t got = TIFFReadEncodedTile(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(),
+                                           static_cast<tmsize_t>(len));
+        if (got != static_cast<tmsize_t>(len))
+          return IoError("slice " + name + ": cannot decode tile " + std::to_string(u.index) + " (x " +
+                         std::to_string(u.x0) + ", y " + std::to_string(u.y0) + ", compression " +
+                         CodecName(s_.compression) + "): " + h_.TakeErrors() + "; the file may be corrupt");
+        return BlockPtr(std::move(b));
+      }
+    }
+    return InternalError("unknown slice layout");
+  }
+
+ private:
+  Status EnsureOpen() {
+    if (opened_) return open_status_;
+    opened_ = true;
+    struct stat st;
+    open_status_ = h_.OpenFd(dir_ + "/" + s_.file.name, s_.file.name, stats_, &st);
+    if (!open_status_.ok()) {
+      open_status_ = IoError(open_status_.message());
+    } else if (static_cast<uint64_t>(st.st_size) != s_.file.size || MtimeNs(st) != s_.file.mtime_ns) {
+      open_status_ = IoError("slice " + s_.file.name + " changed since mount (size " + std::to_string(s_.file.size) +
+                             " -> " + std::to_string(st.st_size) +
+                             " bytes or modification time differs); remount to serve the new data");
+    }
+    return open_status_;
+  }
+
+  Status EnsureTiff() {
+    if (h_.tif()) return OkStatus();
+    Status st = h_.OpenTiff(s_.file.name);
+    if (!st.ok()) return IoError(st.message());
+    return OkStatus();
+  }
+
+  const std::string& dir_;
+  const SliceInfo& s_;
+  Stats* stats_;
+  SliceHandle h_;
+  bool opened_ = false;
+  Status open_status_;
+};
+
+}  // namespace
+
+Status TiffStack::Impl::ReadSlice(const SliceInfo& s, const Box& box, uint8_t* plane) {
+  const int64_t bps = static_cast<int64_t>(DTypeSize(dtype));
+  const int64_t bw = box.hi[2] - box.lo[2];
+  SliceReader reader(dir, s, options.stats);
+  for (int64_t y = box.lo[1]; y < box.hi[1];) {
+    int64_t band_end = box.hi[1];
+    for (int64_t x = box.lo[2]; x < box.hi[2];) {
+      UnitRect u = UnitAt(s, y, x);
+      OZ_ASSIGN_OR_RETURN(BlockPtr block, cache->Get(UnitKey{s.file.z, u.index}, options.stats,
+                                                     [&]() { return reader.Load(u); }));
+      const int64_t y1 = std::min(box.hi[1], u.y1), x1 = std::min(box.hi[2], u.x1);
+      const size_t row_len = static_cast<size_t>((x1 - x) * bps);
+      for (int64_t yy = y; yy < y1; ++yy) {
+        const uint8_t* src = block->data.get() + ((yy - u.y0) * u.stride_px + (x - u.x0)) * bps;
+        uint8_t* dst = plane + ((yy - box.lo[1]) * bw + (x - box.lo[2])) * bps;
+        std::memcpy(dst, src, row_len);
+      }
+      band_end = y1;
+      x = x1;
+    }
+    y = band_end;
+  }
+  return OkStatus();
+}
+
+TiffStack::TiffStack(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TiffStack::~TiffStack() = default;
+
+Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, const TiffStackOptions& options) {
+  try {
+    std::string dir = dir_in;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    if (dir.empty()) return InvalidArgumentError("TIFF stack directory is empty; give the directory of NNNN.tif slices");
+
+    std::vector<std::string> names;
+    {
+      DIR* d = ::opendir(dir.c_str());
+      if (!d) {
+        int e = errno;
+        if (e == ENOENT) return NotFoundError("TIFF stack directory " + dir + " does not exist; check the path");
+        if (e == ENOTDIR)
+          return InvalidArgumentError(dir + " is not a directory; give the directory holding the NNNN.tif slices");
+        return ErrnoError(e, "cannot list TIFF stack directory " + dir);
+      }
+      errno = 0;
+      while (struct dirent* ent = ::readdir(d)) names.emplace_back(ent->d_name);
+      int e = errno;
+      ::closedir(d);
+      if (e) return ErrnoError(e, "cannot list TIFF stack directory " + dir);
+    }
+    OZ_ASSIGN_OR_RETURN(std::vector<SliceFile> files, DiscoverSlicesIn(names, " in " + dir));
+
+    auto impl = std::make_unique<Impl>();
+    impl->dir = dir;
+    impl->options = options;
+    impl->infos.resize(files.size());
+    for (size_t i = 0; i < files.size(); ++i) impl->infos[i].file = files[i];
+    // Units get at most 1/64 of the cache so a chunk's worth of them fits, and at most 1 MiB.
+    const uint64_t unit_bytes = std::clamp<uint64_t>(options.memory_bytes / 64, 1, kVirtualStripBytes);
+
+    auto scan = [&](size_t i) {
+      SliceInfo& info = impl->infos[i];
+      try {
+        info.status = ScanHeader(dir, &info, unit_bytes, options.stats);
+      } catch (const std::bad_alloc&) {
+        info.status = ResourceExhaustedError("out of memory reading the header of slice " + info.file.name);
+      } catch (...) {
+        info.status = InternalError("unexpected exception reading the header of slice " + info.file.name);
+      }
+    };
+    if (options.pool) options.pool->ParallelFor(impl->infos.size(), scan);
+    else for (size_t i = 0; i < impl->infos.size(); ++i) scan(i);
+
+    // The first good slice sets the shape and type; the others must match it.
+    const SliceInfo* ref = nullptr;
+    for (const SliceInfo& s : impl->infos) {
+      if (s.status.ok()) {
+        ref = &s;
+        break;
+      }
+    }
+    const std::string context = "TIFF stack " + dir;
+    if (!ref) {
+      const SliceInfo& first = impl->infos.front();
+      std::string m = first.status.message();
+      if (impl->infos.size() > 1)
+        m += "; none of the other " + std::to_string(impl->infos.size() - 1) + " slices is usable either";
+      return Status(first.status.code(), m).WithContext(context);
+    }
+    for (SliceInfo& s : impl->infos) {
+      if (!s.status.ok() || &s == ref) continue;
+      if (s.width != ref->width || s.height != ref->height || s.bits != ref->bits)
+        s.status = InvalidArgumentError("slice " + s.file.name + " is " + ShapeText(s) + " but " + ref->file.name +
+                                        " is " + ShapeText(*ref) + "; fix or remove it");
+    }
+    std::vector<const SliceInfo*> bad;
+    for (const SliceInfo& s : impl->infos)
+      if (!s.status.ok()) bad.push_back(&s);
+    if (!bad.empty()) {
+      if (options.bad_slices == BadSlicePolicy::kError) {
+        const Status& st = bad.front()->status;
+        std::string m = st.message() + ", or mount with -o bad_slices=zero to read bad slices as zeros";
+        if (bad.size() > 1) m += " (" + std::to_string(bad.size() - 1) + " more bad slices)";
+        return Status(st.code(), m).WithContext(context);
+      }
+      std::vector<int64_t> zs;
+      for (size_t i = 0; i < bad.size(); ++i) {
+        zs.push_back(bad[i]->file.z);
+        if (i < kMaxListed) impl->warnings.push_back("bad slice read as zeros: " + bad[i]->status.message());
+      }
+      for (SliceInfo& s : impl->infos) s.zero = !s.status.ok();
+      if (bad.size() > kMaxListed)
+        impl->warnings.push_back(std::to_string(bad.size()) + " bad slices read as zeros: z=" + CompactRanges(zs));
+    }
+
+    impl->depth = impl->infos.back().file.z + 1;
+    impl->height = ref->height;
+    impl->width = ref->width;
+    impl->dtype = ref->bits == 8 ? DType::kUint8 : DType::kUint16;
+    if (!CheckedVolume({impl->depth, impl->height, impl->width}))
+      return InvalidArgumentError("TIFF stack " + dir + " is too large to address");
+
+    std::vector<int64_t> gaps;
+    {
+      int64_t expect = 0;
+      for (const SliceInfo& s : impl->infos) {
+        for (; expect < s.file.z; ++expect) gaps.push_back(expect);
+        expect = s.file.z + 1;
+      }
+    }
+    if (!gaps.empty())
+      impl->warnings.push_back(std::to_string(gaps.size()) + " missing slice" + (gaps.size() == 1 ? "" : "s") +
+                               " read as zeros: z=" + CompactRanges(gaps));
+    uint64_t unit = 0;
+    if (ref->layout == Layout::kStrips)
+      unit = static_cast<uint64_t>(ref->rows_per_strip * ref->width) * (ref->bits / 8);
+    else if (ref->layout == Layout::kTiles)
+      unit = static_cast<uint64_t>(ref->tile_w * ref->tile_h) * (ref->bits / 8);
+    if (unit > kLargeUnitBytes)
+      impl->warnings.push_back("slices are stored as compressed strips/tiles of " + std::to_string(unit >> 20) +
+                               " MiB each (" + ref->file.name + "), so every read decodes whole strips; reads "
+                               "will be slow unless memory= holds many of them, or re-save with smaller strips");
+    for (const std::string& w : impl->warnings) LogWarning("TIFF stack " + dir + ": " + w);
+
+    impl->files.reserve(impl->infos.size());
+    for (const SliceInfo& s : impl->infos) impl->files.push_back(s.file);
+    impl->cache = std::make_unique<StripCache>(options.memory_bytes);
+    return std::unique_ptr<TiffStack>(new TiffStack(std::move(impl)));
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory opening TIFF stack " + dir_in);
+  } catch (const std::exception& e) {
+    return InternalError("unexpected exception opening TIFF stack " + dir_in + ": " + e.what());
+  }
+}
+
+Vec3 TiffStack::shape() const { return {impl_->depth, impl_->height, impl_->width}; }
+DType TiffStack::dtype() const { return impl_->dtype; }
+const std::vector<SliceFile>& TiffStack::slices() const { return impl_->files; }
+const std::vector<std::string>& TiffStack::warnings() const { return impl_->warnings; }
+
+Status TiffStack::ReadBox(const Box& box, void* out) {
+  if (box.empty() || !BoxFromShape(shape()).Contains(box) || out == nullptr)
+    return InvalidArgumentError("ReadBox " + box.ToString() + " is empty or outside the TIFF stack shape " +
+                                ToString(shape()));
+  try {
+    const Impl& impl = *impl_;
+    const size_t plane_bytes =
+        static_cast<size_t>((box.hi[1] - box.lo[1]) * (box.hi[2] - box.lo[2])) * DTypeSize(impl.dtype);
+    const size_t nz = static_cast<size_t>(box.hi[0] - box.lo[0]);
+    std::vector<Status> results(nz);
+    auto work = [&](size_t i) {
+      const int64_t z = box.lo[0] + static_cast<int64_t>(i);
+      uint8_t* plane = static_cast<uint8_t*>(out) + i * plane_bytes;
+      try {
+        const SliceInfo* s = impl_->Find(z);
+        if (!s || s->zero) {
+          std::memset(plane, 0, plane_bytes);
+          return;
+        }
+        results[i] = impl_->ReadSlice(*s, box, plane);
+      } catch (const std::bad_alloc&) {
+        results[i] = ResourceExhaustedError("out of memory reading slice z=" + std::to_string(z));
+      } catch (...) {
+        results[i] = InternalError("unexpected exception reading slice z=" + std::to_string(z));
+      }
+    };
+    if (impl.options.pool && nz > 1) impl.options.pool->ParallelFor(nz, work);
+    else for (size_t i = 0; i < nz; ++i) work(i);
+    for (Status& st : results)
+      if (!st.ok()) return st;
+    return OkStatus();
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory reading " + box.ToString() + " from TIFF stack " + impl_->dir);
+  }
+}
+
+std::string TiffStack::Fingerprint() const {
+  std::string f = "tiffstack/1 " + std::to_string(impl_->width) + "x" + std::to_string(impl_->height) + " " +
+                  std::string(DTypeName(impl_->dtype)) + " z=" + std::to_string(impl_->depth);
+  for (const SliceInfo& s : impl_->infos)
+    f += ";" + s.file.name + ":" + std::to_string(s.file.size) + ":" + std::to_string(s.file.mtime_ns);
+  return f;
+}
+
+std::string TiffStack::Describe() const {
+  std::string d = "TIFF stack " + impl_->dir + " (" + std::to_string(impl_->depth) + " slices, " +
+                  std::to_string(impl_->width) + "x" + std::to_string(impl_->height) + " " +
+                  std::string(DTypeName(impl_->dtype));
+  int64_t missing = impl_->depth - static_cast<int64_t>(impl_->infos.size());
+  int64_t zeroed = std::count_if(impl_->infos.begin(), impl_->infos.end(), [](const SliceInfo& s) { return s.zero; });
+  if (missing) d += ", " + std::to_string(missing) + " missing";
+  if (zeroed) d += ", " + std::to_string(zeroed) + " bad read as zeros";
+  return d + ")";
+}
+
+}  // namespace oz

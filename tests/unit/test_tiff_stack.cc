@@ -1,0 +1,697 @@
+// TiffStack: discovery, every supported layout/codec against a known pattern, and error paths.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "core/tiff_stack.h"
+#include "tests/unit/tiff_writer.h"
+
+namespace oz {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TiffSpec;
+using testing::WriteTiff;
+
+struct TempDir {
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "oz_tiff_XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+  std::string path;
+};
+
+uint64_t Pattern(int64_t z, int64_t y, int64_t x) {
+  return static_cast<uint64_t>(z * 1009 + y * 131 + x * 7 + (y * x) % 13);
+}
+
+void WriteSlice(const TempDir& dir, const std::string& name, int64_t z, const TiffSpec& spec) {
+  WriteTiff(dir / name, spec, [z](int64_t y, int64_t x) { return Pattern(z, y, x); });
+}
+
+// Expected value of voxel (z, y, x), given which z are zero slices.
+uint64_t Expected(int64_t z, int64_t y, int64_t x, int bits, const std::vector<int64_t>& zero_z) {
+  if (std::find(zero_z.begin(), zero_z.end(), z) != zero_z.end()) return 0;
+  uint64_t v = Pattern(z, y, x);
+  return bits == 8 ? (v & 0xFF) : (v & 0xFFFF);
+}
+
+// Reads `box` and compares every voxel with the pattern; returns the number of mismatches.
+int64_t CheckBox(TiffStack& stack, const Box& box, const std::vector<int64_t>& zero_z = {}) {
+  const int bits = stack.dtype() == DType::kUint8 ? 8 : 16;
+  std::vector<uint8_t> buf(static_cast<size_t>(box.volume()) * DTypeSize(stack.dtype()), 0xCD);
+  Status st = stack.ReadBox(box, buf.data());
+  INFO(st.ToString() << " box " << box.ToString());
+  REQUIRE(st.ok());
+  int64_t bad = 0;
+  size_t i = 0;
+  for (int64_t z = box.lo[0]; z < box.hi[0]; ++z)
+    for (int64_t y = box.lo[1]; y < box.hi[1]; ++y)
+      for (int64_t x = box.lo[2]; x < box.hi[2]; ++x, ++i) {
+        uint64_t got;
+        if (bits == 8) got = buf[i];
+        else {
+          uint16_t v;
+          std::memcpy(&v, &buf[2 * i], 2);
+          got = v;
+        }
+        if (got != Expected(z, y, x, bits, zero_z)) ++bad;
+      }
+  return bad;
+}
+
+Box RandomBox(std::mt19937_64& rng, const Vec3& shape) {
+  Box b;
+  for (int a = 0; a < 3; ++a) {
+    std::uniform_int_distribution<int64_t> d(0, shape[a] - 1);
+    int64_t p = d(rng), q = d(rng);
+    // Every fourth box touches an edge of the volume.
+    if (rng() % 4 == 0) p = (rng() % 2) ? 0 : shape[a] - 1;
+    b.lo[a] = std::min(p, q);
+    b.hi[a] = std::max(p, q) + 1;
+  }
+  return b;
+}
+
+void CheckRandomBoxes(TiffStack& stack, uint64_t seed, int n, const std::vector<int64_t>& zero_z = {}) {
+  std::mt19937_64 rng(seed);
+  Vec3 shape = stack.shape();
+  CHECK(CheckBox(stack, BoxFromShape(shape), zero_z) == 0);
+  for (int i = 0; i < n; ++i) {
+    Box b = RandomBox(rng, shape);
+    INFO("box " << b.ToString());
+    CHECK(CheckBox(stack, b, zero_z) == 0);
+  }
+}
+
+Result<std::unique_ptr<TiffStack>> OpenStack(const TempDir& dir, ThreadPool* pool = nullptr,
+                                              uint64_t memory = 1ull << 30,
+                                              BadSlicePolicy bad = BadSlicePolicy::kError, Stats* stats = nullptr) {
+  TiffStackOptions o;
+  o.pool = pool;
+  o.memory_bytes = memory;
+  o.bad_slices = bad;
+  o.stats = stats;
+  return TiffStack::Open(dir.path, o);
+}
+
+bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("DiscoverSlices parses digit names and ignores others") {
+  auto r = DiscoverSlices({"00012.TIF", "3.tif", "7.tiff", "8.TiFf", ".tif", "a1.tif", "1.tif.bak", "-1.tif",
+                           "._5.tif", "notes.txt", "1 .tif", "+2.tif", "0x3.tif", "."});
+  REQUIRE(r.ok());
+  std::vector<int64_t> zs;
+  for (const auto& s : *r) zs.push_back(s.z);
+  CHECK(zs == std::vector<int64_t>{3, 7, 8, 12});
+  CHECK((*r)[3].name == "00012.TIF");
+}
+
+TEST_CASE("DiscoverSlices errors: duplicate z, none, huge numbers") {
+  auto dup = DiscoverSlices({"01.tif", "2.tif", "1.tif"});
+  REQUIRE_FALSE(dup.ok());
+  CHECK(dup.status().code() == ErrorCode::kInvalidArgument);
+  CHECK(Contains(dup.status().message(), "01.tif"));
+  CHECK(Contains(dup.status().message(), "1.tif and") + Contains(dup.status().message(), "and 1.tif") >= 1);
+  CHECK(Contains(dup.status().message(), "remove one"));
+
+  auto dup2 = DiscoverSlices({"5.tif", "5.TIFF"});
+  REQUIRE_FALSE(dup2.ok());
+  CHECK(Contains(dup2.status().message(), "5.TIFF"));
+
+  auto none = DiscoverSlices({"a.tif", "readme"});
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.status().code() == ErrorCode::kInvalidArgument);
+  CHECK(Contains(none.status().message(), "no slice files (NNNN.tif)"));
+  CHECK(Contains(DiscoverSlices({}).status().message(), "no slice files"));
+
+  CHECK(DiscoverSlices({"1000000000.tif"}).ok());
+  CHECK(DiscoverSlices({"0000000000001000000000.tif"}).ok());
+  auto huge = DiscoverSlices({"1000000001.tif", "1.tif"});
+  REQUIRE_FALSE(huge.ok());
+  CHECK(Contains(huge.status().message(), "1000000001.tif"));
+  auto huger = DiscoverSlices({"99999999999999999999999999.tif"});
+  REQUIRE_FALSE(huger.ok());
+  CHECK(Contains(huger.status().message(), "99999999999999999999999999.tif"));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct LayoutCase {
+  const char* label;
+  TiffSpec spec;
+};
+
+std::vector<LayoutCase> LayoutCases() {
+  auto S = [](auto f) {
+    TiffSpec s;
+    f(s);
+    return s;
+  };
+  std::vector<LayoutCase> c = {
+      {"raw whole-image strip", S([](TiffSpec&) {})},
+      {"raw rps=1", S([](TiffSpec& s) { s.rows_per_strip = 1; })},
+      {"raw rps=7", S([](TiffSpec& s) { s.rows_per_strip = 7; })},
+      {"raw tiles 16", S([](TiffSpec& s) { s.tile = 16; })},
+      {"lzw rps=7", S([](TiffSpec& s) { s.compression = COMPRESSION_LZW; s.rows_per_strip = 7; })},
+      {"lzw+predictor rps=1", S([](TiffSpec& s) { s.compression = COMPRESSION_LZW; s.predictor = 2; s.rows_per_strip = 1; })},
+      {"deflate+predictor whole", S([](TiffSpec& s) { s.compression = COMPRESSION_ADOBE_DEFLATE; s.predictor = 2; })},
+      {"deflate rps=7", S([](TiffSpec& s) { s.compression = COMPRESSION_ADOBE_DEFLATE; s.rows_per_strip = 7; })},
+      {"packbits rps=7", S([](TiffSpec& s) { s.compression = COMPRESSION_PACKBITS; s.rows_per_strip = 7; })},
+      {"lzw tiles 32", S([](TiffSpec& s) { s.compression = COMPRESSION_LZW; s.tile = 32; })},
+      {"deflate+predictor tiles 16", S([](TiffSpec& s) { s.compression = COMPRESSION_ADOBE_DEFLATE; s.predictor = 2; s.tile = 16; })},
+      {"bigtiff raw rps=7", S([](TiffSpec& s) { s.bigtiff = true; s.rows_per_strip = 7; })},
+      {"bigtiff lzw tiles", S([](TiffSpec& s) { s.bigtiff = true; s.compression = COMPRESSION_LZW; s.tile = 16; })},
+      {"big-endian raw whole", S([](TiffSpec& s) { s.big_endian = true; })},
+      {"big-endian raw rps=7", S([](TiffSpec& s) { s.big_endian = true; s.rows_per_strip = 7; })},
+      {"big-endian raw tiles", S([](TiffSpec& s) { s.big_endian = true; s.tile = 16; })},
+      {"big-endian lzw+predictor", S([](TiffSpec& s) { s.big_endian = true; s.compression = COMPRESSION_LZW; s.predictor = 2; s.rows_per_strip = 7; })},
+      {"big-endian bigtiff deflate", S([](TiffSpec& s) { s.big_endian = true; s.bigtiff = true; s.compression = COMPRESSION_ADOBE_DEFLATE; s.rows_per_strip = 7; })},
+      {"uint8 raw whole", S([](TiffSpec& s) { s.bits = 8; })},
+      {"uint8 raw rps=7 no SampleFormat tag", S([](TiffSpec& s) { s.bits = 8; s.rows_per_strip = 7; s.write_sample_format = false; })},
+      {"uint8 lzw+predictor tiles", S([](TiffSpec& s) { s.bits = 8; s.compression = COMPRESSION_LZW; s.predictor = 2; s.tile = 16; })},
+      {"odd size 1x1", S([](TiffSpec& s) { s.width = 1; s.height = 1; })},
+      {"odd size 130x67 lzw", S([](TiffSpec& s) { s.width = 130; s.height = 67; s.compression = COMPRESSION_LZW; s.rows_per_strip = 7; })},
+  };
+  if (TIFFIsCODECConfigured(COMPRESSION_ZSTD)) {
+    c.push_back({"zstd rps=7", S([](TiffSpec& s) { s.compression = COMPRESSION_ZSTD; s.rows_per_strip = 7; })});
+    c.push_back({"zstd+predictor tiles", S([](TiffSpec& s) { s.compression = COMPRESSION_ZSTD; s.predictor = 2; s.tile = 16; })});
+  } else {
+    WARN("libtiff lacks zstd; zstd layouts not tested");
+  }
+  return c;
+}
+
+TEST_CASE("ReadBox matches the pattern for every layout and codec") {
+  ThreadPool pool(2);
+  uint64_t seed = 1;
+  for (const LayoutCase& lc : LayoutCases()) {
+    INFO("layout: " << lc.label);
+    TempDir dir;
+    for (int z = 0; z < 4; ++z) WriteSlice(dir, "000" + std::to_string(z) + ".tif", z, lc.spec);
+    for (uint64_t memory : {uint64_t{1} << 30, uint64_t{64} << 10}) {
+      INFO("memory " << memory);
+      auto r = OpenStack(dir, memory == (1ull << 30) ? &pool : nullptr, memory);
+      INFO(r.status().ToString());
+      REQUIRE(r.ok());
+      TiffStack& stack = **r;
+      CHECK(stack.shape() == Vec3{4, lc.spec.height, lc.spec.width});
+      CHECK(stack.dtype() == (lc.spec.bits == 8 ? DType::kUint8 : DType::kUint16));
+      CHECK(stack.warnings().empty());
+      CheckRandomBoxes(stack, seed++, 25);
+    }
+  }
+}
+
+TEST_CASE("Scattered uncompressed strips (not back to back) read correctly") {
+  // Write strips in reverse order so their file offsets descend.
+  TempDir dir;
+  for (int z = 0; z < 2; ++z) {
+    const int64_t w = 40, h = 50, rps = 9;
+    TIFF* tif = TIFFOpen((dir / (std::to_string(z) + ".tif")).c_str(), "w");
+    REQUIRE(tif);
+    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, uint32_t(w));
+    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, uint32_t(h));
+    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, uint16_t(16));
+    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, uint16_t(1));
+    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, uint32_t(rps));
+    for (int64_t s = CeilDiv(h, rps) - 1; s >= 0; --s) {
+      int64_t rows = std::min(rps, h - s * rps);
+      std::vector<uint16_t> buf(static_cast<size_t>(rows * w));
+      for (int64_t y = 0; y < rows; ++y)
+        for (int64_t x = 0; x < w; ++x) buf[static_cast<size_t>(y * w + x)] = uint16_t(Pattern(z, s * rps + y, x));
+      REQUIRE(TIFFWriteEncodedStrip(tif, uint32_t(s), buf.data(), tmsize_t(buf.size() * 2)) >= 0);
+    }
+    TIFFClose(tif);
+  }
+  for (uint64_t memory : {uint64_t{1} << 30, uint64_t{16} << 10}) {
+    auto r = OpenStack(dir, nullptr, memory);
+    REQUIRE(r.ok());
+    CheckRandomBoxes(**r, 99, 30);
+  }
+}
+
+TEST_CASE("Uncompressed single-strip slices are read in parts, not whole") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.width = 512;
+  spec.height = 512;  // 512 KiB per slice, one strip
+  WriteSlice(dir, "0.tif", 0, spec);
+  WriteSlice(dir, "1.tif", 1, spec);
+  Stats stats;
+  auto r = OpenStack(dir, nullptr, 4u << 20, BadSlicePolicy::kError, &stats);  // 64 KiB virtual strips
+  REQUIRE(r.ok());
+  uint64_t before = stats.source_bytes_read;
+  CHECK(CheckBox(**r, Box{{0, 10, 100}, {2, 20, 200}}) == 0);
+  uint64_t read = stats.source_bytes_read - before;
+  CHECK(read >= 2 * 10 * 512 * 2);
+  CHECK(read <= 2 * 80 * 1024);  // two 64 KiB virtual strips plus a little
+  CHECK(stats.strips_decoded == 2);
+  uint64_t opened = stats.source_files_opened;
+  CHECK(CheckBox(**r, Box{{0, 12, 0}, {2, 18, 512}}) == 0);  // same rows: all from cache
+  CHECK(stats.source_files_opened == opened);
+  CHECK(stats.strip_cache_hits == 2);
+  CHECK(CheckBox(**r, Box{{0, 0, 0}, {2, 512, 512}}) == 0);
+}
+
+TEST_CASE("Gaps in z read as zeros with one compact warning") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.rows_per_strip = 7;
+  for (int z : {0, 1, 2, 3, 5, 6, 9}) WriteSlice(dir, std::to_string(z) + ".tif", z, spec);
+  ThreadPool pool(2);
+  auto r = OpenStack(dir, &pool);
+  REQUIRE(r.ok());
+  TiffStack& stack = **r;
+  CHECK(stack.shape()[0] == 10);
+  REQUIRE(stack.warnings().size() == 1);
+  CHECK(stack.warnings()[0] == "3 missing slices read as zeros: z=4, 7-8");
+  CHECK(stack.slices().size() == 7);
+  CheckRandomBoxes(stack, 5, 20, {4, 7, 8});
+  CHECK(Contains(stack.Describe(), "(10 slices, 67x130 uint16, 3 missing)"));
+}
+
+TEST_CASE("Duplicate z in a directory names both files") {
+  TempDir dir;
+  TiffSpec spec;
+  WriteSlice(dir, "01.tif", 1, spec);
+  WriteSlice(dir, "1.tif", 1, spec);
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == ErrorCode::kInvalidArgument);
+  CHECK(Contains(r.status().message(), "01.tif and 1.tif"));
+  CHECK(Contains(r.status().message(), dir.path));
+}
+
+TEST_CASE("Mismatched slice: error names both files and shapes; bad_slices=zero reads zeros") {
+  TempDir dir;
+  TiffSpec good;
+  good.width = 100;
+  good.height = 201;
+  TiffSpec odd = good;
+  odd.height = 200;
+  WriteSlice(dir, "00000.tif", 0, good);
+  WriteSlice(dir, "00001.tif", 1, good);
+  WriteSlice(dir, "00017.tif", 17, odd);
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == ErrorCode::kInvalidArgument);
+  CHECK(Contains(r.status().message(),
+                 "slice 00017.tif is 100x200 uint16 but 00000.tif is 100x201 uint16; fix or remove it, or mount "
+                 "with -o bad_slices=zero"));
+
+  auto z = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  TiffStack& stack = **z;
+  CHECK(stack.shape() == Vec3{18, 201, 100});
+  bool warned = false;
+  for (const auto& w : stack.warnings()) warned |= Contains(w, "00017.tif");
+  CHECK(warned);
+  CHECK(CheckBox(stack, BoxFromShape(stack.shape()), {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}) == 0);
+}
+
+TEST_CASE("A uint8 slice among uint16 slices is a mismatch") {
+  TempDir dir;
+  TiffSpec a;
+  TiffSpec b = a;
+  b.bits = 8;
+  WriteSlice(dir, "0.tif", 0, a);
+  WriteSlice(dir, "1.tif", 1, b);
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "1.tif is 67x130 uint8 but 0.tif is 67x130 uint16"));
+}
+
+TEST_CASE("Not-a-TIFF named like a slice: error naming it, or zeros") {
+  TempDir dir;
+  TiffSpec spec;
+  WriteSlice(dir, "0.tif", 0, spec);
+  WriteSlice(dir, "2.tif", 2, spec);
+  std::ofstream(dir / "1.tif") << "this is not a TIFF file at all";
+
+  // libtiff must not print by itself: capture stderr around Open.
+  std::string captured;
+  {
+    fflush(stderr);
+    int saved = dup(2);
+    std::string errpath = dir / "stderr.txt";
+    int fd = ::open(errpath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    dup2(fd, 2);
+    auto r = OpenStack(dir);
+    fflush(stderr);
+    dup2(saved, 2);
+    ::close(saved);
+    ::close(fd);
+    std::ifstream in(errpath);
+    captured.assign(std::istreambuf_iterator<char>(in), {});
+    fs::remove(errpath);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == ErrorCode::kInvalidArgument);
+    CHECK(Contains(r.status().message(), "1.tif"));
+    CHECK(Contains(r.status().message(), "not a readable TIFF"));
+    CHECK(Contains(r.status().message(), "bad_slices=zero"));
+  }
+  CHECK(captured.find("TIFF") == std::string::npos);
+
+  auto z = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {1}) == 0);
+  CHECK(Contains((*z)->Describe(), "1 bad read as zeros"));
+}
+
+TEST_CASE("Unsupported pixel types name the file and field") {
+  struct Case {
+    const char* label;
+    TiffSpec spec;
+    const char* field;
+  };
+  TiffSpec f32;
+  f32.bits = 32;
+  f32.sample_format = SAMPLEFORMAT_IEEEFP;
+  TiffSpec rgb;
+  rgb.bits = 8;
+  rgb.samples = 3;
+  TiffSpec i16;
+  i16.sample_format = SAMPLEFORMAT_INT;
+  TiffSpec u32;
+  u32.bits = 32;
+  for (const Case& c : {Case{"float32", f32, "SampleFormat=3"}, Case{"rgb", rgb, "SamplesPerPixel=3"},
+                        Case{"int16", i16, "SampleFormat=2"}, Case{"uint32", u32, "BitsPerSample=32"}}) {
+    INFO(c.label);
+    TempDir dir;
+    WriteSlice(dir, "0.tif", 0, c.spec);
+    WriteSlice(dir, "1.tif", 1, c.spec);
+    auto r = OpenStack(dir);
+    REQUIRE_FALSE(r.ok());
+    INFO(r.status().message());
+    CHECK(r.status().code() == ErrorCode::kUnsupported);
+    CHECK(Contains(r.status().message(), "0.tif"));
+    CHECK(Contains(r.status().message(), c.field));
+    // Nothing usable at all: bad_slices=zero cannot help.
+    CHECK_FALSE(OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero).ok());
+  }
+}
+
+TEST_CASE("Missing directory, a file as directory, an empty directory") {
+  TempDir dir;
+  TiffStackOptions o;
+  auto missing = TiffStack::Open(dir / "nope", o);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == ErrorCode::kNotFound);
+  CHECK(Contains(missing.status().message(), dir / "nope"));
+
+  std::ofstream(dir / "file") << "x";
+  auto file = TiffStack::Open(dir / "file", o);
+  REQUIRE_FALSE(file.ok());
+  CHECK(file.status().code() == ErrorCode::kInvalidArgument);
+
+  std::ofstream(dir / "scan_0001.tif") << "x";
+  auto empty = TiffStack::Open(dir.path, o);
+  REQUIRE_FALSE(empty.ok());
+  CHECK(empty.status().code() == ErrorCode::kInvalidArgument);
+  CHECK(Contains(empty.status().message(), "no slice files (NNNN.tif) in " + dir.path));
+  CHECK(Contains(empty.status().message(), "scan_0001.tif"));
+}
+
+TEST_CASE("A FIFO or directory named like a slice does not hang Open") {
+  TempDir dir;
+  TiffSpec spec;
+  WriteSlice(dir, "0.tif", 0, spec);
+  WriteSlice(dir, "1.tif", 1, spec);
+  REQUIRE(mkfifo((dir / "5.tif").c_str(), 0600) == 0);
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "5.tif is a FIFO"));
+
+  REQUIRE(mkdir((dir / "3.tif").c_str(), 0700) == 0);
+  ThreadPool pool(2);
+  auto z = OpenStack(dir, &pool, 1ull << 30, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  CHECK((*z)->shape()[0] == 6);
+  CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {2, 3, 4, 5}) == 0);
+}
+
+TEST_CASE("Symlinks to slices are followed") {
+  TempDir dir;
+  TempDir other;
+  TiffSpec spec;
+  WriteSlice(other, "x.tif", 1, spec);
+  WriteSlice(dir, "0.tif", 0, spec);
+  fs::create_symlink(other / "x.tif", dir / "1.tif");
+  auto r = OpenStack(dir);
+  REQUIRE(r.ok());
+  CHECK(CheckBox(**r, BoxFromShape((*r)->shape())) == 0);
+}
+
+// A minimal little-endian uncompressed TIFF with the IFD first and the pixels after it, so
+// that cutting the file loses pixels but keeps a readable header.
+void WriteHeaderFirstTiff(const std::string& path, int64_t z, int64_t w, int64_t h, size_t keep_bytes,
+                          uint16_t compression = COMPRESSION_NONE) {
+  std::vector<uint8_t> f;
+  auto u16 = [&](uint16_t v) { f.push_back(uint8_t(v)); f.push_back(uint8_t(v >> 8)); };
+  auto u32 = [&](uint32_t v) { u16(uint16_t(v)); u16(uint16_t(v >> 16)); };
+  auto entry = [&](uint16_t tag, uint16_t type, uint32_t value) {
+    u16(tag);
+    u16(type);
+    u32(1);
+    if (type == 3) { u16(uint16_t(value)); u16(0); } else u32(value);
+  };
+  const uint16_t n = 8;
+  const uint32_t data_off = 8 + 2 + n * 12 + 4;
+  u16(0x4949);  // "II": little-endian
+  u16(42);
+  u32(8);
+  u16(n);
+  entry(256, 4, uint32_t(w));
+  entry(257, 4, uint32_t(h));
+  entry(258, 3, 16);
+  entry(259, 3, compression);
+  entry(262, 3, 1);
+  entry(273, 4, data_off);
+  entry(278, 4, uint32_t(h));
+  entry(279, 4, uint32_t(w * h * 2));
+  u32(0);
+  REQUIRE(f.size() == data_off);
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) u16(uint16_t(Pattern(z, y, x)));
+  f.resize(std::min(f.size(), keep_bytes));
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(f.data()), std::streamsize(f.size()));
+}
+
+TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError when cut after Open") {
+  TempDir dir;
+  WriteHeaderFirstTiff(dir / "0.tif", 0, 67, 130, SIZE_MAX);
+  WriteHeaderFirstTiff(dir / "1.tif", 1, 67, 130, 5000);
+  {
+    auto r = OpenStack(dir);
+    REQUIRE(r.ok() == false);
+    CHECK(r.status().code() == ErrorCode::kInvalidArgument);
+    CHECK(Contains(r.status().message(), "1.tif is truncated"));
+    CHECK(Contains(r.status().message(), "5000 bytes"));
+  }
+  {
+    auto z = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+    REQUIRE(z.ok());
+    CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {1}) == 0);
+  }
+  // A libtiff-written file cut in half loses its directory (written last).
+  TiffSpec spec;
+  WriteSlice(dir, "2.tif", 2, spec);
+  fs::resize_file(dir / "2.tif", fs::file_size(dir / "2.tif") / 2);
+  {
+    auto r = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+    REQUIRE(r.ok());
+    CHECK((*r)->warnings().size() == 2);
+  }
+  // Cut after Open: the read fails cleanly instead of returning mixed or garbage data.
+  WriteHeaderFirstTiff(dir / "1.tif", 1, 67, 130, SIZE_MAX);
+  WriteSlice(dir, "2.tif", 2, spec);
+  auto r = OpenStack(dir, nullptr, 64 << 10);
+  REQUIRE(r.ok());
+  fs::resize_file(dir / "1.tif", 3000);
+  std::vector<uint8_t> buf(130 * 67 * 2);
+  Status st = (*r)->ReadBox(Box{{1, 0, 0}, {2, 130, 67}}, buf.data());
+  CHECK(st.code() == ErrorCode::kIoError);
+  CHECK(Contains(st.message(), "1.tif changed since mount"));
+  CHECK(CheckBox(**r, Box{{2, 0, 0}, {3, 130, 67}}) == 0);
+}
+
+TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec") {
+  TempDir dir;
+  WriteHeaderFirstTiff(dir / "0.tif", 0, 16, 16, SIZE_MAX, 34712);  // JPEG 2000: never in libtiff
+  WriteHeaderFirstTiff(dir / "1.tif", 1, 16, 16, SIZE_MAX);
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  INFO(r.status().message());
+  CHECK(r.status().code() == ErrorCode::kUnsupported);
+  CHECK(Contains(r.status().message(), "slice 0.tif: Compression=34712"));
+  auto z = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {0}) == 0);
+}
+
+TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summarizes") {
+  TempDir dir;
+  WriteSlice(dir, "0.tif", 0, TiffSpec{});
+  for (int z = 1; z <= 12; ++z) std::ofstream(dir / (std::to_string(z) + ".tif")) << "junk";
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "slice 1.tif"));
+  CHECK(Contains(r.status().message(), "(11 more bad slices)"));
+  auto z = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  const auto& w = (*z)->warnings();
+  REQUIRE(w.size() == 11);
+  CHECK(w.back() == "12 bad slices read as zeros: z=1-12");
+}
+
+TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.compression = COMPRESSION_LZW;
+  spec.rows_per_strip = 3;
+  for (int z = 0; z < 3; ++z) WriteSlice(dir, std::to_string(z) + ".tif", z, spec);
+  Stats stats;
+  ThreadPool pool(2);
+  auto r = OpenStack(dir, &pool, 1ull << 30, BadSlicePolicy::kError, &stats);
+  REQUIRE(r.ok());
+  CHECK(stats.source_files_opened == 3);  // header scan
+  CHECK(CheckBox(**r, Box{{0, 10, 5}, {3, 100, 60}}) == 0);
+  CHECK(stats.source_files_opened == 6);
+  CHECK(stats.strips_decoded == 3 * 31);  // rows 9..101 -> strips 3..33
+  CHECK(CheckBox(**r, Box{{0, 20, 0}, {3, 40, 67}}) == 0);
+  CHECK(stats.source_files_opened == 6);
+  CHECK(stats.strips_decoded == 3 * 31);
+}
+
+TEST_CASE("A corrupt compressed strip is an IoError naming slice and strip") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.compression = COMPRESSION_ADOBE_DEFLATE;
+  spec.rows_per_strip = 10;
+  WriteSlice(dir, "0.tif", 0, spec);
+  WriteSlice(dir, "1.tif", 1, spec);
+  uint64_t off, len;
+  {
+    TIFF* tif = TIFFOpen((dir / "1.tif").c_str(), "r");
+    REQUIRE(tif);
+    off = TIFFGetStrileOffset(tif, 3);
+    len = TIFFGetStrileByteCount(tif, 3);
+    TIFFClose(tif);
+  }
+  {
+    std::fstream f(dir / "1.tif", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(off));
+    std::string junk(len, '\xff');
+    f.write(junk.data(), std::streamsize(len));
+  }
+  auto r = OpenStack(dir);
+  REQUIRE(r.ok());
+  std::vector<uint16_t> buf(130 * 67);
+  Status st = (*r)->ReadBox(Box{{1, 25, 0}, {2, 35, 67}}, buf.data());
+  CHECK(st.code() == ErrorCode::kIoError);
+  INFO(st.message());
+  CHECK(Contains(st.message(), "slice 1.tif"));
+  CHECK(Contains(st.message(), "strip 3"));
+  CHECK(Contains(st.message(), "8 (AdobeDeflate)"));
+  // The failure is not cached: the same error again, and good strips still read.
+  CHECK((*r)->ReadBox(Box{{1, 25, 0}, {2, 35, 67}}, buf.data()).code() == ErrorCode::kIoError);
+  CHECK(CheckBox(**r, Box{{0, 0, 0}, {2, 20, 67}}) == 0);
+}
+
+TEST_CASE("Concurrent readers with a small cache all see the pattern") {
+  TempDir dir;
+  TiffSpec a;
+  a.compression = COMPRESSION_LZW;
+  a.predictor = 2;
+  a.rows_per_strip = 5;
+  TiffSpec b;
+  b.rows_per_strip = 3;
+  for (int z = 0; z < 6; ++z) WriteSlice(dir, std::to_string(z) + ".tif", z, z % 2 ? a : b);
+  ThreadPool pool(2);
+  Stats stats;
+  for (uint64_t memory : {uint64_t{64} << 10, uint64_t{1} << 30}) {
+    auto r = OpenStack(dir, &pool, memory, BadSlicePolicy::kError, &stats);
+    REQUIRE(r.ok());
+    TiffStack& stack = **r;
+    std::atomic<int64_t> mismatches{0}, failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+      threads.emplace_back([&, t] {
+        std::mt19937_64 rng(1000 + t);
+        for (int i = 0; i < 40; ++i) {
+          Box box = RandomBox(rng, stack.shape());
+          std::vector<uint16_t> buf(static_cast<size_t>(box.volume()));
+          if (!stack.ReadBox(box, buf.data()).ok()) {
+            ++failures;
+            continue;
+          }
+          size_t k = 0;
+          for (int64_t z = box.lo[0]; z < box.hi[0]; ++z)
+            for (int64_t y = box.lo[1]; y < box.hi[1]; ++y)
+              for (int64_t x = box.lo[2]; x < box.hi[2]; ++x, ++k)
+                if (buf[k] != uint16_t(Pattern(z, y, x))) ++mismatches;
+        }
+      });
+    for (auto& th : threads) th.join();
+    CHECK(failures == 0);
+    CHECK(mismatches == 0);
+  }
+  CHECK(stats.strip_cache_hits > 0);
+  CHECK(stats.strips_decoded > 0);
+}
+
+TEST_CASE("Fingerprint and Describe") {
+  TempDir dir;
+  TiffSpec spec;
+  WriteSlice(dir, "0.tif", 0, spec);
+  WriteSlice(dir, "1.tif", 1, spec);
+  auto r = OpenStack(dir);
+  REQUIRE(r.ok());
+  CHECK((*r)->Describe() == "TIFF stack " + dir.path + " (2 slices, 67x130 uint16)");
+  std::string fp = (*r)->Fingerprint();
+  CHECK(Contains(fp, "67x130 uint16"));
+  CHECK(Contains(fp, "1.tif:" + std::to_string(fs::file_size(dir / "1.tif"))));
+  // Rewriting a slice (new mtime) changes the fingerprint.
+  struct timespec times[2] = {{0, UTIME_OMIT}, {12345, 678}};
+  REQUIRE(utimensat(AT_FDCWD, (dir / "1.tif").c_str(), times, 0) == 0);
+  auto r2 = OpenStack(dir);
+  REQUIRE(r2.ok());
+  CHECK((*r2)->Fingerprint() != fp);
+  // The old stack notices the change instead of mixing data.
+  std::vector<uint16_t> buf(67);
+  Status st = (*r)->ReadBox(Box{{1, 0, 0}, {2, 1, 67}}, buf.data());
+  CHECK(st.code() == ErrorCode::kIoError);
+  CHECK(Contains(st.message(), "changed since mount"));
+}
+
+TEST_CASE("ReadBox rejects boxes outside the shape") {
+  TempDir dir;
+  WriteSlice(dir, "0.tif", 0, TiffSpec{});
+  auto r = OpenStack(dir);
+  REQUIRE(r.ok());
+  std::vector<uint16_t> buf(200 * 200);
+  CHECK((*r)->ReadBox(Box{{0, 0, 0}, {1, 131, 67}}, buf.data()).code() == ErrorCode::kInvalidArgument);
+  CHECK((*r)->ReadBox(Box{{0, 0, 0}, {0, 1, 1}}, buf.data()).code() == ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace oz

@@ -1,0 +1,91 @@
+// Test fixtures: writes small TIFF slices with libtiff in any layout the TIFF stack supports.
+#pragma once
+
+#include <tiffio.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace oz::testing {
+
+struct TiffSpec {
+  int64_t width = 67;
+  int64_t height = 130;
+  int bits = 16;                       // 8, 16, or 32 (with sample_format 3 for float)
+  int sample_format = SAMPLEFORMAT_UINT;
+  int samples = 1;                     // 3 = RGB
+  bool write_sample_format = true;     // false: leave the tag absent
+  uint16_t compression = COMPRESSION_NONE;
+  int predictor = 0;                   // 2 = horizontal
+  int64_t rows_per_strip = 0;          // 0 = whole image in one strip
+  int64_t tile = 0;                    // > 0: tiled with square tiles of this edge (multiple of 16)
+  bool bigtiff = false;
+  bool big_endian = false;
+};
+
+// value(y, x) for sample 0; returned as uint64 and truncated to the sample size.
+using PixelFn = std::function<uint64_t(int64_t y, int64_t x)>;
+
+// Writes one single-page TIFF; throws std::runtime_error on failure (tests only).
+inline void WriteTiff(const std::string& path, const TiffSpec& spec, const PixelFn& value) {
+  std::string mode = "w";
+  if (spec.bigtiff) mode += "8";
+  mode += spec.big_endian ? "b" : "l";
+  TIFF* tif = TIFFOpen(path.c_str(), mode.c_str());
+  if (!tif) throw std::runtime_error("TIFFOpen failed: " + path);
+  const int bps = spec.bits / 8;
+  const int px = bps * spec.samples;
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(spec.width));
+  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(spec.height));
+  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, static_cast<uint16_t>(spec.bits));
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, static_cast<uint16_t>(spec.samples));
+  if (spec.write_sample_format) TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, static_cast<uint16_t>(spec.sample_format));
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, spec.samples == 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(tif, TIFFTAG_COMPRESSION, spec.compression);
+  if (spec.predictor) TIFFSetField(tif, TIFFTAG_PREDICTOR, static_cast<uint16_t>(spec.predictor));
+
+  auto fill = [&](uint8_t* dst, int64_t y, int64_t x) {
+    uint64_t v = value(y, x);
+    for (int s = 0; s < spec.samples; ++s) {
+      uint8_t* p = dst + s * bps;
+      if (bps == 1) *p = static_cast<uint8_t>(v + s);
+      else if (bps == 2) { uint16_t t = static_cast<uint16_t>(v + s); std::memcpy(p, &t, 2); }
+      else { float f = static_cast<float>(v); std::memcpy(p, &f, 4); }
+    }
+  };
+  bool ok = true;
+  if (spec.tile > 0) {
+    TIFFSetField(tif, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(spec.tile));
+    TIFFSetField(tif, TIFFTAG_TILELENGTH, static_cast<uint32_t>(spec.tile));
+    std::vector<uint8_t> buf(static_cast<size_t>(spec.tile * spec.tile * px));
+    for (int64_t ty = 0; ty < spec.height; ty += spec.tile)
+      for (int64_t tx = 0; tx < spec.width; tx += spec.tile) {
+        std::fill(buf.begin(), buf.end(), 0xAB);  // padding outside the image: junk on purpose
+        for (int64_t y = ty; y < std::min(spec.height, ty + spec.tile); ++y)
+          for (int64_t x = tx; x < std::min(spec.width, tx + spec.tile); ++x)
+            fill(&buf[static_cast<size_t>(((y - ty) * spec.tile + (x - tx)) * px)], y, x);
+        uint32_t t = TIFFComputeTile(tif, static_cast<uint32_t>(tx), static_cast<uint32_t>(ty), 0, 0);
+        ok = ok && TIFFWriteEncodedTile(tif, t, buf.data(), static_cast<tmsize_t>(buf.size())) >= 0;
+      }
+  } else {
+    int64_t rps = spec.rows_per_strip > 0 ? spec.rows_per_strip : spec.height;
+    TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, static_cast<uint32_t>(rps));
+    for (int64_t y0 = 0, s = 0; y0 < spec.height; y0 += rps, ++s) {
+      int64_t rows = std::min(rps, spec.height - y0);
+      std::vector<uint8_t> buf(static_cast<size_t>(rows * spec.width * px));
+      for (int64_t y = y0; y < y0 + rows; ++y)
+        for (int64_t x = 0; x < spec.width; ++x) fill(&buf[static_cast<size_t>(((y - y0) * spec.width + x) * px)], y, x);
+      ok = ok && TIFFWriteEncodedStrip(tif, static_cast<uint32_t>(s), buf.data(), static_cast<tmsize_t>(buf.size())) >= 0;
+    }
+  }
+  TIFFClose(tif);  // writes the directory
+  if (!ok) throw std::runtime_error("writing TIFF failed: " + path);
+}
+
+}  // namespace oz::testing
