@@ -433,7 +433,7 @@ constexpr OptionSpec kOptionTable[] = {
     {"bytes", true, Section::kView, "bytes=1|2", "2", "2 = uint16 as stored, 1 = uint8 (value / 256)",
      ApplyBytes},
     {"bad_slices", true, Section::kView, "bad_slices=error|zero", "error",
-     "mismatched or unreadable slice: refuse the mount, or read it as zeros", ApplyBadSlices},
+     "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
     {"compression", true, Section::kEncoding, "compression=none|blosc", "none",
      "compressor of the served chunks", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
