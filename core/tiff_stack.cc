@@ -218,6 +218,7 @@ class SliceHandle {
     if (stats) ++stats->source_files_opened;
     client_.fd = fd;
     client_.stats = stats;
+    stats_ = stats;
     if (::fstat(fd, st) != 0) return ErrnoError(errno, "cannot stat slice " + name);
     if (!S_ISREG(st->st_mode))
       return InvalidArgumentError("slice " + name + " is " + FileTypeName(st->st_mode) +
@@ -225,6 +226,9 @@ class SliceHandle {
     client_.size = static_cast<uint64_t>(st->st_size);
     return OkStatus();
   }
+
+  // Whether reads through this handle count in stats->source_bytes_read.
+  void CountBytes(bool on) { client_.stats = on ? stats_ : nullptr; }
 
   // Opens the libtiff handle on the fd (headers only; pixel data is read on demand).
   Status OpenTiff(const std::string& name) {
@@ -261,6 +265,7 @@ class SliceHandle {
 
  private:
   FdClient client_;
+  Stats* stats_ = nullptr;
   TiffMessages messages_;  // must outlive tif_ (its error handler writes here)
   TIFF* tif_ = nullptr;
 };
@@ -438,7 +443,10 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
     return InvalidArgumentError("slice " + name + " is " + FileTypeName(st.st_mode) +
                                 ", not a TIFF file; remove or rename it");
   SliceHandle h;
+  // Header reads are not counted: the counters measure pixel traffic (a remount served from the
+  // cache reads headers only, and shows source_bytes_read 0).
   OZ_RETURN_IF_ERROR(h.OpenFd(path, name, stats, &st));
+  h.CountBytes(false);
   info->file.size = static_cast<uint64_t>(st.st_size);
   info->file.mtime_ns = MtimeNs(st);
   OZ_RETURN_IF_ERROR(h.OpenTiff(name));
