@@ -314,6 +314,11 @@ ReadOutcome ReadEntry(const std::string& path, std::string_view key, CacheEntry*
 
 int64_t NowSeconds() { return static_cast<int64_t>(::time(nullptr)); }
 
+// "message; hint": the cause first, then what the user can do about it.
+Status WithHint(const Status& s, std::string_view hint) {
+  return Status(s.code(), s.message() + "; " + std::string(hint));
+}
+
 }  // namespace
 
 struct DiskCache::Impl {
@@ -413,11 +418,15 @@ struct DiskCache::Impl {
   // read-only directory) goes back into the index as least recently used: it is still on disk.
   void DeleteVictims(std::vector<Node>& victims) {
     if (victims.empty()) return;
-    for (Node& v : victims) {
-      if (::unlink(PathOf(v.hash).c_str()) == 0 || errno == ENOENT) {
-        Count(&Stats::cache_evictions);
-        v.gen = 0;  // deleted; live nodes have gen >= 1
+    try {
+      for (Node& v : victims) {
+        if (::unlink(PathOf(v.hash).c_str()) == 0 || errno == ENOENT) {
+          Count(&Stats::cache_evictions);
+          v.gen = 0;  // deleted; live nodes have gen >= 1
+        }
       }
+    } catch (const std::bad_alloc&) {
+      // The rest are still on disk and get re-inserted below; their names must be released.
     }
     std::lock_guard<std::mutex> l(mu);
     for (const Node& v : victims) busy.erase(v.hash);
@@ -585,13 +594,14 @@ struct DiskCache::Impl {
     lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0) {
       int err = errno;
-      return ErrnoError(err, "cannot open lock file " + lock_path +
-                                 "; the cache directory must be writable (choose another with -o cache=DIR)");
+      return WithHint(ErrnoError(err, "cannot open lock file " + lock_path),
+                      "the cache directory must be writable; choose another with -o cache=DIR");
     }
     if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
       if (err != EWOULDBLOCK) {
-        return ErrnoError(err, "cannot lock " + lock_path + "; put the cache on a local filesystem with -o cache=DIR");
+        return WithHint(ErrnoError(err, "cannot lock " + lock_path),
+                        "put the cache on a local filesystem with -o cache=DIR");
       }
       char buf[32] = {0};
       ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
@@ -604,7 +614,8 @@ struct DiskCache::Impl {
     std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
       int err = errno;
-      return ErrnoError(err, "cannot write lock file " + lock_path + "; the cache directory must be writable");
+      return WithHint(ErrnoError(err, "cannot write lock file " + lock_path),
+                      "the cache directory must be writable; choose another with -o cache=DIR");
     }
     return OkStatus();
   }
@@ -615,7 +626,8 @@ struct DiskCache::Impl {
     DIR* top = ::opendir(format_dir.c_str());
     if (top == nullptr) {
       int err = errno;
-      return ErrnoError(err, "cannot list cache directory " + format_dir);
+      return WithHint(ErrnoError(err, "cannot list cache directory " + format_dir),
+                      "choose a readable, writable directory with -o cache=DIR");
     }
     struct Found {
       int64_t mtime_ns;
@@ -671,7 +683,8 @@ Result<std::unique_ptr<DiskCache>> DiskCache::Open(const DiskCacheOptions& optio
     impl->format_dir = options.dir + "/" + kFormatDir;
     Status s = MakeDirs(impl->format_dir);
     if (!s.ok()) {
-      return s.WithContext("cannot create cache directory " + options.dir + " (choose a writable one with -o cache=DIR)");
+      return WithHint(s.WithContext("cannot create cache directory " + options.dir),
+                      "choose a writable directory with -o cache=DIR");
     }
     OZ_RETURN_IF_ERROR(impl->TakeLock());
     OZ_RETURN_IF_ERROR(impl->Scan());

@@ -374,6 +374,7 @@ TEST_CASE("DiskCache detects corrupt entries: a counted miss that removes the fi
 TEST_CASE("DiskCache detects entry files swapped with each other") {
   TempDir t;
   Stats stats;
+  LogCapture log;
   auto cache = OpenCache(t.path, 1 << 20, &stats);
   REQUIRE(cache->Put("a", Entry("data of a")).ok());
   REQUIRE(cache->Put("b", Entry("data of b")).ok());
@@ -386,6 +387,7 @@ TEST_CASE("DiskCache detects entry files swapped with each other") {
   CHECK_FALSE(cache->Get("a").has_value());
   CHECK_FALSE(cache->Get("b").has_value());
   CHECK(stats.cache_corrupt == 2);
+  CHECK_THAT(log.All(), Catch::Contains("stored key differs"));
   CHECK(FilesUnder(t.path).empty());
   CHECK(cache->entry_count() == 0);
   CHECK(cache->total_bytes() == 0);
@@ -568,10 +570,12 @@ TEST_CASE("DiskCache survives its directory being deleted while open") {
 TEST_CASE("DiskCache stays consistent under concurrent Put/Get with a tight budget") {
   TempDir t;
   Stats stats;
-  constexpr int kThreads = 8, kOps = 300, kKeys = 40;
-  auto data_for = [](int k) {
-    std::string d(static_cast<size_t>(200 + 97 * k), '\0');
-    for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<char>(k * 31 + i);
+  constexpr int kThreads = 8, kOps = 300, kKeys = 40, kVariants = 3;
+  // Each key has a few variants of different sizes, so racing Puts of one key change its size;
+  // flags name the variant, so a Get can check it got exactly one of them, whole.
+  auto data_for = [](int k, int variant) {
+    std::string d(static_cast<size_t>(200 + 97 * k + 13 * variant), '\0');
+    for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<char>(k * 31 + variant * 7 + i);
     return d;
   };
   const uint64_t budget = 20000;  // ~8 of the 40 entries
@@ -585,9 +589,10 @@ TEST_CASE("DiskCache stays consistent under concurrent Put/Get with a tight budg
         int k = static_cast<int>(rng() % kKeys);
         std::string key = "key-" + std::to_string(k);
         if (rng() % 2) {
-          if (!cache->Put(key, Entry(data_for(k), static_cast<uint32_t>(k))).ok()) ++put_errors;
+          int variant = static_cast<int>(rng() % kVariants);
+          if (!cache->Put(key, Entry(data_for(k, variant), static_cast<uint32_t>(variant))).ok()) ++put_errors;
         } else if (auto e = cache->Get(key)) {
-          if (e->data != data_for(k) || e->flags != static_cast<uint32_t>(k)) ++wrong;
+          if (e->flags >= kVariants || e->data != data_for(k, static_cast<int>(e->flags))) ++wrong;
         }
       }
     });
