@@ -357,10 +357,8 @@ struct DiskCache::Impl {
     if (options.stats != nullptr) (options.stats->*counter)++;
   }
   std::string FanoutDir(const std::string& hex) const { return format_dir + "/" + hex.substr(0, 2); }
-  std::string PathOf(const Hash128& h) const {
-    std::string hex = ToHex(h);
-    return FanoutDir(hex) + "/" + hex.substr(2);
-  }
+  std::string PathOfHex(const std::string& hex) const { return FanoutDir(hex) + "/" + hex.substr(2); }
+  std::string PathOf(const Hash128& h) const { return PathOfHex(ToHex(h)); }
 
   void EraseLocked(List::iterator it) {
     total -= it->size;
@@ -482,7 +480,7 @@ struct DiskCache::Impl {
     if (file_size > options.max_bytes) return OkStatus();  // would evict everything and itself
     const Hash128 h = HashKey(key);
     const std::string hex = ToHex(h);
-    const std::string path = PathOf(h);
+    const std::string path = PathOfHex(hex);
     const std::string bytes = EncodeEntry(key, entry);
     // Reserve the name; released on every path, exceptions included, so no Put waits forever.
     {
