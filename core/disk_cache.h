@@ -1,6 +1,13 @@
 // DiskCache: a persistent, checksummed, LRU-bounded key -> bytes store in a directory it owns.
 // Keys are arbitrary strings (callers put the format version, source fingerprint, options,
 // level and chunk index in them); files are named by a hash of the key, never a raw path.
+//
+// Layout: DIR/lock (flock + owner pid), DIR/v1/ab/cdef... (32 hex digits = the first 128 bits of
+// SHA-256(key), split 2 + 30). Each file: a 32-byte header (magic "OZC1", version, XXH64
+// checksum over flags, lengths, key and data) + the key + the data; the format is documented in
+// disk_cache.cc. The stored key is compared on Get, so even a hash collision reads as a miss.
+// A future format goes to DIR/v2 and leaves v1 alone.
+// Memory: about 120 bytes of index per entry.
 #pragma once
 
 #include <cstdint>
@@ -27,30 +34,39 @@ struct CacheEntry {
   std::string data;
 };
 
+// Thread-safe: any number of threads may call any method concurrently. File I/O runs outside
+// the index mutex; concurrent Puts of one key are serialized, Puts of different keys are not.
 class DiskCache {
  public:
-  // Opens (creating) the directory, takes an exclusive lock file so a second process on the same
-  // directory gets kUnavailable naming the directory and the lock holder, scans existing entries
-  // to rebuild the LRU index (by mtime) and sweeps stale temp files.
-  // Errors: directory cannot be created or written: kPermission/kIoError naming it.
+  // Opens (creating) the directory, takes an exclusive lock file so a second process (or a second
+  // DiskCache in this one) on the same directory gets kUnavailable naming the directory and the
+  // lock holder's pid, scans existing entries to rebuild the LRU index (by mtime; contents are
+  // checked on Get, not here), sweeps temp files older than a minute, removes files with invalid
+  // names from the fan-out directories, and evicts down to max_bytes.
+  // Errors: directory cannot be created or written: kPermission/kNotDirectory/kIoError naming it;
+  // empty dir: kInvalidArgument. The lock is released by destruction or process exit (any kind).
   static Result<std::unique_ptr<DiskCache>> Open(const DiskCacheOptions& options);
   ~DiskCache();
 
   // Returns the entry, or nullopt on a miss. A corrupt entry (bad header, checksum, key
   // mismatch, truncation) is deleted, counted in stats->cache_corrupt, logged as a warning and
-  // reported as a miss. Never fails: I/O errors are misses. Marks the entry recently used.
+  // reported as a miss. Never fails: I/O errors are misses. Marks the entry recently used, and
+  // at most once a minute per entry sets its file mtime so recency survives restarts.
+  // Only entries in the index are read: files added behind the cache's back are not seen.
   std::optional<CacheEntry> Get(std::string_view key);
 
   // True if an entry exists for key (no read, no checksum). Cheap.
   bool Contains(std::string_view key);
 
-  // Stores the entry atomically (temp + rename), then evicts least-recently-used entries until
-  // the total is within max_bytes. An entry larger than max_bytes is not stored (OK status).
-  // Errors (ENOSPC, read-only dir, ...) are returned for the caller to log as a warning; the
-  // cache stays consistent.
+  // Stores the entry atomically (temp + rename), replacing any entry for key, then evicts
+  // least-recently-used entries until the total is within max_bytes. An entry larger than
+  // max_bytes is not stored (OK status). Recreates a missing fan-out directory (the cache
+  // directory deleted while running); on ENOSPC evicts some entries and tries once more.
+  // Errors (ENOSPC, read-only dir, ...) are returned for the caller to log as a warning, and
+  // counted in stats->cache_put_failures; the index still matches the directory.
   Status Put(std::string_view key, const CacheEntry& entry);
 
-  uint64_t total_bytes() const;
+  uint64_t total_bytes() const;  // sum of entry file sizes (header + key + data) in the index
   uint64_t entry_count() const;
   const std::string& dir() const;
 
@@ -61,8 +77,8 @@ class DiskCache {
   std::unique_ptr<Impl> impl_;
 };
 
-// Default cache root: $XDG_CACHE_HOME/omezarrfs or $HOME/.cache/omezarrfs.
-// Error kInvalidArgument ("set -o cache=DIR") if neither variable is set.
+// Default cache root: $XDG_CACHE_HOME/omezarrfs (if set and non-empty) or
+// $HOME/.cache/omezarrfs. Error kInvalidArgument ("pass -o cache=DIR") if neither is set.
 Result<std::string> DefaultCacheRoot();
 
 }  // namespace oz
