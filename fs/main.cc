@@ -1,1 +1,218 @@
-int main() { return 0; }
+// omezarrfs: mounts a directory of z-slice TIFFs as a read-only OME-Zarr tree.
+//
+// Start-up: parse and validate everything, fork (before any thread exists), open the source and
+// mount in the child, then tell the parent through a pipe; the parent exits 0 only once the mount
+// is in place, or 1 after the child printed why it could not start (squashfuse's notify_pipe).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <blosc.h>
+#include <tiffio.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "core/log.h"
+#include "core/session.h"
+#include "core/version.h"
+#include "fs/fuse_ops.h"
+#include "mountopts/mount_options.h"
+
+namespace {
+
+enum ExitCode { kExitOk = 0, kExitStartFailed = 1, kExitUsage = 2 };
+
+void Err(const std::string& m) { std::fprintf(stderr, "omezarrfs: %s\n", m.c_str()); }
+
+// fsname is shown as the device in /proc/mounts; commas and backslashes must be escaped there.
+std::string EscapeOptValue(const std::string& s) {
+  std::string r;
+  for (char c : s) {
+    if (c == ',' || c == '\\') r += '\\';
+    r += c;
+  }
+  return r;
+}
+
+oz::Status CheckMountpoint(const std::string& mp) {
+  struct stat st;
+  if (stat(mp.c_str(), &st) != 0) {
+    if (errno == ENOTCONN)
+      return oz::IoError("mountpoint " + mp +
+                         " is a stale mount left by a daemon that died (Transport endpoint is not connected); "
+                         "run: fusermount3 -u " + mp + "   (or umount -l " + mp + ") and mount again");
+    return oz::ErrnoError(errno, "mountpoint " + mp);
+  }
+  if (!S_ISDIR(st.st_mode)) return oz::InvalidArgumentError("mountpoint " + mp + " is not a directory");
+  return oz::OkStatus();
+}
+
+void SyslogSink(oz::LogLevel level, std::string_view m) {
+  int prio = level == oz::LogLevel::kError ? LOG_ERR
+             : level == oz::LogLevel::kWarning ? LOG_WARNING
+             : level == oz::LogLevel::kInfo ? LOG_INFO
+                                            : LOG_DEBUG;
+  syslog(prio, "%.*s", static_cast<int>(m.size()), m.data());
+}
+
+int Serve(const oz::CommandLine& cl, int notify_fd) {
+  auto notify = [&](char code) {
+    if (notify_fd >= 0) {
+      (void)!write(notify_fd, &code, 1);
+      close(notify_fd);
+      notify_fd = -1;
+    }
+  };
+  oz::SessionParams sp;
+  sp.source = cl.source;
+  sp.options = cl.options;
+  auto session = oz::OpenSession(sp);
+  if (!session.ok()) {
+    Err("cannot mount " + cl.source + ": " + session.status().message());
+    notify(1);
+    return kExitStartFailed;
+  }
+  oz::Session& s = **session;
+  oz::LogInfo("serving " + s.volume->Describe() + " as " + std::to_string(s.engine->pyramid().levels()) +
+              " levels, level-0 shape " + oz::ToString(s.engine->pyramid().shape(0)) + ", cache " +
+              (s.cache_dir.empty() ? std::string("off") : s.cache_dir));
+
+  oz::FsContext ctx;
+  ctx.tree = s.tree.get();
+  ctx.stats = &s.stats;
+  ctx.mount_time = time(nullptr);
+
+  std::vector<std::string> args = {"omezarrfs", "-o",
+                                   "ro,default_permissions,fsname=" + EscapeOptValue(s.source) + ",subtype=omezarrfs"};
+  if (!cl.flags.fuse_options.empty()) args.insert(args.end(), {"-o", oz::JoinFuseOptions(cl.flags.fuse_options)});
+  if (cl.flags.debug) args.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  const fuse_operations& ops = oz::GetFuseOperations();
+  fuse* f = fuse_new(&fargs, &ops, sizeof ops, &ctx);
+  if (!f) {
+    Err("cannot mount " + cl.mountpoint + ": libfuse rejected the FUSE options (see the message above)");
+    notify(1);
+    return kExitStartFailed;
+  }
+  if (fuse_mount(f, cl.mountpoint.c_str()) != 0) {
+    Err("cannot mount at " + cl.mountpoint +
+        " (see the message above; is it already mounted, or is /dev/fuse missing or fusermount3 not installed?)");
+    fuse_destroy(f);
+    notify(1);
+    return kExitStartFailed;
+  }
+  fuse_session* se = fuse_get_session(f);
+  if (fuse_set_signal_handlers(se) != 0) {
+    Err("cannot install signal handlers");
+    fuse_unmount(f);
+    fuse_destroy(f);
+    notify(1);
+    return kExitStartFailed;
+  }
+  if (notify_fd >= 0) {
+    // Detach from the terminal: the parent returns to the shell now.
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      dup2(devnull, 0);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+      if (devnull > 2) close(devnull);
+    }
+    if (cl.flags.log_file.empty()) {
+      openlog("omezarrfs", LOG_PID, LOG_DAEMON);
+      oz::SetLogSink(SyslogSink);
+    }
+    (void)!chdir("/");
+    notify(0);
+  }
+  int rc;
+  if (cl.flags.single_thread) {
+    rc = fuse_loop(f);
+  } else {
+    fuse_loop_config* lc = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(lc, 0);
+    fuse_loop_cfg_set_max_threads(lc, 64);
+    rc = fuse_loop_mt(f, lc);
+    fuse_loop_cfg_destroy(lc);
+  }
+  fuse_remove_signal_handlers(se);
+  fuse_unmount(f);
+  fuse_destroy(f);
+  fuse_opt_free_args(&fargs);
+  oz::LogInfo("unmounted " + cl.mountpoint);
+  return rc == 0 ? kExitOk : kExitStartFailed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = oz::ParseCommandLine(argc, argv);
+  if (!parsed.ok()) {
+    Err(parsed.status().message());
+    std::fprintf(stderr, "Try 'omezarrfs --help' for the options.\n");
+    return kExitUsage;
+  }
+  oz::CommandLine cl = std::move(parsed).value();
+  if (cl.help) {
+    std::fputs(oz::OptionsHelpText().c_str(), stdout);
+    return kExitOk;
+  }
+  if (cl.version) {
+    std::printf("omezarrfs %s (libfuse %d.%d, %s, c-blosc %s)\n", OMEZARRFS_VERSION, FUSE_MAJOR_VERSION,
+                FUSE_MINOR_VERSION, TIFFGetVersion(), BLOSC_VERSION_STRING);
+    return kExitOk;
+  }
+  if (!cl.flags.log_level.empty()) {
+    const std::string& l = cl.flags.log_level;
+    oz::SetLogLevel(l == "debug" ? oz::LogLevel::kDebug
+                    : l == "warning" ? oz::LogLevel::kWarning
+                    : l == "error" ? oz::LogLevel::kError
+                                   : oz::LogLevel::kInfo);
+  }
+  if (!cl.flags.log_file.empty()) oz::SetLogFile(cl.flags.log_file);
+  if (oz::Status s = CheckMountpoint(cl.mountpoint); !s.ok()) {
+    Err(s.message());
+    return kExitStartFailed;
+  }
+  const bool foreground = cl.flags.foreground || cl.flags.debug;
+  if (foreground) return Serve(cl, -1);
+
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    Err(std::string("pipe: ") + std::strerror(errno));
+    return kExitStartFailed;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    Err(std::string("fork: ") + std::strerror(errno));
+    return kExitStartFailed;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    setsid();
+    return Serve(cl, fds[1]);
+  }
+  close(fds[1]);
+  char code = 1;
+  ssize_t n;
+  do {
+    n = read(fds[0], &code, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n == 1 && code == 0) return kExitOk;
+  if (n != 1) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    Err("the daemon exited during start-up" +
+        (WIFSIGNALED(status) ? std::string(" (signal ") + std::to_string(WTERMSIG(status)) + ")" : std::string()));
+  }
+  return kExitStartFailed;
+}

@@ -5,6 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include <cmath>
+
+#include "core/options.h"
 #include "core/volume.h"
 
 namespace oz::testing {
