@@ -109,8 +109,10 @@ class Suite:
                         reason = "case timed out after %ss (mounts aborted); %s" % (
                             self.case_timeout, reason)
                     print("FAIL %s: %s" % (name, reason), flush=True)
-                    sys.stderr.write("---- %s traceback ----\n%s" % (name, traceback.format_exc()))
-                    sys.stderr.flush()
+                    if not isinstance(e, CheckFailed) or os.environ.get("OZTEST_VERBOSE"):
+                        sys.stderr.write("---- %s traceback ----\n%s" % (
+                            name, traceback.format_exc()))
+                        sys.stderr.flush()
                 else:
                     passed += 1
                     print("ok %s" % name, flush=True)
@@ -164,6 +166,9 @@ def cleanup_tmp():
     for m in busy:  # never rmtree through a live mount
         subprocess.run(["fusermount3", "-u", "-z", m], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+        if is_mounted(m):
+            subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     busy = [m for m in mounted_paths() if m == root or m.startswith(root + "/")]
     if busy:
         sys.stderr.write("# not removing %s: still mounted: %s\n" % (root, busy))
@@ -804,6 +809,9 @@ class Mount:
             if is_mounted(self.path):
                 subprocess.run(["fusermount3", "-u", "-z", self.path],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if is_mounted(self.path):  # not a FUSE mount (harness fake) or fusermount3 failed
+                subprocess.run(["umount", "-l", self.path],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pids = set(self.pids) | set(_daemon_pids(self.path, self.exe)) if self.exe else set()
         deadline = time.monotonic() + 15
         while any(_alive(p) for p in pids) and time.monotonic() < deadline:
@@ -1071,3 +1079,135 @@ def zarray_problems(meta, shape, chunk, dtype, compressor=None):
                 if comp.get(k) != v:
                     p.append("compressor.%s = %r, expected %r" % (k, comp.get(k), v))
     return p
+
+
+class Checks:
+    """Run several sub-checks, remember every failure, raise one CheckFailed listing them."""
+
+    def __init__(self):
+        self.problems = []
+
+    def run(self, label, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CheckFailed as e:
+            self.problems.append("%s: %s" % (label, _one_line(e)))
+        except Exception as e:  # noqa: BLE001
+            self.problems.append("%s: %s: %s" % (label, type(e).__name__, _one_line(e)))
+            sys.stderr.write("---- %s ----\n%s" % (label, traceback.format_exc()))
+        return None
+
+    def expect(self, cond, msg):
+        if not cond:
+            self.problems.append(msg)
+
+    def extend(self, label, problems):
+        for p in problems:
+            self.problems.append("%s: %s" % (label, p))
+
+    def done(self):
+        if self.problems:
+            raise CheckFailed("; ".join(self.problems))
+
+
+def check_tree(mnt, expected_levels, algorithm, chunk, compressor=None, voxel_zyx=(1, 1, 1),
+               unit=None, raw=True, ck=None):
+    """Metadata + data of every level against `expected_levels` (list of arrays).  Adds problems
+    to `ck` (a Checks) or raises."""
+    own = ck is None
+    ck = ck or Checks()
+    n = len(expected_levels)
+    if n > 1:
+        def group():
+            g = read_json(os.path.join(mnt, ".zgroup"))
+            check(g == {"zarr_format": 2}, ".zgroup = %r" % (g,))
+        ck.run(".zgroup", group)
+
+        def attrs():
+            a = read_json(os.path.join(mnt, ".zattrs"))
+            probs = multiscales_problems(a, n, algorithm, voxel_zyx, unit)
+            check(not probs, "; ".join(probs))
+        ck.run(".zattrs", attrs)
+    else:
+        ck.expect(not os.path.exists(os.path.join(mnt, ".zgroup")),
+                  "levels=1: /.zgroup exists")
+    for lvl, want in enumerate(expected_levels):
+        base = level_path(mnt, lvl, n)
+
+        def zarray(base=base, want=want):
+            meta = read_json(os.path.join(base, ".zarray"))
+            probs = zarray_problems(meta, want.shape, chunk, want.dtype, compressor)
+            check(not probs, "; ".join(probs))
+        ck.run("level %d .zarray" % lvl, zarray)
+        ck.run("level %d zarr" % lvl,
+               lambda lvl=lvl, want=want: assert_array_equal(read_level(mnt, lvl, n), want,
+                                                             "data"))
+        if raw:
+            def rawcheck(lvl=lvl, want=want):
+                got, padded = read_level_raw(mnt, lvl, n)
+                assert_array_equal(got, want, "data")
+                pad = padded.copy()
+                pad[tuple(slice(0, s) for s in want.shape)] = 0
+                check(not pad.any(), "edge chunks are not zero-padded beyond the shape")
+            ck.run("level %d raw chunks" % lvl, rawcheck)
+    if own:
+        ck.done()
+    return ck
+
+
+# ----------------------------------------------------------------------------------------------
+# A materialized copy of the expected tree (for harness self-checks and the harness fake)
+
+
+def reference_zattrs(levels, algorithm, voxel_zyx=(1.0, 1.0, 1.0), unit=None, metadata=None):
+    axes = []
+    for n in "zyx":
+        a = {"name": n, "type": "space"}
+        if unit:
+            a["unit"] = unit
+        axes.append(a)
+    ds = []
+    for lvl in range(levels):
+        f = 2 ** lvl
+        ct = [{"type": "scale", "scale": [v * f for v in voxel_zyx]}]
+        if algorithm != "nearest":
+            ct.append({"type": "translation", "translation": [v * (f - 1) / 2.0
+                                                               for v in voxel_zyx]})
+        ds.append({"path": str(lvl), "coordinateTransformations": ct})
+    return {"multiscales": [{"version": "0.4", "axes": axes, "datasets": ds,
+                             "type": algorithm, "metadata": metadata or {}}]}
+
+
+def materialize_tree(root, arrays, algorithm, chunk, compressor=None, empty="omit",
+                     voxel_zyx=(1.0, 1.0, 1.0), unit=None):
+    """Write the tree the contract describes (raw chunk files, no zarr) below root."""
+    os.makedirs(root, exist_ok=True)
+    n = len(arrays)
+    codec = numcodecs.get_codec(dict(compressor)) if compressor else None
+    if n > 1:
+        with open(os.path.join(root, ".zgroup"), "w") as f:
+            json.dump({"zarr_format": 2}, f)
+        with open(os.path.join(root, ".zattrs"), "w") as f:
+            json.dump(reference_zattrs(n, algorithm, voxel_zyx, unit), f)
+    for lvl, a in enumerate(arrays):
+        base = level_path(root, lvl, n)
+        os.makedirs(base, exist_ok=True)
+        meta = {"zarr_format": 2, "shape": list(a.shape), "chunks": [chunk] * 3,
+                "dtype": a.dtype.str if a.dtype.itemsize > 1 else "|u1",
+                "compressor": compressor, "fill_value": 0, "order": "C", "filters": None,
+                "dimension_separator": "/"}
+        with open(os.path.join(base, ".zarray"), "w") as f:
+            json.dump(meta, f)
+        for ci in itertools.product(*[range(g) for g in chunk_grid(a.shape, [chunk] * 3)]):
+            block = np.zeros((chunk,) * 3, a.dtype)
+            src = a[tuple(slice(i * chunk, (i + 1) * chunk) for i in ci)]
+            block[tuple(slice(0, s) for s in src.shape)] = src
+            if empty == "omit" and not block.any():
+                continue
+            raw = block.tobytes()
+            if codec is not None:
+                raw = codec.encode(raw)
+            d = os.path.join(base, *[str(i) for i in ci[:-1]])
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, str(ci[-1])), "wb") as f:
+                f.write(bytes(raw))
