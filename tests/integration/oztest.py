@@ -385,11 +385,26 @@ def make_stack(directory, shape_zyx=None, dtype=np.uint16, seed=0, volume=None,
     os.makedirs(directory, exist_ok=True)
     vol = make_volume(shape_zyx, dtype, seed) if volume is None else np.asarray(volume)
     vol = vol.copy()
+    for zi in range(vol.shape[0]):
+        if zi in gaps:
+            vol[zi] = 0
+            continue
+        name = names(zi) if callable(names) else names.format(z=zi)
+        write_slice(os.path.join(directory, name), vol[zi], compression=compression, tile=tile,
+                    rowsperstrip=rowsperstrip, bigtiff=bigtiff, byteorder=byteorder,
+                    predictor=predictor)
+    for fname, content in extra_files:
+        with open(os.path.join(directory, fname), "wb") as f:
+            f.write(content)
+    return vol
+
+
+def write_slice(path, plane, compression=None, tile=None, rowsperstrip=None, bigtiff=False,
+                byteorder="<", predictor=None):
     cname = compression[0] if isinstance(compression, tuple) else compression
     if cname is not None:
         _ensure_encoder(cname)
-    kw = dict(bigtiff=bigtiff, byteorder=byteorder, photometric="minisblack",
-              metadata=None)
+    kw = dict(bigtiff=bigtiff, byteorder=byteorder, photometric="minisblack", metadata=None)
     if compression is not None:
         kw["compression"] = compression
     if predictor is not None:
@@ -398,16 +413,7 @@ def make_stack(directory, shape_zyx=None, dtype=np.uint16, seed=0, volume=None,
         kw["tile"] = tuple(tile)
     if rowsperstrip is not None:
         kw["rowsperstrip"] = rowsperstrip
-    for zi in range(vol.shape[0]):
-        if zi in gaps:
-            vol[zi] = 0
-            continue
-        name = names(zi) if callable(names) else names.format(z=zi)
-        tifffile.imwrite(os.path.join(directory, name), vol[zi], **kw)
-    for fname, content in extra_files:
-        with open(os.path.join(directory, fname), "wb") as f:
-            f.write(content)
-    return vol
+    tifffile.imwrite(path, plane, **kw)
 
 
 # --- independent fixture check with libtiff (ctypes) -------------------------------------------
