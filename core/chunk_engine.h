@@ -1,0 +1,137 @@
+// ChunkEngine: produces the bytes of every chunk of the pyramid, shared by the mount and
+// materialize so both serve identical bytes.
+//
+// Path of a request: in-memory state (known empty / hot bytes) -> single-flight -> disk cache ->
+// compute -> encode -> disk cache put. A level-L chunk is computed by streaming its box of a base
+// level once, plane pair by plane pair, through every intermediate level (never chunk-by-chunk
+// recursion); intermediate chunks whose layer fits in memory are put into the cache on the way.
+// The base level is the lowest level at most 4 below L whose chunks are all cached, else the source.
+//
+// Threading: all public methods are thread-safe. Concurrent requests for one chunk share one
+// computation and its result or error (single-flight). Failed results are never cached.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/codec.h"
+#include "core/disk_cache.h"
+#include "core/memory_budget.h"
+#include "core/options.h"
+#include "core/pyramid.h"
+#include "core/stats.h"
+#include "core/thread_pool.h"
+#include "core/view.h"
+
+namespace oz {
+
+struct ChunkEngineConfig {
+  Options options;
+  DiskCache* cache = nullptr;  // not owned; nullptr = no disk cache
+  ThreadPool* pool = nullptr;  // not owned; required
+  Stats* stats = nullptr;      // not owned; required
+  uint64_t work_memory = 512ull << 20;  // bound on working buffers of all computations together
+  uint64_t hot_bytes = 64ull << 20;     // in-memory LRU of recently served chunk bytes
+};
+
+using ChunkBytes = std::shared_ptr<const std::string>;
+
+class ChunkEngine {
+ public:
+  // level0: the view volume (level 0 of the tree). Errors: invalid pyramid or codec options.
+  static Result<std::unique_ptr<ChunkEngine>> Make(std::shared_ptr<ViewVolume> level0, const ChunkEngineConfig& config);
+  ~ChunkEngine();
+
+  const Pyramid& pyramid() const { return pyramid_; }
+  DType dtype() const { return level0_->dtype(); }
+  const ChunkCodec& codec() const { return codec_; }
+  const Options& options() const { return config_.options; }
+  // Bytes of a full uncompressed chunk.
+  uint64_t raw_chunk_bytes() const { return raw_bytes_; }
+
+  // The chunk's file bytes. Errors: kNotFound if idx is outside the grid, or the chunk is empty
+  // and empty=omit; kIoError/kCorrupt/... naming the source file when it cannot be computed.
+  Result<ChunkBytes> GetChunk(int level, const Vec3& idx);
+
+  // The chunk's file size, computing the chunk only when the size is not known otherwise
+  // (raw encoding with empty=keep needs no computation). Same errors as GetChunk.
+  Result<uint64_t> ChunkSize(int level, const Vec3& idx);
+
+  // x indices of the chunk files that exist in the row (level, z, y): all with empty=keep; with
+  // empty=omit the non-empty ones, computing unknown chunks of the row in parallel.
+  // Errors: kNotFound for a row outside the grid; a compute error of any chunk in the row.
+  Result<std::vector<int64_t>> ListRow(int level, int64_t z, int64_t y);
+
+  // Cache key of a chunk (for tests and materialize's cache sharing).
+  std::string CacheKey(int level, const Vec3& idx) const;
+
+  // Computes the chunk's voxels without any cache (reference path for tests/benchmarks).
+  // out: raw_chunk_bytes() bytes, full chunk padded with 0.
+  Status ComputeUncached(int level, const Vec3& idx, void* out);
+
+  struct Key {
+    int level;
+    Vec3 idx;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const;
+  };
+
+ private:
+  ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineConfig& config, Pyramid pyramid, ChunkCodec codec);
+
+  enum class State : uint8_t { kUnknown, kEmpty, kPresent };
+  struct Info {
+    State state = State::kUnknown;
+    uint64_t size = 0;
+  };
+  struct Flight;
+
+  // Cheap proofs of emptiness: recorded state, outside the data region, all children empty.
+  bool ProvablyEmpty(int level, const Vec3& idx);
+  Info Lookup(const Key& k);
+  void Record(const Key& k, State s, uint64_t size);
+  ChunkBytes HotGet(const Key& k);
+  void HotPut(const Key& k, const ChunkBytes& b);
+  // Served bytes of an empty chunk (empty=keep), or NotFound (empty=omit).
+  Result<ChunkBytes> EmptyResult();
+
+  // The leader's work for one chunk: disk cache, then compute, encode, put.
+  Result<ChunkBytes> Produce(int level, const Vec3& idx);
+  // Computes voxels of chunk (level, idx) into a full padded chunk buffer.
+  Status ComputeVoxels(int level, const Vec3& idx, uint8_t* out, bool fill_cache);
+  // Streams the chunk's box at level `base` (from the source when from_source, base 0; else from
+  // that level's cached chunks) up through every level to `level`.
+  Status StreamFromBase(int base, bool from_source, int level, const Vec3& idx, uint8_t* out, bool fill_cache);
+  // Reads a box of level `level` from cached chunks (all must be available or computable).
+  Status ReadLevelBox(int level, const Box& box, uint8_t* out);
+  // Encodes voxels, records state, puts into the disk cache (failures: warning only).
+  Result<ChunkBytes> Finish(int level, const Vec3& idx, const uint8_t* voxels);
+  bool Available(int level, const Vec3& idx);
+
+  std::shared_ptr<ViewVolume> level0_;
+  ChunkEngineConfig config_;
+  Pyramid pyramid_;
+  ChunkCodec codec_;
+  uint64_t raw_bytes_;
+  std::string key_prefix_;
+  MemoryBudget work_budget_;
+
+  std::mutex mu_;
+  std::unordered_map<Key, Info, KeyHash> known_;                       // guarded by mu_
+  std::unordered_map<Key, std::shared_ptr<Flight>, KeyHash> inflight_;  // guarded by mu_
+  // Hot LRU: front = most recent. Guarded by mu_.
+  std::list<std::pair<Key, ChunkBytes>> hot_lru_;
+  std::unordered_map<Key, std::list<std::pair<Key, ChunkBytes>>::iterator, KeyHash> hot_index_;
+  uint64_t hot_used_ = 0;
+  ChunkBytes empty_bytes_;  // guarded by mu_; encoded all-zero chunk (empty=keep)
+};
+
+}  // namespace oz

@@ -1,0 +1,71 @@
+// Chunk codecs. Blosc runs through its context API with one internal thread: thread-safe and
+// deterministic, and parallelism comes from encoding many chunks at once.
+#include "core/codec.h"
+
+#include <blosc.h>
+
+#include <cstring>
+
+namespace oz {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "chunk encoding assumes a little-endian host");
+
+Result<ChunkCodec> ChunkCodec::Make(const Options& options, DType dtype) {
+  ChunkCodec c;
+  c.compression_ = options.compression;
+  c.typesize_ = DTypeSize(dtype);
+  if (c.compression_ == Compression::kBlosc) {
+    c.cname_ = options.blosc_cname;
+    c.clevel_ = options.blosc_clevel;
+    c.shuffle_ = options.blosc_shuffle;
+    if (blosc_compname_to_compcode(c.cname_.c_str()) < 0)
+      return InvalidArgumentError("blosc_cname=" + c.cname_ + " is not available; this build of c-blosc has: " +
+                                  blosc_list_compressors());
+    if (c.clevel_ < 0 || c.clevel_ > 9)
+      return InvalidArgumentError("blosc_clevel must be 0..9, got " + std::to_string(c.clevel_));
+    if (c.shuffle_ < 0 || c.shuffle_ > 2)
+      return InvalidArgumentError("blosc_shuffle must be 0, 1 or 2, got " + std::to_string(c.shuffle_));
+  }
+  return c;
+}
+
+Result<std::string> ChunkCodec::Encode(const void* voxels, size_t nbytes) const {
+  if (compression_ == Compression::kNone) return std::string(static_cast<const char*>(voxels), nbytes);
+  std::string out(nbytes + BLOSC_MAX_OVERHEAD, '\0');
+  int n = blosc_compress_ctx(clevel_, shuffle_, typesize_, nbytes, voxels, out.data(), out.size(), cname_.c_str(),
+                             /*blocksize=*/0, /*numinternalthreads=*/1);
+  if (n <= 0) return InternalError("blosc compression failed (" + std::to_string(n) + ")");
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+Status ChunkCodec::Decode(std::string_view encoded, void* out, size_t nbytes) const {
+  if (compression_ == Compression::kNone) {
+    if (encoded.size() != nbytes)
+      return CorruptError("raw chunk has " + std::to_string(encoded.size()) + " bytes, expected " + std::to_string(nbytes));
+    std::memcpy(out, encoded.data(), nbytes);
+    return OkStatus();
+  }
+  size_t nb = 0, cb = 0, bs = 0;
+  if (encoded.size() < BLOSC_MIN_HEADER_LENGTH ||
+      blosc_cbuffer_validate(encoded.data(), encoded.size(), &nb) != 0 || nb != nbytes) {
+    return CorruptError("blosc chunk header invalid or size mismatch");
+  }
+  blosc_cbuffer_sizes(encoded.data(), &nb, &cb, &bs);
+  if (cb != encoded.size()) return CorruptError("blosc chunk has trailing or missing bytes");
+  int n = blosc_decompress_ctx(encoded.data(), out, nbytes, 1);
+  if (n < 0 || static_cast<size_t>(n) != nbytes) return CorruptError("blosc decompression failed");
+  return OkStatus();
+}
+
+nlohmann::json ChunkCodec::CompressorJson() const {
+  if (compression_ == Compression::kNone) return nullptr;
+  return {{"id", "blosc"}, {"cname", cname_}, {"clevel", clevel_}, {"shuffle", shuffle_}, {"blocksize", 0}};
+}
+
+std::string ChunkCodec::CacheTag() const {
+  if (compression_ == Compression::kNone) return "raw";
+  return "blosc:" + cname_ + ":" + std::to_string(clevel_) + ":" + std::to_string(shuffle_);
+}
+
+}  // namespace oz

@@ -1,0 +1,41 @@
+// Chunk codecs: how a chunk's voxels become the bytes of a zarr v2 chunk file, and back.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/options.h"
+#include "core/status.h"
+
+namespace oz {
+
+class ChunkCodec {
+ public:
+  // Errors: kInvalidArgument for an unknown blosc cname (naming the compiled-in ones) or a level
+  // or shuffle out of range.
+  static Result<ChunkCodec> Make(const Options& options, DType dtype);
+
+  // Encodes a full chunk (dense, native endianness) into zarr v2 chunk bytes (little-endian
+  // voxels; raw or blosc). Deterministic: same input and options give the same bytes.
+  Result<std::string> Encode(const void* voxels, size_t nbytes) const;
+  // Decodes chunk bytes produced by Encode (or by any zarr writer with the same codec) into
+  // exactly `nbytes` bytes. Errors: kCorrupt when the data is malformed or the size differs.
+  Status Decode(std::string_view encoded, void* out, size_t nbytes) const;
+
+  // The .zarray "compressor" value (null or the blosc config).
+  nlohmann::json CompressorJson() const;
+  // Identifies the encoding for cache keys ("raw" or "blosc:lz4:5:1").
+  std::string CacheTag() const;
+
+ private:
+  Compression compression_ = Compression::kNone;
+  std::string cname_;
+  int clevel_ = 5;
+  int shuffle_ = 1;
+  size_t typesize_ = 1;
+};
+
+}  // namespace oz

@@ -1,0 +1,13 @@
+// Non-cryptographic 128-bit content hash for cache-key material (fingerprints, option strings).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace oz {
+
+// Two independent 64-bit FNV-1a lanes, as 32 hex digits. Not for adversarial input.
+std::string Hash128Hex(std::string_view data);
+
+}  // namespace oz

@@ -1,0 +1,80 @@
+// Metadata documents. Output is pretty-printed with a trailing newline (as zarr-python writes).
+#include "core/ome_metadata.h"
+
+#include "core/version.h"
+
+namespace oz {
+
+using nlohmann::json;
+
+std::string ZgroupJson() { return json{{"zarr_format", 2}}.dump(4) + "\n"; }
+
+std::string ZarrayJson(const Vec3& shape, int64_t chunk, DType dtype, const json& compressor) {
+  json j = {
+      {"zarr_format", 2},
+      {"shape", {shape[0], shape[1], shape[2]}},
+      {"chunks", {chunk, chunk, chunk}},
+      {"dtype", std::string(ZarrDTypeString(dtype))},
+      {"compressor", compressor},
+      {"fill_value", 0},
+      {"order", "C"},
+      {"filters", nullptr},
+      {"dimension_separator", "/"},
+  };
+  return j.dump(4) + "\n";
+}
+
+static json SliceJson(const SliceRange& r) {
+  return json{{"start", r.start ? json(*r.start) : json(nullptr)}, {"stop", r.stop ? json(*r.stop) : json(nullptr)}};
+}
+
+std::string ZattrsJson(const Pyramid& pyramid, const Options& o, const std::string& source) {
+  json axes = json::array();
+  for (const char* name : {"z", "y", "x"}) {
+    json a = {{"name", name}, {"type", "space"}};
+    if (!o.unit.empty()) a["unit"] = o.unit;
+    axes.push_back(a);
+  }
+  const bool centred = o.algorithm != Algorithm::kNearest;
+  json datasets = json::array();
+  for (int l = 0; l < pyramid.levels(); ++l) {
+    const double f = static_cast<double>(int64_t{1} << l);
+    json scale = json::array(), trans = json::array();
+    for (int a = 0; a < 3; ++a) {
+      scale.push_back(o.voxel_size[a] * f);
+      trans.push_back(o.voxel_size[a] * (f - 1) / 2);
+    }
+    json ct = json::array({{{"type", "scale"}, {"scale", scale}}});
+    if (centred && l > 0) ct.push_back({{"type", "translation"}, {"translation", trans}});
+    datasets.push_back({{"path", std::to_string(l)}, {"coordinateTransformations", ct}});
+  }
+  std::string method;
+  switch (o.algorithm) {
+    case Algorithm::kMean: method = "2x2x2 mean of existing voxels, rounded half to even, each level from the previous"; break;
+    case Algorithm::kNearest: method = "2x2x2 nearest: voxel at (2z, 2y, 2x), each level from the previous"; break;
+    case Algorithm::kMax: method = "2x2x2 max of existing voxels, each level from the previous"; break;
+  }
+  json meta = {
+      {"method", method},
+      {"version", std::string("omezarrfs ") + OMEZARRFS_VERSION},
+      {"source", source},
+      {"options",
+       {{"chunk", o.chunk},
+        {"levels", o.levels},
+        {"algorithm", std::string(AlgorithmName(o.algorithm))},
+        {"window_zyx", {SliceJson(o.window[0]), SliceJson(o.window[1]), SliceJson(o.window[2])}},
+        {"shift_zyx", {o.shift[0], o.shift[1], o.shift[2]}},
+        {"bytes", o.bytes1 ? 1 : 2}}},
+  };
+  json ms = {
+      {"version", "0.4"},
+      {"name", "/"},
+      {"axes", axes},
+      {"datasets", datasets},
+      {"type", std::string(AlgorithmName(o.algorithm))},
+      {"metadata", meta},
+  };
+  return json{{"multiscales", json::array({ms})}}.dump(4) + "\n";
+}
+
+}  // namespace oz
