@@ -18,7 +18,6 @@ Contents
 
 import ctypes
 import ctypes.util
-import errno
 import fractions
 import itertools
 import json

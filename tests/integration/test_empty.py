@@ -159,6 +159,10 @@ def _empty_case(empty, compression=None, algo="mean"):
             for lvl in range(LEVELS):
                 ck.run("level %d zarr" % lvl, lambda lvl=lvl: oz.assert_array_equal(
                     oz.read_level(m.path, lvl, LEVELS), want[lvl], "data"))
+            for lvl in range(LEVELS):
+                meta = oz.read_json(os.path.join(m.path, str(lvl), ".zarray"))
+                ck.extend("level %d .zarray" % lvl, oz.zarray_problems(
+                    meta, want[lvl].shape, CHUNK, want[lvl].dtype, comp))
             # the reads above must not have changed the listing
             ck.extend("listing after reads", _listing_problems(oz.walk_files(m.path)[0],
                                                                want_files))
