@@ -202,17 +202,30 @@ Result<ChunkBytes> ChunkEngine::GetChunk(int level, const Vec3& idx) {
     r.emplace(InternalError(std::string("unexpected exception computing a chunk: ") + e.what()));
   }
   if (!r->ok() && r->status().code() != ErrorCode::kNotFound) config_.stats->errors++;
+  Complete(k, f, *r);
+  return std::move(*r);
+}
+
+std::shared_ptr<ChunkEngine::Flight> ChunkEngine::TryClaim(const Key& k) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto known = known_.find(k);
+  if (known != known_.end() && known->second.state != State::kUnknown) return nullptr;
+  if (inflight_.count(k)) return nullptr;
+  auto f = std::make_shared<Flight>();
+  inflight_.emplace(k, f);
+  return f;
+}
+
+void ChunkEngine::Complete(const Key& k, const std::shared_ptr<Flight>& f, const Result<ChunkBytes>& r) {
   {
     std::lock_guard<std::mutex> l(f->mu);
-    f->result = *r;
+    f->result = r;
     f->done = true;
   }
   f->cv.notify_all();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    inflight_.erase(k);
-  }
-  return std::move(*r);
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = inflight_.find(k);
+  if (it != inflight_.end() && it->second == f) inflight_.erase(it);
 }
 
 Result<ChunkBytes> ChunkEngine::Produce(int level, const Vec3& idx) {
@@ -438,33 +451,61 @@ Status ChunkEngine::StreamFromBase(int base, bool from_source, int level, const 
     std::vector<uint8_t> layer;
     int64_t layer_planes = 0;
     int64_t next_z = 0;  // absolute z (at this level) of the next plane to arrive
+    // Chunks of the current layer this computation will produce: claimed in the single-flight
+    // table when the layer starts, so readers of them wait for this layer instead of computing
+    // them again; chunks someone else owns are left to their owner.
+    std::vector<std::pair<Vec3, std::shared_ptr<Flight>>> owned;
   };
   std::vector<LevelState> st(level + 1);
+  // On any exit, release claims that were not produced (error paths): waiters see an error and
+  // retry on their next read, since failures are never cached.
+  struct ReleaseClaims {
+    ChunkEngine* e;
+    std::vector<LevelState>* st;
+    ~ReleaseClaims() {
+      for (size_t k = 0; k < st->size(); ++k)
+        for (auto& [ci, f] : (*st)[k].owned)
+          e->Complete(Key{static_cast<int>(k), ci}, f,
+                      UnavailableError("the computation that was producing this chunk failed; read it again"));
+    }
+  } release_claims{this, &st};
   for (int k = base; k <= level; ++k) st[k].next_z = box[k].lo[0];
   std::vector<uint8_t> top_buf(static_cast<size_t>(top.volume()) * bpv);
 
-  // Cuts the completed layer of level k into chunks and caches them.
+  // Claims the chunks of the layer of level k starting at plane z.
+  auto claim_layer = [&](int k, int64_t z) {
+    LevelState& s = st[k];
+    for (int64_t cy = box[k].lo[1] / c; cy * c < box[k].hi[1]; ++cy)
+      for (int64_t cx = box[k].lo[2] / c; cx * c < box[k].hi[2]; ++cx) {
+        const Vec3 ci{z / c, cy, cx};
+        if (config_.cache->Contains(CacheKey(k, ci))) continue;
+        if (auto f = TryClaim(Key{k, ci})) s.owned.emplace_back(ci, std::move(f));
+      }
+  };
+
+  // Cuts the completed layer of level k into its claimed chunks, caches them and hands them to
+  // any waiting readers.
   auto emit_layer = [&](int k, int64_t z_end) -> Status {
     LevelState& s = st[k];
     const int64_t z0 = z_end - s.layer_planes;  // absolute z of the layer's first plane
     const Vec3 ls{s.layer_planes, box[k].shape()[1], box[k].shape()[2]};
-    std::vector<Vec3> todo;
-    for (int64_t cy = box[k].lo[1] / c; cy * c < box[k].hi[1]; ++cy)
-      for (int64_t cx = box[k].lo[2] / c; cx * c < box[k].hi[2]; ++cx) {
-        Vec3 ci{z0 / c, cy, cx};
-        if (Lookup(Key{k, ci}).state != State::kUnknown) continue;
-        if (config_.cache->Contains(CacheKey(k, ci))) continue;
-        todo.push_back(ci);
-      }
-    std::vector<Status> errs(todo.size());
-    config_.pool->ParallelFor(todo.size(), [&](size_t i) {
-      const Vec3& ci = todo[i];
+    std::vector<std::pair<Vec3, std::shared_ptr<Flight>>> owned = std::move(s.owned);
+    s.owned.clear();
+    std::vector<Status> errs(owned.size());
+    config_.pool->ParallelFor(owned.size(), [&](size_t i) {
+      const Vec3& ci = owned[i].first;
       const Box cb = pyramid_.ChunkBox(k, ci);
-      std::vector<uint8_t> chunk(raw_bytes_, 0);
-      CopyRegion(s.layer.data(), ls, {cb.lo[0] - z0, cb.lo[1] - box[k].lo[1], cb.lo[2] - box[k].lo[2]}, chunk.data(),
-                 {c, c, c}, {0, 0, 0}, cb.shape(), bpv);
-      auto r = Finish(k, ci, chunk.data());
-      if (!r.ok() && r.status().code() != ErrorCode::kNotFound) errs[i] = r.status();
+      std::optional<Result<ChunkBytes>> r;
+      try {
+        std::vector<uint8_t> chunk(raw_bytes_, 0);
+        CopyRegion(s.layer.data(), ls, {cb.lo[0] - z0, cb.lo[1] - box[k].lo[1], cb.lo[2] - box[k].lo[2]},
+                   chunk.data(), {c, c, c}, {0, 0, 0}, cb.shape(), bpv);
+        r.emplace(Finish(k, ci, chunk.data()));
+      } catch (const std::bad_alloc&) {
+        r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
+      }
+      if (!r->ok() && r->status().code() != ErrorCode::kNotFound) errs[i] = r->status();
+      Complete(Key{k, ci}, owned[i].second, *r);
     });
     s.layer_planes = 0;
     for (auto& e : errs) OZ_RETURN_IF_ERROR(e);
@@ -486,6 +527,7 @@ Status ChunkEngine::StreamFromBase(int base, bool from_source, int level, const 
       const int64_t z = z_start + i;
       if (fill[k]) {
         if (s.layer.empty()) s.layer.resize(static_cast<size_t>(c) * pb);
+        if (s.layer_planes == 0) claim_layer(k, z);
         std::memcpy(s.layer.data() + static_cast<size_t>(s.layer_planes) * pb, data + i * pb, pb);
         ++s.layer_planes;
         if ((z + 1) % c == 0 || z + 1 == box[k].hi[0]) OZ_RETURN_IF_ERROR(emit_layer(k, z + 1));

@@ -115,6 +115,10 @@ class ChunkEngine {
   // Encodes voxels, records state, puts into the disk cache (failures: warning only).
   Result<ChunkBytes> Finish(int level, const Vec3& idx, const uint8_t* voxels);
   bool Available(int level, const Vec3& idx);
+  // Single-flight table: claims key k for the caller unless it is known or already in flight.
+  std::shared_ptr<Flight> TryClaim(const Key& k);
+  // Publishes a flight's result to its waiters and removes it from the table.
+  void Complete(const Key& k, const std::shared_ptr<Flight>& f, const Result<ChunkBytes>& r);
 
   std::shared_ptr<ViewVolume> level0_;
   ChunkEngineConfig config_;
