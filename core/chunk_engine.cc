@@ -53,7 +53,7 @@ std::string SliceText(const SliceRange& r) {
 struct ChunkEngine::Flight {
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false;                      // guarded by mu
+  bool done = false;                         // guarded by mu
   std::optional<Result<ChunkBytes>> result;  // guarded by mu
 };
 
@@ -63,14 +63,16 @@ size_t ChunkEngine::KeyHash::operator()(const Key& k) const {
   return static_cast<size_t>(h);
 }
 
-Result<std::unique_ptr<ChunkEngine>> ChunkEngine::Make(std::shared_ptr<ViewVolume> level0, const ChunkEngineConfig& config) {
+Result<std::unique_ptr<ChunkEngine>> ChunkEngine::Make(std::shared_ptr<ViewVolume> level0,
+                                                       const ChunkEngineConfig& config) {
   if (!config.pool || !config.stats) return InternalError("ChunkEngine needs a pool and stats");
   const Options& o = config.options;
   OZ_ASSIGN_OR_RETURN(Pyramid pyramid, Pyramid::Make(level0->shape(), o.levels, o.chunk));
   OZ_ASSIGN_OR_RETURN(ChunkCodec codec, ChunkCodec::Make(o, level0->dtype()));
   auto vol = CheckedVolume({o.chunk, o.chunk, o.chunk});
   if (!vol || static_cast<uint64_t>(*vol) * DTypeSize(level0->dtype()) > kMaxRawChunkBytes)
-    return InvalidArgumentError("chunk=" + std::to_string(o.chunk) + " makes chunks larger than 1 GiB; use a smaller chunk");
+    return InvalidArgumentError("chunk=" + std::to_string(o.chunk) +
+                                " makes chunks larger than 1 GiB; use a smaller chunk");
   return std::unique_ptr<ChunkEngine>(new ChunkEngine(std::move(level0), config, std::move(pyramid), std::move(codec)));
 }
 
@@ -197,7 +199,8 @@ Result<ChunkBytes> ChunkEngine::GetChunk(int level, const Vec3& idx) {
   try {
     r.emplace(Produce(level, idx));
   } catch (const std::bad_alloc&) {
-    r.emplace(ResourceExhaustedError("out of memory computing chunk " + ToString(idx) + " of level " + std::to_string(level)));
+    r.emplace(ResourceExhaustedError("out of memory computing chunk " + ToString(idx) + " of level " +
+                                     std::to_string(level)));
   } catch (const std::exception& e) {
     r.emplace(InternalError(std::string("unexpected exception computing a chunk: ") + e.what()));
   }
@@ -242,7 +245,8 @@ Result<ChunkBytes> ChunkEngine::Produce(int level, const Vec3& idx) {
         HotPut(k, b);
         return ChunkBytes(b);
       }
-      LogWarning("cache entry for chunk " + std::to_string(level) + "/" + ToString(idx) + " has the wrong size; recomputing");
+      LogWarning("cache entry for chunk " + std::to_string(level) + "/" + ToString(idx) +
+                 " has the wrong size; recomputing");
     }
   }
   std::vector<uint8_t> buf(raw_bytes_);
@@ -292,7 +296,8 @@ Result<uint64_t> ChunkEngine::ChunkSize(int level, const Vec3& idx) {
 
 Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t y) {
   if (level < 0 || level >= pyramid_.levels() || !pyramid_.ValidChunk(level, {z, y, 0}))
-    return NotFoundError("no chunk row " + std::to_string(z) + "/" + std::to_string(y) + " at level " + std::to_string(level));
+    return NotFoundError("no chunk row " + std::to_string(z) + "/" + std::to_string(y) + " at level " +
+                         std::to_string(level));
   const int64_t nx = pyramid_.grid(level)[2];
   std::vector<int64_t> xs;
   if (config_.options.empty == EmptyPolicy::kKeep) {
@@ -441,7 +446,7 @@ Status ChunkEngine::StreamFromBase(int base, bool from_source, int level, const 
   const uint64_t plane_bytes = static_cast<uint64_t>(area[base]) * bpv;
   int64_t S = static_cast<int64_t>(std::max<uint64_t>(2, (budget / 4) / std::max<uint64_t>(plane_bytes, 1)));
   S = std::min<int64_t>(S, 256) & ~int64_t{1};
-  if (fill[base]) S = c;  // slabs aligned with the base level's chunk layers
+  if (fill[base]) S = c;                                   // slabs aligned with the base level's chunk layers
   need += static_cast<uint64_t>(S) * plane_bytes * 3 / 2;  // slab + first downsampled block
   MemoryReservation reservation(work_budget_, need);
 
@@ -498,8 +503,8 @@ Status ChunkEngine::StreamFromBase(int base, bool from_source, int level, const 
       std::optional<Result<ChunkBytes>> r;
       try {
         std::vector<uint8_t> chunk(raw_bytes_, 0);
-        CopyRegion(s.layer.data(), ls, {cb.lo[0] - z0, cb.lo[1] - box[k].lo[1], cb.lo[2] - box[k].lo[2]},
-                   chunk.data(), {c, c, c}, {0, 0, 0}, cb.shape(), bpv);
+        CopyRegion(s.layer.data(), ls, {cb.lo[0] - z0, cb.lo[1] - box[k].lo[1], cb.lo[2] - box[k].lo[2]}, chunk.data(),
+                   {c, c, c}, {0, 0, 0}, cb.shape(), bpv);
         r.emplace(Finish(k, ci, chunk.data()));
       } catch (const std::bad_alloc&) {
         r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
@@ -517,7 +522,8 @@ Status ChunkEngine::StreamFromBase(int base, bool from_source, int level, const 
     LevelState& s = st[k];
     const size_t pb = static_cast<size_t>(area[k]) * bpv;
     if (k == level) {
-      std::memcpy(top_buf.data() + static_cast<size_t>(s.next_z - box[k].lo[0]) * pb, data, static_cast<size_t>(n) * pb);
+      std::memcpy(top_buf.data() + static_cast<size_t>(s.next_z - box[k].lo[0]) * pb, data,
+                  static_cast<size_t>(n) * pb);
       s.next_z += n;
       return OkStatus();
     }

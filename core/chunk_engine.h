@@ -33,9 +33,9 @@ namespace oz {
 
 struct ChunkEngineConfig {
   Options options;
-  DiskCache* cache = nullptr;  // not owned; nullptr = no disk cache
-  ThreadPool* pool = nullptr;  // not owned; required
-  Stats* stats = nullptr;      // not owned; required
+  DiskCache* cache = nullptr;           // not owned; nullptr = no disk cache
+  ThreadPool* pool = nullptr;           // not owned; required
+  Stats* stats = nullptr;               // not owned; required
   uint64_t work_memory = 512ull << 20;  // bound on working buffers of all computations together
   uint64_t hot_bytes = 64ull << 20;     // in-memory LRU of recently served chunk bytes
 };
@@ -129,7 +129,7 @@ class ChunkEngine {
   MemoryBudget work_budget_;
 
   std::mutex mu_;
-  std::unordered_map<Key, Info, KeyHash> known_;                       // guarded by mu_
+  std::unordered_map<Key, Info, KeyHash> known_;                        // guarded by mu_
   std::unordered_map<Key, std::shared_ptr<Flight>, KeyHash> inflight_;  // guarded by mu_
   // Hot LRU: front = most recent. Guarded by mu_.
   std::list<std::pair<Key, ChunkBytes>> hot_lru_;

@@ -19,8 +19,8 @@ Result<ChunkCodec> ChunkCodec::Make(const Options& options, DType dtype) {
     c.clevel_ = options.blosc_clevel;
     c.shuffle_ = options.blosc_shuffle;
     if (blosc_compname_to_compcode(c.cname_.c_str()) < 0)
-      return InvalidArgumentError("blosc_cname=" + c.cname_ + " is not available; this build of c-blosc has: " +
-                                  blosc_list_compressors());
+      return InvalidArgumentError("blosc_cname=" + c.cname_ +
+                                  " is not available; this build of c-blosc has: " + blosc_list_compressors());
     if (c.clevel_ < 0 || c.clevel_ > 9)
       return InvalidArgumentError("blosc_clevel must be 0..9, got " + std::to_string(c.clevel_));
     if (c.shuffle_ < 0 || c.shuffle_ > 2)
@@ -42,13 +42,14 @@ Result<std::string> ChunkCodec::Encode(const void* voxels, size_t nbytes) const 
 Status ChunkCodec::Decode(std::string_view encoded, void* out, size_t nbytes) const {
   if (compression_ == Compression::kNone) {
     if (encoded.size() != nbytes)
-      return CorruptError("raw chunk has " + std::to_string(encoded.size()) + " bytes, expected " + std::to_string(nbytes));
+      return CorruptError("raw chunk has " + std::to_string(encoded.size()) + " bytes, expected " +
+                          std::to_string(nbytes));
     std::memcpy(out, encoded.data(), nbytes);
     return OkStatus();
   }
   size_t nb = 0, cb = 0, bs = 0;
-  if (encoded.size() < BLOSC_MIN_HEADER_LENGTH ||
-      blosc_cbuffer_validate(encoded.data(), encoded.size(), &nb) != 0 || nb != nbytes) {
+  if (encoded.size() < BLOSC_MIN_HEADER_LENGTH || blosc_cbuffer_validate(encoded.data(), encoded.size(), &nb) != 0 ||
+      nb != nbytes) {
     return CorruptError("blosc chunk header invalid or size mismatch");
   }
   blosc_cbuffer_sizes(encoded.data(), &nb, &cb, &bs);

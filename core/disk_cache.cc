@@ -214,7 +214,8 @@ bool ParseHex(std::string_view s, Hash128* out) {
 }
 
 bool IsFanoutName(std::string_view s) {
-  return s.size() == 2 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return s.size() == 2 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::string EncodeEntry(std::string_view key, const CacheEntry& entry) {
@@ -326,9 +327,9 @@ struct DiskCache::Impl {
   // replaced, so an operation that looked the entry up earlier can tell it is still the same.
   struct Node {
     Hash128 hash;
-    uint64_t size = 0;       // entry file size, the unit of the budget
+    uint64_t size = 0;  // entry file size, the unit of the budget
     uint64_t gen = 0;
-    int64_t mtime_sec = 0;   // file mtime as last set or seen (for the touch-on-hit throttle)
+    int64_t mtime_sec = 0;  // file mtime as last set or seen (for the touch-on-hit throttle)
   };
   using List = std::list<Node>;
 
@@ -610,7 +611,8 @@ struct DiskCache::Impl {
     }
     // The pid is only informational; the flock is the lock (released by the kernel on any exit).
     std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    if (::ftruncate(lock_fd, 0) != 0 ||
+        ::pwrite(lock_fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
       int err = errno;
       return WithHint(ErrnoError(err, "cannot write lock file " + lock_path),
                       "the cache directory must be writable; choose another with -o cache=DIR");

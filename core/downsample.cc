@@ -39,7 +39,8 @@ void Kernel(const T* in, const Vec3& s, T* out) {
         for (int64_t x = 0; x < full_x; ++x) {
           const int64_t i = 2 * x;
           if constexpr (A == Algorithm::kMean) {
-            uint32_t sum = uint32_t{r00[i]} + r00[i + 1] + r01[i] + r01[i + 1] + r10[i] + r10[i + 1] + r11[i] + r11[i + 1];
+            uint32_t sum =
+                uint32_t{r00[i]} + r00[i + 1] + r01[i] + r01[i + 1] + r10[i] + r10[i + 1] + r11[i] + r11[i + 1];
             orow[x] = static_cast<T>(RoundHalfEvenDiv(sum, 8));
           } else {
             T m = std::max({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});

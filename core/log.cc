@@ -76,9 +76,8 @@ void Log(LogLevel level, std::string_view message) {
 }
 
 bool RateLimiter::Allow(uint64_t* suppressed) {
-  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::steady_clock::now().time_since_epoch())
-                    .count();
+  int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   int64_t start = window_start_ns_.load();
   if (now - start > std::chrono::duration_cast<std::chrono::nanoseconds>(interval_).count()) {
     if (window_start_ns_.compare_exchange_strong(start, now)) in_window_ = 0;

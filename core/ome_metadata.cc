@@ -50,7 +50,9 @@ std::string ZattrsJson(const Pyramid& pyramid, const Options& o, const std::stri
   }
   std::string method;
   switch (o.algorithm) {
-    case Algorithm::kMean: method = "2x2x2 mean of existing voxels, rounded half to even, each level from the previous"; break;
+    case Algorithm::kMean:
+      method = "2x2x2 mean of existing voxels, rounded half to even, each level from the previous";
+      break;
     case Algorithm::kNearest: method = "2x2x2 nearest: voxel at (2z, 2y, 2x), each level from the previous"; break;
     case Algorithm::kMax: method = "2x2x2 max of existing voxels, each level from the previous"; break;
   }

@@ -38,14 +38,14 @@ struct Options {
   EmptyPolicy empty = EmptyPolicy::kOmit;
   // Metadata.
   std::array<double, 3> voxel_size{1.0, 1.0, 1.0};  // z, y, x
-  std::string unit;                                   // OME-NGFF unit name, empty = none
+  std::string unit;                                 // OME-NGFF unit name, empty = none
   // Source handling.
   BadSlicePolicy bad_slices = BadSlicePolicy::kError;
   // Resources.
-  std::string cache_dir;                       // empty = default ($XDG_CACHE_HOME or ~/.cache)
-  uint64_t cache_size = 10ull << 30;           // bytes
-  uint64_t memory = 1ull << 30;                // bytes of decoded source data held in memory
-  int threads = 0;                             // 0 = number of CPUs
+  std::string cache_dir;              // empty = default ($XDG_CACHE_HOME or ~/.cache)
+  uint64_t cache_size = 10ull << 30;  // bytes
+  uint64_t memory = 1ull << 30;       // bytes of decoded source data held in memory
+  int threads = 0;                    // 0 = number of CPUs
 
   bool operator==(const Options&) const = default;
 };

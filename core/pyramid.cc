@@ -4,7 +4,8 @@
 namespace oz {
 
 Result<Pyramid> Pyramid::Make(const Vec3& level0, int levels, int64_t chunk) {
-  if (levels < 1 || levels > 40) return InvalidArgumentError("levels must be between 1 and 40, got " + std::to_string(levels));
+  if (levels < 1 || levels > 40)
+    return InvalidArgumentError("levels must be between 1 and 40, got " + std::to_string(levels));
   if (chunk < 1) return InvalidArgumentError("chunk must be positive, got " + std::to_string(chunk));
   for (int a = 0; a < 3; ++a) {
     if (level0[a] < 1)

@@ -8,19 +8,19 @@
 namespace oz {
 
 struct Stats {
-  std::atomic<uint64_t> chunks_computed{0};     // chunks produced by the engine (any level)
-  std::atomic<uint64_t> chunk_requests{0};      // GetChunk calls
-  std::atomic<uint64_t> cache_hits{0};          // served from the disk cache
+  std::atomic<uint64_t> chunks_computed{0};  // chunks produced by the engine (any level)
+  std::atomic<uint64_t> chunk_requests{0};   // GetChunk calls
+  std::atomic<uint64_t> cache_hits{0};       // served from the disk cache
   std::atomic<uint64_t> cache_misses{0};
-  std::atomic<uint64_t> cache_corrupt{0};       // entries found bad and dropped
+  std::atomic<uint64_t> cache_corrupt{0};  // entries found bad and dropped
   std::atomic<uint64_t> cache_put_failures{0};
   std::atomic<uint64_t> cache_evictions{0};
   std::atomic<uint64_t> singleflight_waits{0};  // requests that joined an in-flight computation
   std::atomic<uint64_t> source_bytes_read{0};   // bytes read from source files
   std::atomic<uint64_t> source_files_opened{0};
-  std::atomic<uint64_t> strips_decoded{0};      // TIFF strips/tiles decoded
+  std::atomic<uint64_t> strips_decoded{0};  // TIFF strips/tiles decoded
   std::atomic<uint64_t> strip_cache_hits{0};
-  std::atomic<uint64_t> errors{0};              // failed chunk computations
+  std::atomic<uint64_t> errors{0};  // failed chunk computations
 
   // "name value\n" lines, stable order.
   std::string ToText() const;

@@ -12,21 +12,21 @@ namespace oz {
 // Error causes. fs/ maps each to exactly one errno; keep the list short and causal.
 enum class ErrorCode {
   kOk = 0,
-  kNotFound,         // the name or datum is truly absent (ENOENT)
-  kInvalidArgument,  // bad option, bad user input (EINVAL at the edge; exit code at startup)
-  kIoError,          // reading the source failed (EIO)
-  kCorrupt,          // data read but not valid (EIO)
-  kUnsupported,      // valid but not supported format feature (EIO / startup error)
-  kNoSpace,          // ENOSPC
-  kPermission,       // EACCES
-  kReadOnly,         // EROFS
-  kNotDirectory,     // ENOTDIR
-  kIsDirectory,      // EISDIR
-  kNameTooLong,      // ENAMETOOLONG
-  kResourceExhausted,// out of memory or budget (ENOMEM)
-  kUnavailable,      // transient; retrying may help (EIO at the edge)
-  kCancelled,        // operation cancelled (EINTR)
-  kInternal,         // a bug (EIO)
+  kNotFound,           // the name or datum is truly absent (ENOENT)
+  kInvalidArgument,    // bad option, bad user input (EINVAL at the edge; exit code at startup)
+  kIoError,            // reading the source failed (EIO)
+  kCorrupt,            // data read but not valid (EIO)
+  kUnsupported,        // valid but not supported format feature (EIO / startup error)
+  kNoSpace,            // ENOSPC
+  kPermission,         // EACCES
+  kReadOnly,           // EROFS
+  kNotDirectory,       // ENOTDIR
+  kIsDirectory,        // EISDIR
+  kNameTooLong,        // ENAMETOOLONG
+  kResourceExhausted,  // out of memory or budget (ENOMEM)
+  kUnavailable,        // transient; retrying may help (EIO at the edge)
+  kCancelled,          // operation cancelled (EINTR)
+  kInternal,           // a bug (EIO)
 };
 
 std::string_view ErrorCodeName(ErrorCode code);
@@ -65,7 +65,7 @@ Status ErrnoError(int err, std::string_view what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     if (std::get<Status>(v_).ok()) v_ = Status(ErrorCode::kInternal, "Result built from OK status");
   }

@@ -69,8 +69,7 @@ NameKind ParseSliceName(std::string_view name, int64_t* z) {
   return NameKind::kSlice;
 }
 
-Result<std::vector<SliceFile>> DiscoverSlicesIn(const std::vector<std::string>& names,
-                                                const std::string& where) {
+Result<std::vector<SliceFile>> DiscoverSlicesIn(const std::vector<std::string>& names, const std::string& where) {
   std::vector<SliceFile> slices;
   std::string other_tiff;  // an ignored *.tif name, to hint at the naming rule
   for (const std::string& name : names) {
@@ -96,9 +95,8 @@ Result<std::vector<SliceFile>> DiscoverSlicesIn(const std::vector<std::string>& 
            " are ignored because slice names must be digits only (e.g. 00042.tif); rename or symlink them";
     return InvalidArgumentError(m);
   }
-  std::sort(slices.begin(), slices.end(), [](const SliceFile& a, const SliceFile& b) {
-    return a.z != b.z ? a.z < b.z : a.name < b.name;
-  });
+  std::sort(slices.begin(), slices.end(),
+            [](const SliceFile& a, const SliceFile& b) { return a.z != b.z ? a.z < b.z : a.name < b.name; });
   for (size_t i = 1; i < slices.size(); ++i) {
     if (slices[i].z == slices[i - 1].z)
       return InvalidArgumentError("slice files " + slices[i - 1].name + " and " + slices[i].name + where +
@@ -238,8 +236,8 @@ class SliceHandle {
     TIFFOpenOptionsSetErrorHandlerExtR(opts, CaptureError, &messages_);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, DropWarning, nullptr);
     client_.pos = 0;
-    tif_ = TIFFClientOpenExt(name.c_str(), "rm", &client_, ClientRead, ClientWrite, ClientSeek, ClientClose,
-                             ClientSize, ClientMap, ClientUnmap, opts);
+    tif_ = TIFFClientOpenExt(name.c_str(), "rm", &client_, ClientRead, ClientWrite, ClientSeek, ClientClose, ClientSize,
+                             ClientMap, ClientUnmap, opts);
     TIFFOpenOptionsFree(opts);
     if (!tif_)
       return InvalidArgumentError("slice " + name + " is not a readable TIFF file (" + TakeErrors() +
@@ -282,7 +280,8 @@ using BlockPtr = std::shared_ptr<const Block>;
 Result<std::shared_ptr<Block>> NewBlock(size_t size) {
   auto b = std::make_shared<Block>();
   b->data.reset(new (std::nothrow) uint8_t[size ? size : 1]);
-  if (!b->data) return ResourceExhaustedError("out of memory allocating " + std::to_string(size) + " bytes for a strip");
+  if (!b->data)
+    return ResourceExhaustedError("out of memory allocating " + std::to_string(size) + " bytes for a strip");
   b->size = size;
   return b;
 }
@@ -398,7 +397,7 @@ enum class Layout {
 
 struct SliceInfo {
   SliceFile file;
-  Status status;  // not OK: bad slice (error at Open, or zeros under bad_slices=zero)
+  Status status;      // not OK: bad slice (error at Open, or zeros under bad_slices=zero)
   bool zero = false;  // read as zeros (bad slice under bad_slices=zero)
   // Header, valid when status is OK.
   int64_t width = 0, height = 0;
@@ -407,9 +406,9 @@ struct SliceInfo {
   Layout layout = Layout::kStrips;
   int64_t rows_per_strip = 0;  // strips
   int64_t tile_w = 0, tile_h = 0;
-  int64_t unit_rows = 0;         // rows per unit for kRawContiguous / kRawStrips
-  uint64_t base_offset = 0;      // kRawContiguous: file offset of row 0
-  bool swap = false;             // raw layouts: file byte order differs from ours
+  int64_t unit_rows = 0;     // rows per unit for kRawContiguous / kRawStrips
+  uint64_t base_offset = 0;  // kRawContiguous: file offset of row 0
+  bool swap = false;         // raw layouts: file byte order differs from ours
 };
 
 // The part of a slice covered by one cache unit, in image coordinates.
@@ -454,8 +453,7 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
 
   uint32_t w = 0, hgt = 0;
   uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, photometric = PHOTOMETRIC_MINISBLACK, compression = 1;
-  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &hgt) || w == 0 ||
-      hgt == 0)
+  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &hgt) || w == 0 || hgt == 0)
     return InvalidArgumentError("slice " + name + " has no valid ImageWidth/ImageLength; fix or remove it");
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
   TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
@@ -468,7 +466,9 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
     return UnsupportedError("slice " + name + ": SamplesPerPixel=" + std::to_string(spp) +
                             (photometric == PHOTOMETRIC_RGB ? " (RGB)" : "") + " is not supported" + fix);
   if (fmt != SAMPLEFORMAT_UINT && fmt != SAMPLEFORMAT_VOID) {
-    std::string kind = fmt == SAMPLEFORMAT_INT ? "signed integer" : fmt == SAMPLEFORMAT_IEEEFP ? "floating point" : "complex";
+    std::string kind = fmt == SAMPLEFORMAT_INT      ? "signed integer"
+                       : fmt == SAMPLEFORMAT_IEEEFP ? "floating point"
+                                                    : "complex";
     return UnsupportedError("slice " + name + ": SampleFormat=" + std::to_string(fmt) + " (" + kind + ", " +
                             std::to_string(bits) + " bits) is not supported" + fix);
   }
@@ -499,8 +499,7 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
 
   if (TIFFIsTiled(tif)) {
     uint32_t tw = 0, th = 0;
-    if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &th) || tw == 0 ||
-        th == 0)
+    if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &th) || tw == 0 || th == 0)
       return InvalidArgumentError("slice " + name + " has no valid TileWidth/TileLength; fix or remove it");
     info->layout = Layout::kTiles;
     info->tile_w = tw;
@@ -515,8 +514,8 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
       uint64_t off = TIFFGetStrileOffsetWithErr(tif, t, &err);
       uint64_t len = TIFFGetStrileByteCountWithErr(tif, t, &err);
       if (err || len == 0)
-        return InvalidArgumentError("slice " + name + ": tile " + std::to_string(t) + " has no data (" + h.TakeErrors() +
-                                    "); fix or remove it");
+        return InvalidArgumentError("slice " + name + ": tile " + std::to_string(t) + " has no data (" +
+                                    h.TakeErrors() + "); fix or remove it");
       if (off > file_size || len > file_size - off) return past_end("tile", t, off, len);
     }
     return OkStatus();
@@ -549,8 +548,10 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
                                     std::to_string(len) + " bytes but its " + std::to_string(rows) + " rows need " +
                                     std::to_string(need) + "; fix or remove it");
       len = need;
-      if (s == 0) info->base_offset = off;
-      else if (off != next) contiguous = false;
+      if (s == 0)
+        info->base_offset = off;
+      else if (off != next)
+        contiguous = false;
       next = off + len;
     }
     if (off > file_size || len > file_size - off) return past_end("strip", s, off, len);
@@ -622,9 +623,8 @@ Status PreadFully(int fd, uint8_t* buf, uint64_t len, uint64_t off, const std::s
           .WithContext("I/O error");
     }
     if (r == 0)
-      return IoError("slice " + name + " ends at offset " + std::to_string(off + done) + " but " +
-                     std::to_string(len) + " bytes were expected from offset " + std::to_string(off) +
-                     "; the file is truncated");
+      return IoError("slice " + name + " ends at offset " + std::to_string(off + done) + " but " + std::to_string(len) +
+                     " bytes were expected from offset " + std::to_string(off) + "; the file is truncated");
     done += static_cast<uint64_t>(r);
   }
   if (stats) stats->source_bytes_read += len;
@@ -654,8 +654,8 @@ struct TiffStack::Impl {
   std::unique_ptr<StripCache> cache;
 
   const SliceInfo* Find(int64_t z) const {
-    auto it = std::lower_bound(infos.begin(), infos.end(), z,
-                               [](const SliceInfo& s, int64_t v) { return s.file.z < v; });
+    auto it =
+        std::lower_bound(infos.begin(), infos.end(), z, [](const SliceInfo& s, int64_t v) { return s.file.z < v; });
     return it != infos.end() && it->file.z == z ? &*it : nullptr;
   }
 
@@ -705,8 +705,8 @@ class SliceReader {
         OZ_RETURN_IF_ERROR(EnsureTiff());
         uint64_t len = static_cast<uint64_t>((u.y1 - u.y0) * s_.width * bps);
         OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
-        tmsize_t got = TIFFReadEncodedStrip(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(),
-                                            static_cast<tmsize_t>(len));
+        tmsize_t got =
+            TIFFReadEncodedStrip(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(), static_cast<tmsize_t>(len));
         if (got != static_cast<tmsize_t>(len))
           return IoError("slice " + name + ": cannot decode strip " + std::to_string(u.index) + " (rows " +
                          std::to_string(u.y0) + "-" + std::to_string(u.y1 - 1) + ", compression " +
@@ -717,8 +717,8 @@ class SliceReader {
         OZ_RETURN_IF_ERROR(EnsureTiff());
         uint64_t len = static_cast<uint64_t>(s_.tile_w * s_.tile_h * bps);
         OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
-        tmsize_t got = TIFFReadEncodedTile(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(),
-                                           static_cast<tmsize_t>(len));
+        tmsize_t got =
+            TIFFReadEncodedTile(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(), static_cast<tmsize_t>(len));
         if (got != static_cast<tmsize_t>(len))
           return IoError("slice " + name + ": cannot decode tile " + std::to_string(u.index) + " (x " +
                          std::to_string(u.x0) + ", y " + std::to_string(u.y0) + ", compression " +
@@ -738,9 +738,9 @@ class SliceReader {
     if (!open_status_.ok()) {
       open_status_ = IoError(open_status_.message());
     } else if (static_cast<uint64_t>(st.st_size) != s_.file.size || MtimeNs(st) != s_.file.mtime_ns) {
-      open_status_ = IoError("slice " + s_.file.name + " changed since mount (size " + std::to_string(s_.file.size) +
-                             " -> " + std::to_string(st.st_size) +
-                             " bytes or modification time differs); remount to serve the new data");
+      open_status_ =
+          IoError("slice " + s_.file.name + " changed since mount (size " + std::to_string(s_.file.size) + " -> " +
+                  std::to_string(st.st_size) + " bytes or modification time differs); remount to serve the new data");
     }
     return open_status_;
   }
@@ -770,8 +770,8 @@ Status TiffStack::Impl::ReadSlice(const SliceInfo& s, const Box& box, uint8_t* p
     int64_t band_end = box.hi[1];
     for (int64_t x = box.lo[2]; x < box.hi[2];) {
       UnitRect u = UnitAt(s, y, x);
-      OZ_ASSIGN_OR_RETURN(BlockPtr block, cache->Get(UnitKey{s.file.z, u.index}, options.stats,
-                                                     [&]() { return reader.Load(u); }));
+      OZ_ASSIGN_OR_RETURN(BlockPtr block,
+                          cache->Get(UnitKey{s.file.z, u.index}, options.stats, [&]() { return reader.Load(u); }));
       const int64_t y1 = std::min(box.hi[1], u.y1), x1 = std::min(box.hi[2], u.x1);
       const size_t row_len = static_cast<size_t>((x1 - x) * bps);
       for (int64_t yy = y; yy < y1; ++yy) {
@@ -794,7 +794,8 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
   try {
     std::string dir = dir_in;
     while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    if (dir.empty()) return InvalidArgumentError("TIFF stack directory is empty; give the directory of NNNN.tif slices");
+    if (dir.empty())
+      return InvalidArgumentError("TIFF stack directory is empty; give the directory of NNNN.tif slices");
 
     std::vector<std::string> names;
     {
@@ -832,8 +833,10 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
         info.status = InternalError("unexpected exception reading the header of slice " + info.file.name);
       }
     };
-    if (options.pool) options.pool->ParallelFor(impl->infos.size(), scan);
-    else for (size_t i = 0; i < impl->infos.size(); ++i) scan(i);
+    if (options.pool)
+      options.pool->ParallelFor(impl->infos.size(), scan);
+    else
+      for (size_t i = 0; i < impl->infos.size(); ++i) scan(i);
 
     // The first good slice sets the shape and type; the others must match it.
     const SliceInfo* ref = nullptr;
@@ -902,7 +905,8 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
       unit = static_cast<uint64_t>(ref->tile_w * ref->tile_h) * (ref->bits / 8);
     if (unit > kLargeUnitBytes)
       impl->warnings.push_back("slices are stored as compressed strips/tiles of " + std::to_string(unit >> 20) +
-                               " MiB each (" + ref->file.name + "), so every read decodes whole strips; reads "
+                               " MiB each (" + ref->file.name +
+                               "), so every read decodes whole strips; reads "
                                "will be slow unless memory= holds many of them, or re-save with smaller strips");
     for (const std::string& w : impl->warnings) LogWarning("TIFF stack " + dir + ": " + w);
 
@@ -948,8 +952,10 @@ Status TiffStack::ReadBox(const Box& box, void* out) {
         results[i] = InternalError("unexpected exception reading slice z=" + std::to_string(z));
       }
     };
-    if (impl.options.pool && nz > 1) impl.options.pool->ParallelFor(nz, work);
-    else for (size_t i = 0; i < nz; ++i) work(i);
+    if (impl.options.pool && nz > 1)
+      impl.options.pool->ParallelFor(nz, work);
+    else
+      for (size_t i = 0; i < nz; ++i) work(i);
     for (Status& st : results)
       if (!st.ok()) return st;
     return OkStatus();

@@ -24,8 +24,8 @@ Result<ViewGeometry> ComputeViewGeometry(const Vec3& source_shape, const Options
     int64_t w0 = ResolveIndex(options.window[a].start, n, 0);
     int64_t w1 = ResolveIndex(options.window[a].stop, n, n);
     if (w1 <= w0)
-      return InvalidArgumentError(std::string("window is empty on the ") + kAxisName[a] + " axis: " +
-                                  std::to_string(w0) + ":" + std::to_string(w1) + " of a source with " +
+      return InvalidArgumentError(std::string("window is empty on the ") + kAxisName[a] +
+                                  " axis: " + std::to_string(w0) + ":" + std::to_string(w1) + " of a source with " +
                                   std::to_string(n) + " voxels");
     const int64_t t = options.shift[a];
     if (w1 + t <= 0)
@@ -46,7 +46,8 @@ ViewVolume::ViewVolume(std::shared_ptr<Volume> source, const ViewGeometry& geome
     : source_(std::move(source)), geometry_(geometry) {
   convert_ = bytes1 && source_->dtype() == DType::kUint16;
   dtype_ = convert_ ? DType::kUint8 : source_->dtype();
-  identity_ = !convert_ && geometry_.shift == Vec3{0, 0, 0} && geometry_.source_window == BoxFromShape(source_->shape());
+  identity_ =
+      !convert_ && geometry_.shift == Vec3{0, 0, 0} && geometry_.source_window == BoxFromShape(source_->shape());
 }
 
 Status ViewVolume::ReadBox(const Box& box, void* out) {

@@ -15,9 +15,9 @@
 namespace oz {
 
 struct ViewGeometry {
-  Vec3 shape{0, 0, 0};      // view (level-0) shape
-  Box source_window;        // window in source coordinates, clipped
-  Vec3 shift{0, 0, 0};      // z, y, x
+  Vec3 shape{0, 0, 0};  // view (level-0) shape
+  Box source_window;    // window in source coordinates, clipped
+  Vec3 shift{0, 0, 0};  // z, y, x
   // The part of the view that shows source voxels (source_window shifted, clipped to shape);
   // everything outside it is known to be 0.
   Box data_region;

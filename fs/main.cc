@@ -47,7 +47,8 @@ oz::Status CheckMountpoint(const std::string& mp) {
     if (errno == ENOTCONN)
       return oz::IoError("mountpoint " + mp +
                          " is a stale mount left by a daemon that died (Transport endpoint is not connected); "
-                         "run: fusermount3 -u " + mp + "   (or umount -l " + mp + ") and mount again");
+                         "run: fusermount3 -u " +
+                         mp + "   (or umount -l " + mp + ") and mount again");
     return oz::ErrnoError(errno, "mountpoint " + mp);
   }
   if (!S_ISDIR(st.st_mode)) return oz::InvalidArgumentError("mountpoint " + mp + " is not a directory");
@@ -55,10 +56,10 @@ oz::Status CheckMountpoint(const std::string& mp) {
 }
 
 void SyslogSink(oz::LogLevel level, std::string_view m) {
-  int prio = level == oz::LogLevel::kError ? LOG_ERR
+  int prio = level == oz::LogLevel::kError     ? LOG_ERR
              : level == oz::LogLevel::kWarning ? LOG_WARNING
-             : level == oz::LogLevel::kInfo ? LOG_INFO
-                                            : LOG_DEBUG;
+             : level == oz::LogLevel::kInfo    ? LOG_INFO
+                                               : LOG_DEBUG;
   syslog(prio, "%.*s", static_cast<int>(m.size()), m.data());
 }
 
@@ -173,10 +174,10 @@ int main(int argc, char** argv) {
   }
   if (!cl.flags.log_level.empty()) {
     const std::string& l = cl.flags.log_level;
-    oz::SetLogLevel(l == "debug" ? oz::LogLevel::kDebug
+    oz::SetLogLevel(l == "debug"     ? oz::LogLevel::kDebug
                     : l == "warning" ? oz::LogLevel::kWarning
-                    : l == "error" ? oz::LogLevel::kError
-                                   : oz::LogLevel::kInfo);
+                    : l == "error"   ? oz::LogLevel::kError
+                                     : oz::LogLevel::kInfo);
   }
   if (!cl.flags.log_file.empty()) oz::SetLogFile(cl.flags.log_file);
   if (oz::Status s = CheckMountpoint(cl.mountpoint); !s.ok()) {

@@ -106,10 +106,9 @@ Status Bad(std::string_view name, std::string_view value, std::string_view why) 
 // Value parsers shared by several options.
 
 template <typename T>
-Status ParseIntInto(std::string_view name, std::string_view value, int64_t lo, int64_t hi,
-                    std::string_view what, T* out) {
-  std::string expected =
-      "expected " + std::string(what) + " from " + std::to_string(lo) + " to " + std::to_string(hi);
+Status ParseIntInto(std::string_view name, std::string_view value, int64_t lo, int64_t hi, std::string_view what,
+                    T* out) {
+  std::string expected = "expected " + std::string(what) + " from " + std::to_string(lo) + " to " + std::to_string(hi);
   std::optional<int64_t> v = ParseInt64(value);
   if (!v) return Bad(name, value, expected);
   if (*v < lo || *v > hi) return Bad(name, value, std::to_string(*v) + " is out of range; " + expected);
@@ -138,8 +137,7 @@ Status ParseSizeInto(std::string_view name, std::string_view value, uint64_t min
   Result<uint64_t> r = ParseByteSize(std::string(value));
   if (!r.ok()) return r.status().WithContext("option " + std::string(name));
   if (*r < min) {
-    return Bad(name, value,
-               "at least " + std::string(min_text) + " is needed (" + std::string(why_min) + ")");
+    return Bad(name, value, "at least " + std::string(min_text) + " is needed (" + std::string(why_min) + ")");
   }
   *out = *r;
   return OkStatus();
@@ -179,9 +177,8 @@ Status ParseSlice(std::string_view name, std::string_view value, std::string_vie
     if (fields[k].empty()) continue;
     std::optional<int64_t> v = ParseInt64(fields[k]);
     if (!v) {
-      return Bad(
-          name, value,
-          where + ": '" + std::string(fields[k]) + "' is not an integer (negative counts from the end)");
+      return Bad(name, value,
+                 where + ": '" + std::string(fields[k]) + "' is not an integer (negative counts from the end)");
     }
     (k == 0 ? out->start : out->stop) = v;
   }
@@ -216,13 +213,11 @@ Status ApplyShift(std::string_view name, std::string_view value, Options* o, Mou
   std::array<int64_t, 3> shift{};
   for (size_t i = 0; i < 3; ++i) {
     std::optional<int64_t> v = ParseInt64(parts[i]);
-    if (!v)
-      return Bad(name, value,
-                 std::string(kAxisXyz[i]) + " value '" + std::string(Trim(parts[i])) + "': " + form);
+    if (!v) return Bad(name, value, std::string(kAxisXyz[i]) + " value '" + std::string(Trim(parts[i])) + "': " + form);
     if (*v > kMaxShift || *v < -kMaxShift) {
-      return Bad(name, value,
-                 std::string(kAxisXyz[i]) + " value is out of range (at most " + std::to_string(kMaxShift) +
-                     " in magnitude)");
+      return Bad(
+          name, value,
+          std::string(kAxisXyz[i]) + " value is out of range (at most " + std::to_string(kMaxShift) + " in magnitude)");
     }
     shift[2 - i] = *v;
   }
@@ -232,17 +227,15 @@ Status ApplyShift(std::string_view name, std::string_view value, Options* o, Mou
 
 Status ApplyVoxelSize(std::string_view name, std::string_view value, Options* o, MountFlags*) {
   std::vector<std::string_view> parts = SplitItems(value);
-  const std::string form =
-      "expected one positive number (isotropic) or three x,y,z (or x/y/z), e.g. 7.91 or 0.5,0.5,2";
+  const std::string form = "expected one positive number (isotropic) or three x,y,z (or x/y/z), e.g. 7.91 or 0.5,0.5,2";
   if (parts.size() != 1 && parts.size() != 3) return Bad(name, value, form);
   std::array<double, 3> xyz{};
   for (size_t i = 0; i < parts.size(); ++i) {
     std::optional<double> v = ParseDouble(parts[i]);
     if (!v || !std::isfinite(*v) || *v <= 0) {
       std::string which = parts.size() == 1 ? std::string() : std::string(kAxisXyz[i]) + " ";
-      return Bad(
-          name, value,
-          which + "value '" + std::string(Trim(parts[i])) + "' is not a positive finite number; " + form);
+      return Bad(name, value,
+                 which + "value '" + std::string(Trim(parts[i])) + "' is not a positive finite number; " + form);
     }
     xyz[i] = *v;
   }
@@ -308,8 +301,7 @@ Status ApplyUnit(std::string_view name, std::string_view value, Options* o, Moun
   std::string why = "not an OME-NGFF space unit";
   std::string guess = GuessUnit(u);
   why += guess.empty() ? std::string(".") : "; did you mean '" + guess + "'?";
-  why +=
-      " Valid units include micrometer, nanometer, millimeter, angstrom and meter " + std::string(kSeeHelp);
+  why += " Valid units include micrometer, nanometer, millimeter, angstrom and meter " + std::string(kSeeHelp);
   return Bad(name, value, why);
 }
 
@@ -324,15 +316,14 @@ Status ApplyLevels(std::string_view n, std::string_view v, Options* o, MountFlag
 }
 Status ApplyAlgorithm(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<Algorithm>(
-      n, v, {{"mean", Algorithm::kMean}, {"nearest", Algorithm::kNearest}, {"max", Algorithm::kMax}},
-      &o->algorithm);
+      n, v, {{"mean", Algorithm::kMean}, {"nearest", Algorithm::kNearest}, {"max", Algorithm::kMax}}, &o->algorithm);
 }
 Status ApplyBytes(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<bool>(n, v, {{"1", true}, {"2", false}}, &o->bytes1);
 }
 Status ApplyBadSlices(std::string_view n, std::string_view v, Options* o, MountFlags*) {
-  return ParseChoiceInto<BadSlicePolicy>(
-      n, v, {{"error", BadSlicePolicy::kError}, {"zero", BadSlicePolicy::kZero}}, &o->bad_slices);
+  return ParseChoiceInto<BadSlicePolicy>(n, v, {{"error", BadSlicePolicy::kError}, {"zero", BadSlicePolicy::kZero}},
+                                         &o->bad_slices);
 }
 Status ApplyCompression(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<Compression>(n, v, {{"none", Compression::kNone}, {"blosc", Compression::kBlosc}},
@@ -347,13 +338,11 @@ Status ApplyBloscClevel(std::string_view n, std::string_view v, Options* o, Moun
   return ParseIntInto(n, v, 0, 9, "an integer", &o->blosc_clevel);
 }
 Status ApplyBloscShuffle(std::string_view n, std::string_view v, Options* o, MountFlags*) {
-  return ParseChoiceInto<int>(
-      n, v, {{"0", 0}, {"1", 1}, {"2", 2}, {"noshuffle", 0}, {"shuffle", 1}, {"bitshuffle", 2}},
-      &o->blosc_shuffle);
+  return ParseChoiceInto<int>(n, v, {{"0", 0}, {"1", 1}, {"2", 2}, {"noshuffle", 0}, {"shuffle", 1}, {"bitshuffle", 2}},
+                              &o->blosc_shuffle);
 }
 Status ApplyEmpty(std::string_view n, std::string_view v, Options* o, MountFlags*) {
-  return ParseChoiceInto<EmptyPolicy>(n, v, {{"omit", EmptyPolicy::kOmit}, {"keep", EmptyPolicy::kKeep}},
-                                      &o->empty);
+  return ParseChoiceInto<EmptyPolicy>(n, v, {{"omit", EmptyPolicy::kOmit}, {"keep", EmptyPolicy::kKeep}}, &o->empty);
 }
 Status ApplyCache(std::string_view, std::string_view v, Options* o, MountFlags*) {
   o->cache_dir = std::string(v);
@@ -374,16 +363,14 @@ Status ApplyLog(std::string_view, std::string_view v, Options*, MountFlags* f) {
 }
 Status ApplyLogLevel(std::string_view n, std::string_view v, Options*, MountFlags* f) {
   return ParseChoiceInto<std::string>(
-      n, v, {{"debug", "debug"}, {"info", "info"}, {"warning", "warning"}, {"error", "error"}},
-      &f->log_level);
+      n, v, {{"debug", "debug"}, {"info", "info"}, {"warning", "warning"}, {"error", "error"}}, &f->log_level);
 }
 
 // Pass-through FUSE options: stored as written (one entry per name, the last one wins).
 void SetFuseOption(MountFlags* f, std::string_view name, std::string entry) {
   auto& v = f->fuse_options;
-  v.erase(std::remove_if(
-              v.begin(), v.end(),
-              [&](const std::string& e) { return e == name || StartsWith(e, std::string(name) + "="); }),
+  v.erase(std::remove_if(v.begin(), v.end(),
+                         [&](const std::string& e) { return e == name || StartsWith(e, std::string(name) + "="); }),
           v.end());
   v.push_back(std::move(entry));
 }
@@ -420,58 +407,50 @@ struct OptionSpec {
 };
 
 constexpr OptionSpec kOptionTable[] = {
-    {"chunk", true, Section::kPyramid, "chunk=N", "128", "chunk edge in voxels (cubic chunks), 1..4096",
-     ApplyChunk},
+    {"chunk", true, Section::kPyramid, "chunk=N", "128", "chunk edge in voxels (cubic chunks), 1..4096", ApplyChunk},
     {"levels", true, Section::kPyramid, "levels=N", "6", "pyramid levels, 1..32; 1 = full resolution only",
      ApplyLevels},
     {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max", "mean",
      "reduces each 2x2x2 block for the next level", ApplyAlgorithm},
-    {"window", true, Section::kView, "window=x0:x1,y0:y1,z0:z1", "whole volume",
-     "serve only this box; syntax below", ApplyWindow},
-    {"shift", true, Section::kView, "shift=dx,dy,dz", "0,0,0", "move the windowed data by whole voxels (x, y, z); see below",
-     ApplyShift},
-    {"bytes", true, Section::kView, "bytes=1|2", "2", "2 = uint16 as stored, 1 = uint8 (value / 256)",
-     ApplyBytes},
+    {"window", true, Section::kView, "window=x0:x1,y0:y1,z0:z1", "whole volume", "serve only this box; syntax below",
+     ApplyWindow},
+    {"shift", true, Section::kView, "shift=dx,dy,dz", "0,0,0",
+     "move the windowed data by whole voxels (x, y, z); see below", ApplyShift},
+    {"bytes", true, Section::kView, "bytes=1|2", "2", "2 = uint16 as stored, 1 = uint8 (value / 256)", ApplyBytes},
     {"bad_slices", true, Section::kView, "bad_slices=error|zero", "error",
      "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
-    {"compression", true, Section::kEncoding, "compression=none|blosc", "none",
-     "compressor of the served chunks", ApplyCompression},
+    {"compression", true, Section::kEncoding, "compression=none|blosc", "none", "compressor of the served chunks",
+     ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
      "blosc codec (with compression=blosc)", ApplyBloscCname},
-    {"blosc_clevel", true, Section::kEncoding, "blosc_clevel=0..9", "5", "blosc compression level",
-     ApplyBloscClevel},
+    {"blosc_clevel", true, Section::kEncoding, "blosc_clevel=0..9", "5", "blosc compression level", ApplyBloscClevel},
     {"blosc_shuffle", true, Section::kEncoding, "blosc_shuffle=0|1|2", "1",
      "0 or noshuffle, 1 or shuffle (bytes), 2 or bitshuffle", ApplyBloscShuffle},
     {"empty", true, Section::kEncoding, "empty=omit|keep", "omit",
      "all-zero chunks: absent (fill_value 0) or real files", ApplyEmpty},
     {"voxel_size", true, Section::kMetadata, "voxel_size=v|x,y,z", "1",
      "voxel size at level 0, positive; one value = isotropic", ApplyVoxelSize},
-    {"unit", true, Section::kMetadata, "unit=NAME", "none", "space unit of voxel_size (list below)",
-     ApplyUnit},
+    {"unit", true, Section::kMetadata, "unit=NAME", "none", "space unit of voxel_size (list below)", ApplyUnit},
     {"cache", true, Section::kResources, "cache=DIR", "$XDG_CACHE_HOME/omezarrfs, else ~/.cache/omezarrfs",
      "directory of the persistent chunk cache", ApplyCache},
     {"cache_size", true, Section::kResources, "cache_size=SIZE", "10G",
      "disk cache budget, LRU eviction; 0 = store nothing", ApplyCacheSize},
     {"memory", true, Section::kResources, "memory=SIZE", "1G", "budget for decoded source data, at least 16M",
      ApplyMemory},
-    {"threads", true, Section::kResources, "threads=N", "0", "worker threads, 0..1024; 0 = one per CPU",
-     ApplyThreads},
+    {"threads", true, Section::kResources, "threads=N", "0", "worker threads, 0..1024; 0 = one per CPU", ApplyThreads},
     {"log", true, Section::kLogging, "log=FILE", "none", "also append log lines to FILE", ApplyLog},
-    {"log_level", true, Section::kLogging, "log_level=debug|info|warning|error", "info",
-     "least severe level logged", ApplyLogLevel},
+    {"log_level", true, Section::kLogging, "log_level=debug|info|warning|error", "info", "least severe level logged",
+     ApplyLogLevel},
     {"allow_other", false, Section::kFuse, "allow_other", "",
      "let other users in (needs user_allow_other in fuse.conf)", ApplyFuseFlag},
-    {"allow_root", false, Section::kFuse, "allow_root", "", "let root in too (not with allow_other)",
-     ApplyFuseFlag},
+    {"allow_root", false, Section::kFuse, "allow_root", "", "let root in too (not with allow_other)", ApplyFuseFlag},
     {"default_permissions", false, Section::kFuse, "default_permissions", "", "the kernel checks file modes",
      ApplyFuseFlag},
-    {"auto_unmount", false, Section::kFuse, "auto_unmount", "",
-     "unmount when the process ends, even on a crash", ApplyFuseFlag},
+    {"auto_unmount", false, Section::kFuse, "auto_unmount", "", "unmount when the process ends, even on a crash",
+     ApplyFuseFlag},
     {"max_read", true, Section::kFuse, "max_read=N", "", "largest read request in bytes", ApplyFuseCount},
-    {"max_threads", true, Section::kFuse, "max_threads=N", "", "most FUSE request threads, 1..1024",
-     ApplyFuseCount},
-    {"fsname", true, Section::kFuse, "fsname=S", "", "file system name shown by mount(8) and df",
-     ApplyFuseString},
+    {"max_threads", true, Section::kFuse, "max_threads=N", "", "most FUSE request threads, 1..1024", ApplyFuseCount},
+    {"fsname", true, Section::kFuse, "fsname=S", "", "file system name shown by mount(8) and df", ApplyFuseString},
     {"subtype", true, Section::kFuse, "subtype=S", "", "file system type shown as fuse.S", ApplyFuseString},
 };
 
@@ -560,13 +539,11 @@ Status ApplyOne(std::string_view name, bool has_value, std::string_view value, O
   if ((name == "ro" || name == "rw") && !has_value) return OkStatus();
   const OptionSpec* spec = FindOption(name);
   if (spec == nullptr) {
-    if (name == "ro" || name == "rw")
-      return InvalidArgumentError("option " + std::string(name) + " takes no value");
+    if (name == "ro" || name == "rw") return InvalidArgumentError("option " + std::string(name) + " takes no value");
     return UnknownOption(name);
   }
   if (spec->takes_value && !has_value) {
-    return InvalidArgumentError("option " + std::string(name) +
-                                " needs a value: " + std::string(spec->syntax));
+    return InvalidArgumentError("option " + std::string(name) + " needs a value: " + std::string(spec->syntax));
   }
   if (!spec->takes_value && has_value) {
     return InvalidArgumentError("option " + std::string(name) + "=" + std::string(value) +
@@ -584,20 +561,13 @@ bool HasFuseOption(const MountFlags& f, std::string_view name) {
 
 std::string_view SectionTitle(Section s) {
   switch (s) {
-    case Section::kPyramid:
-      return "Pyramid options:";
-    case Section::kView:
-      return "View options:";
-    case Section::kEncoding:
-      return "Chunk encoding options:";
-    case Section::kMetadata:
-      return "Metadata options:";
-    case Section::kResources:
-      return "Resource options:";
-    case Section::kLogging:
-      return "Logging options:";
-    case Section::kFuse:
-      return "FUSE options (passed to libfuse unchanged):";
+    case Section::kPyramid: return "Pyramid options:";
+    case Section::kView: return "View options:";
+    case Section::kEncoding: return "Chunk encoding options:";
+    case Section::kMetadata: return "Metadata options:";
+    case Section::kResources: return "Resource options:";
+    case Section::kLogging: return "Logging options:";
+    case Section::kFuse: return "FUSE options (passed to libfuse unchanged):";
   }
   return "";
 }

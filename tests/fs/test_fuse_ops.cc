@@ -1,7 +1,7 @@
 // The FUSE ops driven without a kernel: errno choices, listings, reads, the stats xattr.
 #define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <catch2/catch.hpp>
 
 #include <cstring>
 #include <map>
@@ -44,10 +44,11 @@ struct Fixture {
 
 std::set<std::string> List(FsContext& ctx, const char* path, int* rc) {
   std::set<std::string> names;
-  *rc = fsops::Readdir(ctx, path, &names, [](void* buf, const char* name, const struct stat*, off_t, fuse_fill_dir_flags) {
-    static_cast<std::set<std::string>*>(buf)->insert(name);
-    return 0;
-  });
+  *rc = fsops::Readdir(ctx, path, &names,
+                       [](void* buf, const char* name, const struct stat*, off_t, fuse_fill_dir_flags) {
+                         static_cast<std::set<std::string>*>(buf)->insert(name);
+                         return 0;
+                       });
   return names;
 }
 

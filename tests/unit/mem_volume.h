@@ -25,7 +25,8 @@ class MemVolume : public Volume {
           uint32_t v = static_cast<uint32_t>(z * 131 + y * 17 + x * 3) + (s >> 20);
           // A zero region (x < zero_fraction * width) to exercise empty chunks.
           if (x < static_cast<int64_t>(zero_fraction * static_cast<double>(shape[2]))) v = 0;
-          data_[static_cast<size_t>((z * shape[1] + y) * shape[2] + x)] = dtype == DType::kUint8 ? (v & 0xff) : (v & 0xffff);
+          data_[static_cast<size_t>((z * shape[1] + y) * shape[2] + x)] =
+              dtype == DType::kUint8 ? (v & 0xff) : (v & 0xffff);
         }
   }
   Vec3 shape() const override { return shape_; }
@@ -50,7 +51,9 @@ class MemVolume : public Volume {
   }
   std::string Fingerprint() const override { return "mem:" + ToString(shape_); }
   std::string Describe() const override { return "memory volume"; }
-  uint16_t at(int64_t z, int64_t y, int64_t x) const { return data_[static_cast<size_t>((z * shape_[1] + y) * shape_[2] + x)]; }
+  uint16_t at(int64_t z, int64_t y, int64_t x) const {
+    return data_[static_cast<size_t>((z * shape_[1] + y) * shape_[2] + x)];
+  }
 
   std::atomic<int> reads{0};
   std::atomic<bool> fail{false};
@@ -63,7 +66,8 @@ class MemVolume : public Volume {
 
 // Brute-force reference: dense level arrays (as uint32 for simplicity), computed with double
 // arithmetic and nearbyint (round half to even in the default FP environment).
-inline std::vector<uint32_t> RefDownsample(const std::vector<uint32_t>& in, const Vec3& s, Algorithm a, Vec3* out_shape) {
+inline std::vector<uint32_t> RefDownsample(const std::vector<uint32_t>& in, const Vec3& s, Algorithm a,
+                                           Vec3* out_shape) {
   Vec3 o{(s[0] + 1) / 2, (s[1] + 1) / 2, (s[2] + 1) / 2};
   std::vector<uint32_t> out(static_cast<size_t>(o[0] * o[1] * o[2]));
   for (int64_t z = 0; z < o[0]; ++z)

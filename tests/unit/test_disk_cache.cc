@@ -197,7 +197,8 @@ TEST_CASE("DiskCache entries persist across close and reopen") {
   TempDir t;
   {
     auto cache = OpenCache(t.path);
-    for (int i = 0; i < 5; ++i) REQUIRE(cache->Put("k" + std::to_string(i), Entry(std::string(100 * i, 'a' + i), i)).ok());
+    for (int i = 0; i < 5; ++i)
+      REQUIRE(cache->Put("k" + std::to_string(i), Entry(std::string(100 * i, 'a' + i), i)).ok());
   }
   auto cache = OpenCache(t.path);
   CHECK(cache->entry_count() == 5);

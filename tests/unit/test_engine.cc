@@ -1,13 +1,13 @@
 // ChunkEngine against a brute-force reference: every chunk of every level, with views, algorithms,
 // both dtypes, empty-chunk policy, single-flight and error propagation.
+#include <unistd.h>
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
-#include <thread>
 #include <filesystem>
-#include <algorithm>
 #include <map>
 #include <random>
-#include <unistd.h>
+#include <thread>
 
 #include "core/chunk_engine.h"
 #include "core/view.h"
@@ -89,7 +89,8 @@ void CheckAll(Harness& h, const Options& o) {
               for (int64_t x = 0; x < c; ++x) {
                 const int64_t gz = cz * c + z, gy = cy * c + y, gx = cx * c + x;
                 uint32_t want = 0;
-                if (gz < s[0] && gy < s[1] && gx < s[2]) want = level[static_cast<size_t>((gz * s[1] + gy) * s[2] + gx)];
+                if (gz < s[0] && gy < s[1] && gx < s[2])
+                  want = level[static_cast<size_t>((gz * s[1] + gy) * s[2] + gx)];
                 if (want) ref_empty = false;
                 if (r.ok()) {
                   uint32_t got = Voxel(**r, dt, static_cast<size_t>((z * c + y) * c + x));
@@ -128,7 +129,7 @@ TEST_CASE("Engine with window, shift, bytes=1 and empty omission") {
   Options o;
   o.chunk = 6;
   o.levels = 3;
-  o.window[2] = SliceRange{3, -2};   // x
+  o.window[2] = SliceRange{3, -2};  // x
   o.window[1] = SliceRange{std::nullopt, 15};
   o.shift = {2, -1, 5};
   o.bytes1 = true;

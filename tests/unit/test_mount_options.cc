@@ -90,8 +90,8 @@ TEST_CASE("mount options: chunk, levels, threads") {
   CHECK(ParseOk("chunk=1").chunk == 1);
   CHECK(ParseOk("chunk=4096").chunk == 4096);
   CHECK(ParseOk("chunk=+32").chunk == 32);
-  for (const char* bad : {"chunk=0", "chunk=-5", "chunk=abc", "chunk=4097", "chunk=", "chunk=12x",
-                          "chunk=1.5", "chunk=99999999999999999999999"}) {
+  for (const char* bad : {"chunk=0", "chunk=-5", "chunk=abc", "chunk=4097", "chunk=", "chunk=12x", "chunk=1.5",
+                          "chunk=99999999999999999999999"}) {
     std::string m = ParseError(bad);
     CHECK(Contains(m, std::string("option ") + bad + ":"));
     CHECK(Contains(m, "expected a positive integer from 1 to 4096"));
@@ -203,8 +203,8 @@ TEST_CASE("mount options: shift and voxel_size, stored z, y, x") {
   CHECK(ParseOk("voxel_size=7.91").voxel_size == std::array<double, 3>{7.91, 7.91, 7.91});
   CHECK(ParseOk("voxel_size=0.5,0.25,2").voxel_size == std::array<double, 3>{2, 0.25, 0.5});
   CHECK(ParseOk("voxel_size=1e-3").voxel_size[0] == 1e-3);
-  for (const char* bad : {"voxel_size=0", "voxel_size=-1", "voxel_size=abc", "voxel_size=inf",
-                          "voxel_size=nan", "voxel_size=1,2", "voxel_size=1,2,3,4", "voxel_size="}) {
+  for (const char* bad : {"voxel_size=0", "voxel_size=-1", "voxel_size=abc", "voxel_size=inf", "voxel_size=nan",
+                          "voxel_size=1,2", "voxel_size=1,2,3,4", "voxel_size="}) {
     CHECK(Contains(ParseError(bad), std::string("option ") + bad + ":"));
   }
   CHECK(Contains(ParseError("voxel_size=1,0,1"), "y value '0'"));
@@ -212,8 +212,7 @@ TEST_CASE("mount options: shift and voxel_size, stored z, y, x") {
 
 TEST_CASE("mount options: the three comma forms give the same options") {
   const Options slash = ParseOk("window=100:200/0:500/:,shift=5/-3/0,voxel_size=7.91/7.91/2,chunk=64");
-  const Options escaped =
-      ParseOk(R"(window=100:200\,0:500\,:,shift=5\,-3\,0,voxel_size=7.91\,7.91\,2,chunk=64)");
+  const Options escaped = ParseOk(R"(window=100:200\,0:500\,:,shift=5\,-3\,0,voxel_size=7.91\,7.91\,2,chunk=64)");
   const Options plain = ParseOk("window=100:200,0:500,:,shift=5,-3,0,voxel_size=7.91,7.91,2,chunk=64");
   CHECK(slash == escaped);
   CHECK(slash == plain);
@@ -242,11 +241,10 @@ TEST_CASE("mount options: the three comma forms give the same options") {
 TEST_CASE("mount options: units") {
   CHECK(ParseOk("unit=micrometer").unit == "micrometer");
   CHECK(ParseOk("unit=Nanometer").unit == "nanometer");
-  for (const char* u :
-       {"angstrom",  "attometer",  "centimeter", "decimeter",  "exameter",  "femtometer", "foot",
-        "gigameter", "hectometer", "inch",       "kilometer",  "megameter", "meter",      "micrometer",
-        "mile",      "millimeter", "nanometer",  "parsec",     "petameter", "picometer",  "terameter",
-        "yard",      "yoctometer", "yottameter", "zeptometer", "zettameter"}) {
+  for (const char* u : {"angstrom",  "attometer",  "centimeter", "decimeter",  "exameter",  "femtometer", "foot",
+                        "gigameter", "hectometer", "inch",       "kilometer",  "megameter", "meter",      "micrometer",
+                        "mile",      "millimeter", "nanometer",  "parsec",     "petameter", "picometer",  "terameter",
+                        "yard",      "yoctometer", "yottameter", "zeptometer", "zettameter"}) {
     CHECK(ParseOk(std::string("unit=") + u).unit == u);
   }
   CHECK(ParseOk("unit=micrometer,unit=").unit.empty());
@@ -270,8 +268,7 @@ TEST_CASE("mount options: paths and sizes") {
   CHECK(Contains(m, "option memory=8M:"));
   CHECK(Contains(m, "at least 16M"));
   CHECK(Contains(ParseError("memory=lots"), "option memory: invalid size 'lots'"));
-  CHECK(Contains(ParseError("cache_size=-1G"),
-                 "option cache_size: invalid size '-1G': a size cannot be negative"));
+  CHECK(Contains(ParseError("cache_size=-1G"), "option cache_size: invalid size '-1G': a size cannot be negative"));
   CHECK(FlagsOk("log=/var/log/oz.log").log_file == "/var/log/oz.log");
 }
 
@@ -305,8 +302,8 @@ TEST_CASE("ParseByteSize table") {
     REQUIRE(v.ok());
     CHECK(*v == r.bytes);
   }
-  for (const char* bad : {"", " ", "abc", "-1", "-1G", "1X", "1KX", "1iB", "1 K B", "1.2.3", ".", "K", "1e3",
-                          "16E", "18446744073709551616", "99999999999999999999999", "17179869184G", "0x10"}) {
+  for (const char* bad : {"", " ", "abc", "-1", "-1G", "1X", "1KX", "1iB", "1 K B", "1.2.3", ".", "K", "1e3", "16E",
+                          "18446744073709551616", "99999999999999999999999", "17179869184G", "0x10"}) {
     Result<uint64_t> v = ParseByteSize(bad);
     INFO(bad);
     REQUIRE_FALSE(v.ok());
@@ -318,8 +315,7 @@ TEST_CASE("ParseByteSize table") {
 }
 
 TEST_CASE("mount options: FUSE pass-through options") {
-  MountFlags f =
-      FlagsOk("allow_other,default_permissions,auto_unmount,max_read=131072,fsname=tiffs,subtype=omezarrfs");
+  MountFlags f = FlagsOk("allow_other,default_permissions,auto_unmount,max_read=131072,fsname=tiffs,subtype=omezarrfs");
   CHECK(f.fuse_options == std::vector<std::string>{"allow_other", "default_permissions", "auto_unmount",
                                                    "max_read=131072", "fsname=tiffs", "subtype=omezarrfs"});
   f = FlagsOk("max_threads=8,max_threads=16,allow_other,allow_other");
@@ -381,8 +377,8 @@ TEST_CASE("mount options: later options override earlier ones, errors change not
 }
 
 TEST_CASE("command line: positionals and flags in any order") {
-  Result<CommandLine> r = Cmd({"-f", "/data/tiffs", "-o", "chunk=64", "/mnt/zarr", "-oallow_other", "-s",
-                               "-o", "levels=3,window=0:10,0:20"});
+  Result<CommandLine> r = Cmd(
+      {"-f", "/data/tiffs", "-o", "chunk=64", "/mnt/zarr", "-oallow_other", "-s", "-o", "levels=3,window=0:10,0:20"});
   REQUIRE(r.ok());
   CHECK(r->source == "/data/tiffs");
   CHECK(r->mountpoint == "/mnt/zarr");
@@ -501,9 +497,9 @@ TEST_CASE("help text documents every option") {
     INFO(name);
     CHECK(Contains(help, name));
   }
-  for (const char* def : {"(default: 128)", "(default: 6)", "(default: mean)", "(default: 0,0,0)",
-                          "(default: 10G)", "(default: 1G)", "(default: lz4)", "(default: 5)",
-                          "(default: omit)", "(default: error)", "(default: info)"}) {
+  for (const char* def :
+       {"(default: 128)", "(default: 6)", "(default: mean)", "(default: 0,0,0)", "(default: 10G)", "(default: 1G)",
+        "(default: lz4)", "(default: 5)", "(default: omit)", "(default: error)", "(default: info)"}) {
     INFO(def);
     CHECK(Contains(help, def));
   }

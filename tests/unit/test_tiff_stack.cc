@@ -63,7 +63,8 @@ int64_t CheckBox(TiffStack& stack, const Box& box, const std::vector<int64_t>& z
     for (int64_t y = box.lo[1]; y < box.hi[1]; ++y)
       for (int64_t x = box.lo[2]; x < box.hi[2]; ++x, ++i) {
         uint64_t got;
-        if (bits == 8) got = buf[i];
+        if (bits == 8)
+          got = buf[i];
         else {
           uint16_t v;
           std::memcpy(&v, &buf[2 * i], 2);
@@ -99,8 +100,8 @@ void CheckRandomBoxes(TiffStack& stack, uint64_t seed, int n, const std::vector<
 }
 
 Result<std::unique_ptr<TiffStack>> OpenStack(const TempDir& dir, ThreadPool* pool = nullptr,
-                                              uint64_t memory = 1ull << 30,
-                                              BadSlicePolicy bad = BadSlicePolicy::kError, Stats* stats = nullptr) {
+                                             uint64_t memory = 1ull << 30, BadSlicePolicy bad = BadSlicePolicy::kError,
+                                             Stats* stats = nullptr) {
   TiffStackOptions o;
   o.pool = pool;
   o.memory_bytes = memory;
@@ -114,8 +115,8 @@ bool Contains(const std::string& s, const std::string& part) { return s.find(par
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("DiscoverSlices parses digit names and ignores others") {
-  auto r = DiscoverSlices({"00012.TIF", "3.tif", "7.tiff", "8.TiFf", ".tif", "a1.tif", "1.tif.bak", "-1.tif",
-                           "._5.tif", "notes.txt", "1 .tif", "+2.tif", "0x3.tif", "."});
+  auto r = DiscoverSlices({"00012.TIF", "3.tif", "7.tiff", "8.TiFf", ".tif", "a1.tif", "1.tif.bak", "-1.tif", "._5.tif",
+                           "notes.txt", "1 .tif", "+2.tif", "0x3.tif", "."});
   REQUIRE(r.ok());
   std::vector<int64_t> zs;
   for (const auto& s : *r) zs.push_back(s.z);
@@ -169,29 +170,99 @@ std::vector<LayoutCase> LayoutCases() {
       {"raw rps=1", S([](TiffSpec& s) { s.rows_per_strip = 1; })},
       {"raw rps=7", S([](TiffSpec& s) { s.rows_per_strip = 7; })},
       {"raw tiles 16", S([](TiffSpec& s) { s.tile = 16; })},
-      {"lzw rps=7", S([](TiffSpec& s) { s.compression = COMPRESSION_LZW; s.rows_per_strip = 7; })},
-      {"lzw+predictor rps=1", S([](TiffSpec& s) { s.compression = COMPRESSION_LZW; s.predictor = 2; s.rows_per_strip = 1; })},
-      {"deflate+predictor whole", S([](TiffSpec& s) { s.compression = COMPRESSION_ADOBE_DEFLATE; s.predictor = 2; })},
-      {"deflate rps=7", S([](TiffSpec& s) { s.compression = COMPRESSION_ADOBE_DEFLATE; s.rows_per_strip = 7; })},
-      {"packbits rps=7", S([](TiffSpec& s) { s.compression = COMPRESSION_PACKBITS; s.rows_per_strip = 7; })},
-      {"lzw tiles 32", S([](TiffSpec& s) { s.compression = COMPRESSION_LZW; s.tile = 32; })},
-      {"deflate+predictor tiles 16", S([](TiffSpec& s) { s.compression = COMPRESSION_ADOBE_DEFLATE; s.predictor = 2; s.tile = 16; })},
-      {"bigtiff raw rps=7", S([](TiffSpec& s) { s.bigtiff = true; s.rows_per_strip = 7; })},
-      {"bigtiff lzw tiles", S([](TiffSpec& s) { s.bigtiff = true; s.compression = COMPRESSION_LZW; s.tile = 16; })},
+      {"lzw rps=7", S([](TiffSpec& s) {
+         s.compression = COMPRESSION_LZW;
+         s.rows_per_strip = 7;
+       })},
+      {"lzw+predictor rps=1", S([](TiffSpec& s) {
+         s.compression = COMPRESSION_LZW;
+         s.predictor = 2;
+         s.rows_per_strip = 1;
+       })},
+      {"deflate+predictor whole", S([](TiffSpec& s) {
+         s.compression = COMPRESSION_ADOBE_DEFLATE;
+         s.predictor = 2;
+       })},
+      {"deflate rps=7", S([](TiffSpec& s) {
+         s.compression = COMPRESSION_ADOBE_DEFLATE;
+         s.rows_per_strip = 7;
+       })},
+      {"packbits rps=7", S([](TiffSpec& s) {
+         s.compression = COMPRESSION_PACKBITS;
+         s.rows_per_strip = 7;
+       })},
+      {"lzw tiles 32", S([](TiffSpec& s) {
+         s.compression = COMPRESSION_LZW;
+         s.tile = 32;
+       })},
+      {"deflate+predictor tiles 16", S([](TiffSpec& s) {
+         s.compression = COMPRESSION_ADOBE_DEFLATE;
+         s.predictor = 2;
+         s.tile = 16;
+       })},
+      {"bigtiff raw rps=7", S([](TiffSpec& s) {
+         s.bigtiff = true;
+         s.rows_per_strip = 7;
+       })},
+      {"bigtiff lzw tiles", S([](TiffSpec& s) {
+         s.bigtiff = true;
+         s.compression = COMPRESSION_LZW;
+         s.tile = 16;
+       })},
       {"big-endian raw whole", S([](TiffSpec& s) { s.big_endian = true; })},
-      {"big-endian raw rps=7", S([](TiffSpec& s) { s.big_endian = true; s.rows_per_strip = 7; })},
-      {"big-endian raw tiles", S([](TiffSpec& s) { s.big_endian = true; s.tile = 16; })},
-      {"big-endian lzw+predictor", S([](TiffSpec& s) { s.big_endian = true; s.compression = COMPRESSION_LZW; s.predictor = 2; s.rows_per_strip = 7; })},
-      {"big-endian bigtiff deflate", S([](TiffSpec& s) { s.big_endian = true; s.bigtiff = true; s.compression = COMPRESSION_ADOBE_DEFLATE; s.rows_per_strip = 7; })},
+      {"big-endian raw rps=7", S([](TiffSpec& s) {
+         s.big_endian = true;
+         s.rows_per_strip = 7;
+       })},
+      {"big-endian raw tiles", S([](TiffSpec& s) {
+         s.big_endian = true;
+         s.tile = 16;
+       })},
+      {"big-endian lzw+predictor", S([](TiffSpec& s) {
+         s.big_endian = true;
+         s.compression = COMPRESSION_LZW;
+         s.predictor = 2;
+         s.rows_per_strip = 7;
+       })},
+      {"big-endian bigtiff deflate", S([](TiffSpec& s) {
+         s.big_endian = true;
+         s.bigtiff = true;
+         s.compression = COMPRESSION_ADOBE_DEFLATE;
+         s.rows_per_strip = 7;
+       })},
       {"uint8 raw whole", S([](TiffSpec& s) { s.bits = 8; })},
-      {"uint8 raw rps=7 no SampleFormat tag", S([](TiffSpec& s) { s.bits = 8; s.rows_per_strip = 7; s.write_sample_format = false; })},
-      {"uint8 lzw+predictor tiles", S([](TiffSpec& s) { s.bits = 8; s.compression = COMPRESSION_LZW; s.predictor = 2; s.tile = 16; })},
-      {"odd size 1x1", S([](TiffSpec& s) { s.width = 1; s.height = 1; })},
-      {"odd size 130x67 lzw", S([](TiffSpec& s) { s.width = 130; s.height = 67; s.compression = COMPRESSION_LZW; s.rows_per_strip = 7; })},
+      {"uint8 raw rps=7 no SampleFormat tag", S([](TiffSpec& s) {
+         s.bits = 8;
+         s.rows_per_strip = 7;
+         s.write_sample_format = false;
+       })},
+      {"uint8 lzw+predictor tiles", S([](TiffSpec& s) {
+         s.bits = 8;
+         s.compression = COMPRESSION_LZW;
+         s.predictor = 2;
+         s.tile = 16;
+       })},
+      {"odd size 1x1", S([](TiffSpec& s) {
+         s.width = 1;
+         s.height = 1;
+       })},
+      {"odd size 130x67 lzw", S([](TiffSpec& s) {
+         s.width = 130;
+         s.height = 67;
+         s.compression = COMPRESSION_LZW;
+         s.rows_per_strip = 7;
+       })},
   };
   if (TIFFIsCODECConfigured(COMPRESSION_ZSTD)) {
-    c.push_back({"zstd rps=7", S([](TiffSpec& s) { s.compression = COMPRESSION_ZSTD; s.rows_per_strip = 7; })});
-    c.push_back({"zstd+predictor tiles", S([](TiffSpec& s) { s.compression = COMPRESSION_ZSTD; s.predictor = 2; s.tile = 16; })});
+    c.push_back({"zstd rps=7", S([](TiffSpec& s) {
+                   s.compression = COMPRESSION_ZSTD;
+                   s.rows_per_strip = 7;
+                 })});
+    c.push_back({"zstd+predictor tiles", S([](TiffSpec& s) {
+                   s.compression = COMPRESSION_ZSTD;
+                   s.predictor = 2;
+                   s.tile = 16;
+                 })});
   } else {
     WARN("libtiff lacks zstd; zstd layouts not tested");
   }
@@ -466,13 +537,23 @@ TEST_CASE("Symlinks to slices are followed") {
 void WriteHeaderFirstTiff(const std::string& path, int64_t z, int64_t w, int64_t h, size_t keep_bytes,
                           uint16_t compression = COMPRESSION_NONE) {
   std::vector<uint8_t> f;
-  auto u16 = [&](uint16_t v) { f.push_back(uint8_t(v)); f.push_back(uint8_t(v >> 8)); };
-  auto u32 = [&](uint32_t v) { u16(uint16_t(v)); u16(uint16_t(v >> 16)); };
+  auto u16 = [&](uint16_t v) {
+    f.push_back(uint8_t(v));
+    f.push_back(uint8_t(v >> 8));
+  };
+  auto u32 = [&](uint32_t v) {
+    u16(uint16_t(v));
+    u16(uint16_t(v >> 16));
+  };
   auto entry = [&](uint16_t tag, uint16_t type, uint32_t value) {
     u16(tag);
     u16(type);
     u32(1);
-    if (type == 3) { u16(uint16_t(value)); u16(0); } else u32(value);
+    if (type == 3) {
+      u16(uint16_t(value));
+      u16(0);
+    } else
+      u32(value);
   };
   const uint16_t n = 8;
   const uint32_t data_off = 8 + 2 + n * 12 + 4;

@@ -16,14 +16,14 @@ namespace oz::testing {
 struct TiffSpec {
   int64_t width = 67;
   int64_t height = 130;
-  int bits = 16;                       // 8, 16, or 32 (with sample_format 3 for float)
+  int bits = 16;  // 8, 16, or 32 (with sample_format 3 for float)
   int sample_format = SAMPLEFORMAT_UINT;
-  int samples = 1;                     // 3 = RGB
-  bool write_sample_format = true;     // false: leave the tag absent
+  int samples = 1;                  // 3 = RGB
+  bool write_sample_format = true;  // false: leave the tag absent
   uint16_t compression = COMPRESSION_NONE;
-  int predictor = 0;                   // 2 = horizontal
-  int64_t rows_per_strip = 0;          // 0 = whole image in one strip
-  int64_t tile = 0;                    // > 0: tiled with square tiles of this edge (multiple of 16)
+  int predictor = 0;           // 2 = horizontal
+  int64_t rows_per_strip = 0;  // 0 = whole image in one strip
+  int64_t tile = 0;            // > 0: tiled with square tiles of this edge (multiple of 16)
   bool bigtiff = false;
   bool big_endian = false;
 };
@@ -54,9 +54,15 @@ inline void WriteTiff(const std::string& path, const TiffSpec& spec, const Pixel
     uint64_t v = value(y, x);
     for (int s = 0; s < spec.samples; ++s) {
       uint8_t* p = dst + s * bps;
-      if (bps == 1) *p = static_cast<uint8_t>(v + s);
-      else if (bps == 2) { uint16_t t = static_cast<uint16_t>(v + s); std::memcpy(p, &t, 2); }
-      else { float f = static_cast<float>(v); std::memcpy(p, &f, 4); }
+      if (bps == 1)
+        *p = static_cast<uint8_t>(v + s);
+      else if (bps == 2) {
+        uint16_t t = static_cast<uint16_t>(v + s);
+        std::memcpy(p, &t, 2);
+      } else {
+        float f = static_cast<float>(v);
+        std::memcpy(p, &f, 4);
+      }
     }
   };
   bool ok = true;
@@ -80,8 +86,10 @@ inline void WriteTiff(const std::string& path, const TiffSpec& spec, const Pixel
       int64_t rows = std::min(rps, spec.height - y0);
       std::vector<uint8_t> buf(static_cast<size_t>(rows * spec.width * px));
       for (int64_t y = y0; y < y0 + rows; ++y)
-        for (int64_t x = 0; x < spec.width; ++x) fill(&buf[static_cast<size_t>(((y - y0) * spec.width + x) * px)], y, x);
-      ok = ok && TIFFWriteEncodedStrip(tif, static_cast<uint32_t>(s), buf.data(), static_cast<tmsize_t>(buf.size())) >= 0;
+        for (int64_t x = 0; x < spec.width; ++x)
+          fill(&buf[static_cast<size_t>(((y - y0) * spec.width + x) * px)], y, x);
+      ok = ok &&
+           TIFFWriteEncodedStrip(tif, static_cast<uint32_t>(s), buf.data(), static_cast<tmsize_t>(buf.size())) >= 0;
     }
   }
   TIFFClose(tif);  // writes the directory
