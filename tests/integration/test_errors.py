@@ -166,7 +166,7 @@ MALFORMED = [
     ("chunk_negative", "chunk", "-16"),
     ("chunk_text", "chunk", "big"),
     ("window_three_colons", "window", "1:2:3"),
-    ("window_two_axes", "window", "1:2/3:4"),
+    ("window_four_axes", "window", "1:2/3:4/5:6/7:8"),
     ("window_text", "window", "a:b/:/:"),
     ("levels_text", "levels", "abc"),
     ("levels_zero", "levels", "0"),
