@@ -54,6 +54,9 @@ S.add("negative_shift_past_window_start", _view_case(
     opts={"window": "20:55/10:40/3:12", "shift": "-25/-15/-5"}))
 S.add("window_open_everywhere_is_identity", _view_case(
     window=None, opts={"window": ":/:/:"}))
+# fewer axes than three: the missing axes (y, z) are whole
+S.add("window_x_only", _view_case(
+    window=(None, None, (5, 40)), opts={"window": "5:40"}))
 S.add("window_clipped_to_source", _view_case(
     window=((-100, 100), (None, 1000), (10, 1000)),
     opts={"window": "10:1000\\,:1000\\,-100:100"}))
