@@ -918,15 +918,38 @@ def level_path(mnt, level, levels):
     return mnt if levels == 1 else os.path.join(mnt, str(level))
 
 
+class _StrictMixin:
+    """zarr 2.13's DirectoryStore decides 'absent chunk' with os.path.isfile(), which swallows
+    every OSError: a chunk failing with EIO would silently read as fill value 0.  Here only
+    ENOENT means absent; any other error propagates and fails the test."""
+
+    def __getitem__(self, key):
+        key = self._normalize_key(key)
+        filepath = os.path.join(self.path, key)
+        try:
+            with open(filepath, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, IsADirectoryError):
+            raise KeyError(key)
+
+
+class StrictDirectoryStore(_StrictMixin, zarr.storage.DirectoryStore):
+    pass
+
+
+class StrictNestedDirectoryStore(_StrictMixin, zarr.storage.NestedDirectoryStore):
+    pass
+
+
 def read_level(mnt, level, levels=2):
     """The whole level through zarr-python (DirectoryStore; dimension_separator from .zarray)."""
-    store = zarr.storage.DirectoryStore(level_path(mnt, level, levels))
+    store = StrictDirectoryStore(level_path(mnt, level, levels))
     arr = zarr.open_array(store=store, mode="r")
     return arr[...]
 
 
 def read_level_nested(mnt, level, levels=2):
-    store = zarr.storage.NestedDirectoryStore(level_path(mnt, level, levels))
+    store = StrictNestedDirectoryStore(level_path(mnt, level, levels))
     arr = zarr.open_array(store=store, mode="r")
     return arr[...]
 

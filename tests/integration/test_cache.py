@@ -161,6 +161,97 @@ def modified_slice_not_served_stale():
 
 
 @S.case
+def corrupted_cache_entries_not_served():
+    """Every file in the cache dir damaged between mounts (bytes flipped, truncated, emptied):
+    the remount must still serve correct data (recompute what it cannot trust)."""
+    d, vol = stack()
+    want = oz.reference_pyramid(vol, LEVELS, "mean")
+    cache = oz.tmpdir("cache")
+    with oz.Mount(d, OPTS, cache=cache) as m:
+        full_read(m.path, LEVELS)
+    damaged = 0
+    for root, _, files in os.walk(cache):
+        for i, n in enumerate(sorted(files)):
+            p = os.path.join(root, n)
+            size = os.path.getsize(p)
+            if size == 0:
+                continue
+            with open(p, "r+b") as f:
+                if i % 3 == 0:
+                    f.seek(size // 2)
+                    b = f.read(1)
+                    f.seek(size // 2)
+                    f.write(bytes([b[0] ^ 0x5A]))
+                elif i % 3 == 1:
+                    f.truncate(size // 2)
+                else:
+                    f.truncate(0)
+            damaged += 1
+    oz.check(damaged > 0, "no cache files to damage in %s" % cache)
+    ck = oz.Checks()
+    with oz.Mount(d, OPTS, cache=cache) as m:
+        _compare(ck, full_read(m.path, LEVELS), want, "after damaging %d cache files" % damaged)
+        _compare(ck, full_read(m.path, LEVELS), want, "second read")
+    ck.done()
+
+
+@S.case
+def tiny_cache_size_still_correct():
+    """cache_size far below the tree size: evictions, but every read correct, also after a
+    remount."""
+    d, vol = stack()
+    want = oz.reference_pyramid(vol, LEVELS, "max")
+    cache = oz.tmpdir("cache")
+    opts = dict(OPTS, algorithm="max", cache_size="64K")
+    ck = oz.Checks()
+    for rnd in range(2):
+        with oz.Mount(d, opts, cache=cache) as m:
+            _compare(ck, full_read(m.path, LEVELS), want, "round %d" % rnd)
+            _compare(ck, full_read(m.path, LEVELS), want, "round %d again" % rnd)
+    ck.done()
+
+
+@S.case
+def second_live_mount_on_same_cache():
+    """A second mount on a cache dir that a live mount uses: either refused before mounting
+    with a message naming the cache dir (the first mount unaffected), or both serve correct
+    data under concurrent reads."""
+    import threading
+    d, vol = stack()
+    want = oz.reference_pyramid(vol, LEVELS, "mean")
+    cache = oz.tmpdir("cache")
+    ck = oz.Checks()
+    with oz.Mount(d, OPTS, cache=cache) as a:
+        rc, err, mounted = oz.try_mount(d, OPTS, cache=cache)
+        if rc != 0:
+            ck.expect(not mounted, "refused second mount (exit %s) but it was mounted" % rc)
+            ck.expect(os.path.basename(cache) in err, "refusal does not name the cache dir: %r"
+                      % err.strip()[:300])
+            _compare(ck, full_read(a.path, LEVELS), want, "first mount after the refusal")
+            ck.done()
+            return
+        ck.expect(mounted, "second mount exited 0 but was not mounted")
+        with oz.Mount(d, OPTS, cache=cache) as b:
+            results, errors = {}, []
+
+            def reader(key, mnt):
+                try:
+                    results[key] = full_read(mnt, LEVELS)
+                except Exception as e:  # noqa: BLE001
+                    errors.append("%s: %s: %s" % (key, type(e).__name__, e))
+            ts = [threading.Thread(target=reader, args=(k, mp)) for k, mp in
+                  (("a1", a.path), ("b1", b.path), ("a2", a.path), ("b2", b.path))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+    ck.expect(not errors, "; ".join(errors))
+    for k in sorted(results):
+        _compare(ck, results[k], want, k)
+    ck.done()
+
+
+@S.case
 def cache_dir_created_if_missing():
     d, vol = stack()
     cache = os.path.join(oz.tmpdir("cache"), "not", "yet")

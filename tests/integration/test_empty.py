@@ -197,6 +197,23 @@ def stat_empty_chunk_first_on_fresh_mount():
 
 
 @S.case
+def mmap_and_statvfs():
+    """Beyond the contract's list but what real clients do: mmap a chunk file, statvfs."""
+    import mmap
+    d, vol = stack()
+    with oz.Mount(d, {"chunk": CHUNK, "levels": LEVELS}) as m:
+        os.statvfs(m.path)
+        files, _ = oz.walk_files(m.path)
+        chunk = next(f for f in files if f.startswith("0/") and not f.endswith(".zarray"))
+        p = os.path.join(m.path, chunk)
+        with open(p, "rb") as f:
+            data = f.read()
+        with open(p, "rb") as f:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                oz.check(mm[:] == data, "mmap content differs from read()")
+
+
+@S.case
 def all_zero_volume():
     d = oz.tmpdir("zero")
     vol = oz.make_stack(d, (5, 30, 40), np.uint16, volume=np.zeros((5, 30, 40), np.uint16))

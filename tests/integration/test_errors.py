@@ -166,6 +166,7 @@ MALFORMED = [
     ("chunk_negative", "chunk", "-16"),
     ("chunk_text", "chunk", "big"),
     ("window_three_colons", "window", "1:2:3"),
+    ("window_four_axes", "window", "1:2/3:4/5:6/7:8"),
     ("window_text", "window", "a:b/:/:"),
     ("levels_text", "levels", "abc"),
     ("levels_zero", "levels", "0"),
@@ -275,6 +276,52 @@ def enoent_outside_tree():
         if set(listing) - {".zmetadata"} != {".zgroup", ".zattrs", "0", "1"}:
             bad.append("root listing %s" % listing)
         oz.check(not bad, "; ".join(bad))
+
+
+@S.case
+def corrupt_slice_data_gives_eio_not_zeros():
+    """Beyond the contract's list: a slice whose header is fine but whose strip data cannot be
+    decoded.  Chunks that need it must fail with EIO (never ENOENT, which zarr reads as zeros,
+    never made-up data); chunks that do not need it read correctly."""
+    d = oz.tmpdir("corrupt")
+    vol = oz.make_stack(d, (20, 40, 50), np.uint16, seed=57, compression="zlib")
+    p = os.path.join(d, "2.tif")
+    with tifffile.TiffFile(p) as t:
+        off, n = t.pages[0].dataoffsets[0], t.pages[0].databytecounts[0]
+    with open(p, "r+b") as f:
+        f.seek(off)
+        f.write(bytes(n))  # zlib stream of zeros: undecodable
+    want = oz.reference_pyramid(vol, 2, "mean")
+    bad = []
+    with oz.Mount(d, {"chunk": 8, "levels": 2}) as m:
+        for rel, needs in (("0/0/1/1", True), ("0/0/4/6", True), ("1/0/0/0", True),
+                           ("0/1/4/5", False), ("0/2/4/6", False), ("0/1/1/1", False)):
+            block = None
+            if not needs:
+                lvl, ci = int(rel[0]), [int(x) for x in rel.split("/")[1:]]
+                src = want[lvl][tuple(slice(i * 8, (i + 1) * 8) for i in ci)]
+                block = np.zeros((8, 8, 8), np.uint16)
+                block[tuple(slice(0, s) for s in src.shape)] = src
+            q = os.path.join(m.path, rel)
+            try:
+                with open(q, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                absent_ok = block is not None and not block.any() and e.errno == errno.ENOENT
+                if not absent_ok and (not needs or e.errno != errno.EIO):
+                    bad.append("%s: %s" % (rel, errno.errorcode.get(e.errno, e.errno)))
+                continue
+            if needs:
+                bad.append("%s: read %d bytes although slice 2 is undecodable" % (rel, len(data)))
+            elif data != block.tobytes():
+                bad.append("%s: wrong data" % rel)
+        try:
+            oz.read_level(m.path, 0, 2)
+            bad.append("whole level 0 read without error")
+        except OSError as e:
+            if e.errno != errno.EIO:
+                bad.append("level 0 read: %s" % e)
+    oz.check(not bad, "; ".join(bad))
 
 
 @S.case

@@ -65,6 +65,56 @@ def default_algorithm_is_mean():
 
 
 @S.case
+def defaults_chunk128_levels6():
+    """No chunk/levels options: chunk 128, 6 levels (shapes shrink to a few voxels)."""
+    d, vol = stack8()
+    want = oz.reference_pyramid(vol, 6, "mean")
+    with oz.Mount(d, {}) as m:
+        oz.check_tree(m.path, want, "mean", 128)
+
+
+@S.case
+def more_levels_than_halvings():
+    """levels=9 on 33x70x101: the last levels are 1x1x1 (ceil(1/2) = 1)."""
+    d, vol = stack8()
+    want = oz.reference_pyramid(vol, 9, "max")
+    oz.check(want[-1].shape == (1, 1, 1), "reference shapes %s" % [w.shape for w in want])
+    with oz.Mount(d, {"chunk": 16, "levels": 9, "algorithm": "max"}) as m:
+        oz.check_tree(m.path, want, "max", 16)
+
+
+def _tiny_case(chunk, shape, levels, algo):
+    def run():
+        d = oz.tmpdir("tiny")
+        vol = oz.make_stack(d, shape, np.uint16, seed=chunk)
+        want = oz.reference_pyramid(vol, levels, algo)
+        with oz.Mount(d, {"chunk": chunk, "levels": levels, "algorithm": algo}) as m:
+            oz.check_tree(m.path, want, algo, chunk)
+    return run
+
+
+S.add("chunk1_tiny", _tiny_case(1, (3, 5, 7), 3, "mean"))
+S.add("chunk7_odd", _tiny_case(7, (11, 23, 30), 3, "mean"))
+S.add("chunk_larger_than_volume", _tiny_case(64, (5, 9, 17), 3, "max"))
+
+
+@S.case
+def big_directory_listing():
+    """2500 chunk files in one directory (readdir continues over several getdents calls)."""
+    d = oz.tmpdir("wide")
+    vol = oz.make_stack(d, (2, 2, 2500), np.uint8,
+                        volume=oz.make_volume((2, 2, 2500), np.uint8, seed=3, mask=False) | 1)
+    want = oz.reference_pyramid(vol, 2, "mean")
+    with oz.Mount(d, {"chunk": 1, "levels": 2, "empty": "keep"}) as m:
+        for z, y in ((0, 0), (1, 1)):
+            names = os.listdir(os.path.join(m.path, "0", str(z), str(y)))
+            oz.check(sorted(names, key=int) == [str(i) for i in range(2500)],
+                     "0/%d/%d: %d names listed, expected 0..2499" % (z, y, len(names)))
+        oz.assert_array_equal(oz.read_level(m.path, 0, 2), want[0], "level 0")
+        oz.assert_array_equal(oz.read_level(m.path, 1, 2), want[1], "level 1")
+
+
+@S.case
 def concurrent_readers_fresh_mount():
     """8 threads read every chunk file of every level in different orders on a fresh mount:
     same bytes as the reference; each chunk computed at most once (disk-cached, single-flight)."""
