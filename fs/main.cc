@@ -5,6 +5,7 @@
 // is in place, or 1 after the child printed why it could not start (squashfuse's notify_pipe).
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -43,8 +44,11 @@ std::string EscapeOptValue(const std::string& s) {
 
 oz::Status CheckMountpoint(const std::string& mp) {
   struct stat st;
-  if (stat(mp.c_str(), &st) != 0) {
-    if (errno == ENOTCONN)
+  struct statvfs vfs;
+  // statfs always reaches the filesystem (stat may be answered from the kernel's attribute
+  // cache), so it is what reveals a mount whose daemon died.
+  if (statvfs(mp.c_str(), &vfs) != 0 || stat(mp.c_str(), &st) != 0) {
+    if (errno == ENOTCONN || errno == ECONNABORTED)
       return oz::IoError("mountpoint " + mp +
                          " is a stale mount left by a daemon that died (Transport endpoint is not connected); "
                          "run: fusermount3 -u " +
