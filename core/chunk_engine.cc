@@ -231,26 +231,30 @@ void ChunkEngine::Complete(const Key& k, const std::shared_ptr<Flight>& f, const
   if (it != inflight_.end() && it->second == f) inflight_.erase(it);
 }
 
-Result<ChunkBytes> ChunkEngine::Produce(int level, const Vec3& idx) {
+std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& idx) {
+  if (!config_.cache) return std::nullopt;
   const Key k{level, idx};
-  if (config_.cache) {
-    if (auto e = config_.cache->Get(CacheKey(level, idx))) {
-      if (e->flags & kFlagEmpty) {
-        Record(k, State::kEmpty, 0);
-        return EmptyResult();
-      }
-      if (codec_.CacheTag() != "raw" || e->data.size() == raw_bytes_) {
-        auto b = std::make_shared<const std::string>(std::move(e->data));
-        Record(k, State::kPresent, b->size());
-        HotPut(k, b);
-        return ChunkBytes(b);
-      }
-      LogWarning("cache entry for chunk " + std::to_string(level) + "/" + ToString(idx) +
-                 " has the wrong size; recomputing");
-    }
+  auto e = config_.cache->Get(CacheKey(level, idx));
+  if (!e) return std::nullopt;
+  if (e->flags & kFlagEmpty) {
+    Record(k, State::kEmpty, 0);
+    return EmptyResult();
   }
+  if (codec_.CacheTag() == "raw" && e->data.size() != raw_bytes_) {
+    LogWarning("cache entry for chunk " + std::to_string(level) + "/" + ToString(idx) +
+               " has the wrong size; recomputing");
+    return std::nullopt;
+  }
+  auto b = std::make_shared<const std::string>(std::move(e->data));
+  Record(k, State::kPresent, b->size());
+  HotPut(k, b);
+  return Result<ChunkBytes>(ChunkBytes(b));
+}
+
+Result<ChunkBytes> ChunkEngine::Produce(int level, const Vec3& idx) {
+  if (auto r = FromCache(level, idx)) return std::move(*r);
   std::vector<uint8_t> buf(raw_bytes_);
-  OZ_RETURN_IF_ERROR(ComputeVoxels(level, idx, buf.data(), /*fill_cache=*/config_.cache != nullptr));
+  OZ_RETURN_IF_ERROR(ComputeVoxels(level, idx, buf.data(), /*use_cache=*/config_.cache != nullptr));
   return Finish(level, idx, buf.data());
 }
 
@@ -304,20 +308,78 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
     for (int64_t x = 0; x < nx; ++x) xs.push_back(x);
     return xs;
   }
-  std::vector<int64_t> unknown;
   std::vector<char> present(nx, 0);
+  std::vector<std::pair<int64_t, std::shared_ptr<Flight>>> claimed;
+  std::vector<int64_t> others;  // in flight elsewhere
   for (int64_t x = 0; x < nx; ++x) {
     if (ProvablyEmpty(level, {z, y, x})) continue;
-    if (Lookup(Key{level, {z, y, x}}).state == State::kPresent)
+    if (Lookup(Key{level, {z, y, x}}).state == State::kPresent) {
       present[x] = 1;
-    else
-      unknown.push_back(x);
+    } else if (auto f = TryClaim(Key{level, {z, y, x}})) {
+      claimed.emplace_back(x, std::move(f));
+    } else {
+      others.push_back(x);
+    }
   }
-  std::vector<std::optional<Status>> errs(unknown.size());
-  config_.pool->ParallelFor(unknown.size(), [&](size_t i) {
-    auto r = GetChunk(level, {z, y, unknown[i]});
+  // Claimed chunks: from the disk cache where possible...
+  std::vector<char> done(claimed.size(), 0);
+  config_.pool->ParallelFor(claimed.size(), [&](size_t i) {
+    const int64_t x = claimed[i].first;
+    if (auto r = FromCache(level, {z, y, x})) {
+      if (r->ok()) present[x] = 1;
+      Complete(Key{level, {z, y, x}}, claimed[i].second, *r);
+      done[i] = 1;
+    }
+  });
+  std::vector<std::pair<int64_t, std::shared_ptr<Flight>>> todo;
+  for (size_t i = 0; i < claimed.size(); ++i)
+    if (!done[i]) todo.push_back(std::move(claimed[i]));
+  // ...the rest computed together as one row unit: one pass over the source band serves them all.
+  if (!todo.empty()) {
+    const Unit u{level, z, y, todo.front().first, todo.back().first + 1};
+    const Box box = UnitBox(u);
+    const size_t bpv = DTypeSize(dtype());
+    const int64_t c = pyramid_.chunk();
+    Status st;
+    std::vector<uint8_t> buf;
+    try {
+      buf.resize(static_cast<size_t>(box.volume()) * bpv);
+      st = ComputeRowUnit(u, config_.cache != nullptr, buf.data());
+    } catch (const std::bad_alloc&) {
+      st = ResourceExhaustedError("out of memory computing chunk row " + std::to_string(z) + "/" + std::to_string(y));
+    }
+    if (!st.ok()) {
+      config_.stats->errors++;
+      for (auto& [x, f] : todo) Complete(Key{level, {z, y, x}}, f, st);
+      return st;
+    }
+    std::vector<Status> errs(todo.size());
+    config_.pool->ParallelFor(todo.size(), [&](size_t i) {
+      const Vec3 ci{z, y, todo[i].first};
+      std::optional<Result<ChunkBytes>> r;
+      try {
+        std::vector<uint8_t> chunk(raw_bytes_, 0);
+        const Box cb = pyramid_.ChunkBox(level, ci);
+        CopyRegion(buf.data(), box.shape(), {cb.lo[0] - box.lo[0], cb.lo[1] - box.lo[1], cb.lo[2] - box.lo[2]},
+                   chunk.data(), {c, c, c}, {0, 0, 0}, cb.shape(), bpv);
+        r.emplace(Finish(level, ci, chunk.data()));
+      } catch (const std::bad_alloc&) {
+        r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
+      }
+      if (r->ok())
+        present[ci[2]] = 1;
+      else if (r->status().code() != ErrorCode::kNotFound)
+        errs[i] = r->status();
+      Complete(Key{level, ci}, todo[i].second, *r);
+    });
+    for (auto& e : errs) OZ_RETURN_IF_ERROR(e);
+  }
+  // Chunks someone else is producing: wait for them.
+  std::vector<std::optional<Status>> errs(others.size());
+  config_.pool->ParallelFor(others.size(), [&](size_t i) {
+    auto r = GetChunk(level, {z, y, others[i]});
     if (r.ok())
-      present[unknown[i]] = 1;
+      present[others[i]] = 1;
     else if (r.status().code() != ErrorCode::kNotFound)
       errs[i] = r.status();
   });
@@ -375,235 +437,206 @@ Status ChunkEngine::ReadLevelBox(int level, const Box& box, uint8_t* out) {
   return OkStatus();
 }
 
-Status ChunkEngine::ComputeVoxels(int level, const Vec3& idx, uint8_t* out, bool fill_cache) {
-  const Box box = pyramid_.ChunkBox(level, idx);
+// A row unit: the chunks of `level` in chunk layer zc, chunk row yc and chunk columns [x0c, x1c).
+// Units are the engine's unit of computation: a unit of level k is computed from the (up to) four
+// child units of level k-1 below it (2 in z x 2 in y, twice as many columns), each downsampled
+// into its quarter as soon as it is complete. Memory is one unit per level on the path (about
+// 2 * c * c * width * bytes), every voxel of the base box is read exactly once, and every
+// intermediate unit can be cut into chunks on the way.
+struct ChunkEngine::UnitRun {
+  int base = 0;
+  bool from_source = true;
+  bool emit = false;  // put intermediate chunks into the cache (claiming them first)
+  int top_level = 0;  // chunks of this level are owned by the caller, never emitted here
+  // Progress of the base level, for the log.
+  int64_t base_total = 1;
+  int64_t base_done = 0;
+  std::chrono::steady_clock::time_point t0, last_log;
+  Vec3 top_idx{0, 0, 0};
+};
+
+Box ChunkEngine::UnitBox(const Unit& u) const {
   const int64_t c = pyramid_.chunk();
-  const size_t bpv = DTypeSize(dtype());
-  std::memset(out, 0, raw_bytes_);
-  if (level == 0) {
-    if (box.shape() == Vec3{c, c, c}) return level0_->ReadBox(box, out);
-    std::vector<uint8_t> tmp(static_cast<size_t>(box.volume()) * bpv);
-    OZ_RETURN_IF_ERROR(level0_->ReadBox(box, tmp.data()));
-    CopyRegion(tmp.data(), box.shape(), {0, 0, 0}, out, {c, c, c}, {0, 0, 0}, box.shape(), bpv);
-    return OkStatus();
-  }
-  int base = -1;
-  if (fill_cache) {
-    for (int b = level - 1; b >= std::max(0, level - kMaxBaseDistance) && base < 0; --b) {
-      const Box bb = pyramid_.BoxAtLowerLevel(box, level, b);
-      bool all = true;
-      for (int64_t cz = bb.lo[0] / c; all && cz * c < bb.hi[0]; ++cz)
-        for (int64_t cy = bb.lo[1] / c; all && cy * c < bb.hi[1]; ++cy)
-          for (int64_t cx = bb.lo[2] / c; all && cx * c < bb.hi[2]; ++cx) all = Available(b, {cz, cy, cx});
-      if (all) base = b;
-    }
-  }
-  if (base < 0) return StreamFromBase(0, /*from_source=*/true, level, idx, out, fill_cache);
-  return StreamFromBase(base, /*from_source=*/false, level, idx, out, fill_cache);
+  const Vec3& s = pyramid_.shape(u.level);
+  return Box{{u.zc * c, u.yc * c, u.x0c * c},
+             {std::min((u.zc + 1) * c, s[0]), std::min((u.yc + 1) * c, s[1]), std::min(u.x1c * c, s[2])}};
 }
 
-Status ChunkEngine::ComputeUncached(int level, const Vec3& idx, void* out) {
-  auto* o = static_cast<uint8_t*>(out);
+int ChunkEngine::ChooseBase(const Unit& u) {
+  if (!config_.cache || u.level == 0) return -1;
   const int64_t c = pyramid_.chunk();
-  const size_t bpv = DTypeSize(dtype());
-  std::memset(o, 0, raw_bytes_);
-  if (level == 0) {
-    const Box box = pyramid_.ChunkBox(0, idx);
-    std::vector<uint8_t> tmp(static_cast<size_t>(box.volume()) * bpv);
-    OZ_RETURN_IF_ERROR(level0_->ReadBox(box, tmp.data()));
-    CopyRegion(tmp.data(), box.shape(), {0, 0, 0}, o, {c, c, c}, {0, 0, 0}, box.shape(), bpv);
-    return OkStatus();
+  const Box box = UnitBox(u);
+  for (int b = u.level - 1; b >= std::max(0, u.level - kMaxBaseDistance); --b) {
+    const Box bb = pyramid_.BoxAtLowerLevel(box, u.level, b);
+    bool all = true;
+    for (int64_t cz = bb.lo[0] / c; all && cz * c < bb.hi[0]; ++cz)
+      for (int64_t cy = bb.lo[1] / c; all && cy * c < bb.hi[1]; ++cy)
+        for (int64_t cx = bb.lo[2] / c; all && cx * c < bb.hi[2]; ++cx) all = Available(b, {cz, cy, cx});
+    if (all) return b;
   }
-  return StreamFromBase(0, /*from_source=*/true, level, idx, o, /*fill_cache=*/false);
+  return -1;
 }
 
-// Streaming: the base box is read in slabs of S planes. Each level k keeps at most one pending
-// plane (waiting for its pair) and, when its chunk layer fits the budget, a layer buffer of c
-// planes that is cut into chunks and cached when complete.
-Status ChunkEngine::StreamFromBase(int base, bool from_source, int level, const Vec3& idx, uint8_t* out,
-                                   bool fill_cache) {
+void ChunkEngine::ParallelDownsample(const uint8_t* in, const Vec3& in_shape, uint8_t* out) {
+  const size_t bpv = DTypeSize(dtype());
+  const Vec3 os = DownsampledShape(in_shape);
+  const int64_t in_plane = in_shape[1] * in_shape[2], out_plane = os[1] * os[2];
+  const int64_t tasks = std::min<int64_t>(os[0], 2 * config_.pool->size() + 1);
+  const int64_t per = CeilDiv(os[0], tasks);
+  config_.pool->ParallelFor(static_cast<size_t>(tasks), [&](size_t t) {
+    const int64_t z0 = static_cast<int64_t>(t) * per, z1 = std::min(z0 + per, os[0]);
+    if (z0 >= z1) return;
+    const int64_t iz0 = 2 * z0, iz1 = std::min(2 * z1, in_shape[0]);
+    Downsample2x(config_.options.algorithm, dtype(), in + iz0 * in_plane * bpv, {iz1 - iz0, in_shape[1], in_shape[2]},
+                 out + z0 * out_plane * bpv);
+  });
+}
+
+Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
   const int64_t c = pyramid_.chunk();
   const size_t bpv = DTypeSize(dtype());
-  const Box top = pyramid_.ChunkBox(level, idx);
-  std::vector<Box> box(level + 1);
-  std::vector<int64_t> area(level + 1);
-  for (int k = base; k <= level; ++k) {
-    box[k] = k == level ? top : pyramid_.BoxAtLowerLevel(top, level, k);
-    area[k] = box[k].shape()[1] * box[k].shape()[2];
-  }
-  const uint64_t budget = work_budget_.total();
-  std::vector<bool> fill(level + 1, false);
-  uint64_t need = 0;
-  for (int k = base; k < level; ++k) {
-    const bool cacheable = fill_cache && config_.cache && (k > base || from_source);
-    const uint64_t layer = static_cast<uint64_t>(c) * area[k] * bpv;
-    if (cacheable && need + layer <= budget / 4) {
-      fill[k] = true;
-      need += layer;
-    }
-    need += static_cast<uint64_t>(area[k]) * bpv * 2;  // pending plane + pair scratch
-  }
-  const uint64_t plane_bytes = static_cast<uint64_t>(area[base]) * bpv;
-  int64_t S = static_cast<int64_t>(std::max<uint64_t>(2, (budget / 4) / std::max<uint64_t>(plane_bytes, 1)));
-  S = std::min<int64_t>(S, 256) & ~int64_t{1};
-  if (fill[base]) S = c;                                   // slabs aligned with the base level's chunk layers
-  need += static_cast<uint64_t>(S) * plane_bytes * 3 / 2;  // slab + first downsampled block
-  MemoryReservation reservation(work_budget_, need);
+  const Box box = UnitBox(u);
+  const Vec3 bs = box.shape();
 
-  struct LevelState {
-    std::vector<uint8_t> pend;
-    bool has_pend = false;
-    std::vector<uint8_t> layer;
-    int64_t layer_planes = 0;
-    int64_t next_z = 0;  // absolute z (at this level) of the next plane to arrive
-    // Chunks of the current layer this computation will produce: claimed in the single-flight
-    // table when the layer starts, so readers of them wait for this layer instead of computing
-    // them again; chunks someone else owns are left to their owner.
-    std::vector<std::pair<Vec3, std::shared_ptr<Flight>>> owned;
-  };
-  std::vector<LevelState> st(level + 1);
-  // On any exit, release claims that were not produced (error paths): waiters see an error and
-  // retry on their next read, since failures are never cached.
-  struct ReleaseClaims {
+  // Claim this unit's chunks so concurrent readers wait for them instead of computing them again;
+  // chunks already known, cached or owned by someone else are left alone.
+  std::vector<std::pair<Vec3, std::shared_ptr<Flight>>> owned;
+  struct Release {
     ChunkEngine* e;
-    std::vector<LevelState>* st;
-    ~ReleaseClaims() {
-      for (size_t k = 0; k < st->size(); ++k)
-        for (auto& [ci, f] : (*st)[k].owned)
-          e->Complete(Key{static_cast<int>(k), ci}, f,
-                      UnavailableError("the computation that was producing this chunk failed; read it again"));
+    int level;
+    std::vector<std::pair<Vec3, std::shared_ptr<Flight>>>* owned;
+    ~Release() {
+      for (auto& [ci, f] : *owned)
+        e->Complete(Key{level, ci}, f,
+                    UnavailableError("the computation that was producing this chunk failed; read it again"));
     }
-  } release_claims{this, &st};
-  for (int k = base; k <= level; ++k) st[k].next_z = box[k].lo[0];
-  std::vector<uint8_t> top_buf(static_cast<size_t>(top.volume()) * bpv);
+  } release{this, u.level, &owned};
+  if (run.emit && u.level < run.top_level && (u.level > run.base || run.from_source)) {
+    for (int64_t x = u.x0c; x < u.x1c; ++x) {
+      const Vec3 ci{u.zc, u.yc, x};
+      if (config_.cache->Contains(CacheKey(u.level, ci))) continue;
+      if (auto f = TryClaim(Key{u.level, ci})) owned.emplace_back(ci, std::move(f));
+    }
+  }
 
-  // Claims the chunks of the layer of level k starting at plane z.
-  auto claim_layer = [&](int k, int64_t z) {
-    LevelState& s = st[k];
-    for (int64_t cy = box[k].lo[1] / c; cy * c < box[k].hi[1]; ++cy)
-      for (int64_t cx = box[k].lo[2] / c; cx * c < box[k].hi[2]; ++cx) {
-        const Vec3 ci{z / c, cy, cx};
-        if (config_.cache->Contains(CacheKey(k, ci))) continue;
-        if (auto f = TryClaim(Key{k, ci})) s.owned.emplace_back(ci, std::move(f));
-      }
-  };
+  if (u.level == run.base) {
+    if (run.from_source)
+      OZ_RETURN_IF_ERROR(level0_->ReadBox(box, out));
+    else
+      OZ_RETURN_IF_ERROR(ReadLevelBox(run.base, box, out));
+    run.base_done += box.volume();
+    auto now = std::chrono::steady_clock::now();
+    if (now - run.last_log > std::chrono::seconds(5)) {
+      run.last_log = now;
+      const double done = static_cast<double>(run.base_done) / static_cast<double>(run.base_total);
+      const double secs = std::chrono::duration<double>(now - run.t0).count();
+      LogInfo("computing level " + std::to_string(run.top_level) + " chunk " + ToString(run.top_idx) + ": " +
+              std::to_string(static_cast<int>(done * 100)) + "% of its level-" + std::to_string(run.base) +
+              " box read, about " + std::to_string(static_cast<int>(secs / std::max(done, 1e-6) - secs)) + " s left");
+    }
+  } else {
+    const int k1 = u.level - 1;
+    const Vec3 g1 = pyramid_.grid(k1);
+    const int64_t cx0 = 2 * u.x0c, cx1 = std::min(2 * u.x1c, g1[2]);
+    std::vector<uint8_t> child;
+    if (c % 2 == 0) {
+      // Even chunks: a child's 2x2x2 blocks never straddle children; downsample each child into
+      // its quarter of the unit as soon as it is complete.
+      std::vector<uint8_t> down;
+      for (int64_t dz = 0; dz < 2; ++dz)
+        for (int64_t dy = 0; dy < 2; ++dy) {
+          const Unit ch{k1, 2 * u.zc + dz, 2 * u.yc + dy, cx0, cx1};
+          if (ch.zc >= g1[0] || ch.yc >= g1[1]) continue;
+          const Box cb = UnitBox(ch);
+          child.resize(static_cast<size_t>(cb.volume()) * bpv);
+          OZ_RETURN_IF_ERROR(ComputeUnit(ch, run, child.data()));
+          const Vec3 ds = DownsampledShape(cb.shape());
+          down.resize(static_cast<size_t>(ds[0] * ds[1] * ds[2]) * bpv);
+          ParallelDownsample(child.data(), cb.shape(), down.data());
+          CopyRegion(down.data(), ds, {0, 0, 0}, out, bs, {cb.lo[0] / 2 - box.lo[0], cb.lo[1] / 2 - box.lo[1], 0}, ds,
+                     bpv);
+        }
+    } else {
+      // Odd chunks: blocks straddle children, so assemble all four first (4x the memory).
+      const Box lb = pyramid_.BoxAtLowerLevel(box, u.level, k1);
+      std::vector<uint8_t> all(static_cast<size_t>(lb.volume()) * bpv);
+      for (int64_t dz = 0; dz < 2; ++dz)
+        for (int64_t dy = 0; dy < 2; ++dy) {
+          const Unit ch{k1, 2 * u.zc + dz, 2 * u.yc + dy, cx0, cx1};
+          if (ch.zc >= g1[0] || ch.yc >= g1[1]) continue;
+          const Box cb = UnitBox(ch);
+          child.resize(static_cast<size_t>(cb.volume()) * bpv);
+          OZ_RETURN_IF_ERROR(ComputeUnit(ch, run, child.data()));
+          CopyRegion(child.data(), cb.shape(), {0, 0, 0}, all.data(), lb.shape(),
+                     {cb.lo[0] - lb.lo[0], cb.lo[1] - lb.lo[1], cb.lo[2] - lb.lo[2]}, cb.shape(), bpv);
+        }
+      ParallelDownsample(all.data(), lb.shape(), out);
+    }
+  }
 
-  // Cuts the completed layer of level k into its claimed chunks, caches them and hands them to
-  // any waiting readers.
-  auto emit_layer = [&](int k, int64_t z_end) -> Status {
-    LevelState& s = st[k];
-    const int64_t z0 = z_end - s.layer_planes;  // absolute z of the layer's first plane
-    const Vec3 ls{s.layer_planes, box[k].shape()[1], box[k].shape()[2]};
-    std::vector<std::pair<Vec3, std::shared_ptr<Flight>>> owned = std::move(s.owned);
-    s.owned.clear();
-    std::vector<Status> errs(owned.size());
-    config_.pool->ParallelFor(owned.size(), [&](size_t i) {
-      const Vec3& ci = owned[i].first;
-      const Box cb = pyramid_.ChunkBox(k, ci);
+  if (!owned.empty()) {
+    std::vector<std::pair<Vec3, std::shared_ptr<Flight>>> mine = std::move(owned);
+    owned.clear();
+    std::vector<Status> errs(mine.size());
+    config_.pool->ParallelFor(mine.size(), [&](size_t i) {
+      const Vec3& ci = mine[i].first;
       std::optional<Result<ChunkBytes>> r;
       try {
         std::vector<uint8_t> chunk(raw_bytes_, 0);
-        CopyRegion(s.layer.data(), ls, {cb.lo[0] - z0, cb.lo[1] - box[k].lo[1], cb.lo[2] - box[k].lo[2]}, chunk.data(),
-                   {c, c, c}, {0, 0, 0}, cb.shape(), bpv);
-        r.emplace(Finish(k, ci, chunk.data()));
+        const Box cb = pyramid_.ChunkBox(u.level, ci);
+        CopyRegion(out, bs, {cb.lo[0] - box.lo[0], cb.lo[1] - box.lo[1], cb.lo[2] - box.lo[2]}, chunk.data(), {c, c, c},
+                   {0, 0, 0}, cb.shape(), bpv);
+        r.emplace(Finish(u.level, ci, chunk.data()));
       } catch (const std::bad_alloc&) {
         r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
       }
       if (!r->ok() && r->status().code() != ErrorCode::kNotFound) errs[i] = r->status();
-      Complete(Key{k, ci}, owned[i].second, *r);
+      Complete(Key{u.level, ci}, mine[i].second, *r);
     });
-    s.layer_planes = 0;
     for (auto& e : errs) OZ_RETURN_IF_ERROR(e);
-    return OkStatus();
-  };
-
-  std::function<Status(int, const uint8_t*, int64_t, bool)> deliver;
-  deliver = [&](int k, const uint8_t* data, int64_t n, bool final) -> Status {
-    LevelState& s = st[k];
-    const size_t pb = static_cast<size_t>(area[k]) * bpv;
-    if (k == level) {
-      std::memcpy(top_buf.data() + static_cast<size_t>(s.next_z - box[k].lo[0]) * pb, data,
-                  static_cast<size_t>(n) * pb);
-      s.next_z += n;
-      return OkStatus();
-    }
-    const int64_t z_start = s.next_z;
-    s.next_z += n;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t z = z_start + i;
-      if (fill[k]) {
-        if (s.layer.empty()) s.layer.resize(static_cast<size_t>(c) * pb);
-        if (s.layer_planes == 0) claim_layer(k, z);
-        std::memcpy(s.layer.data() + static_cast<size_t>(s.layer_planes) * pb, data + i * pb, pb);
-        ++s.layer_planes;
-        if ((z + 1) % c == 0 || z + 1 == box[k].hi[0]) OZ_RETURN_IF_ERROR(emit_layer(k, z + 1));
-      }
-    }
-    const Vec3 plane_shape{1, box[k].shape()[1], box[k].shape()[2]};
-    const int64_t out_area = area[k + 1];
-    const size_t opb = static_cast<size_t>(out_area) * bpv;
-    const uint8_t* p = data;
-    int64_t m = n;
-    if (s.has_pend && m > 0) {
-      if (s.pend.size() < 2 * pb) s.pend.resize(2 * pb);
-      std::memcpy(s.pend.data() + pb, p, pb);
-      std::vector<uint8_t> o(opb);
-      Downsample2x(config_.options.algorithm, dtype(), s.pend.data(), {2, plane_shape[1], plane_shape[2]}, o.data());
-      s.has_pend = false;
-      p += pb;
-      --m;
-      OZ_RETURN_IF_ERROR(deliver(k + 1, o.data(), 1, final && m == 0));
-    } else if (s.has_pend && m == 0 && final) {
-      std::vector<uint8_t> o(opb);
-      Downsample2x(config_.options.algorithm, dtype(), s.pend.data(), plane_shape, o.data());
-      s.has_pend = false;
-      return deliver(k + 1, o.data(), 1, true);
-    }
-    const int64_t even = final ? m : (m & ~int64_t{1});
-    if (even > 0) {
-      const int64_t on = CeilDiv(even, 2);
-      std::vector<uint8_t> o(static_cast<size_t>(on) * opb);
-      Downsample2x(config_.options.algorithm, dtype(), p, {even, plane_shape[1], plane_shape[2]}, o.data());
-      OZ_RETURN_IF_ERROR(deliver(k + 1, o.data(), on, final && even == m));
-    }
-    if (m > even) {
-      if (s.pend.size() < 2 * pb) s.pend.resize(2 * pb);
-      std::memcpy(s.pend.data(), p + even * pb, pb);
-      s.has_pend = true;
-    }
-    return OkStatus();
-  };
-
-  const Box& bb = box[base];
-  std::vector<uint8_t> slab(static_cast<size_t>(S) * plane_bytes);
-  auto t0 = std::chrono::steady_clock::now();
-  auto last_log = t0;
-  const int64_t total = bb.shape()[0];
-  for (int64_t z = bb.lo[0]; z < bb.hi[0]; z += S) {
-    const int64_t z1 = std::min(z + S, bb.hi[0]);
-    Box sb = bb;
-    sb.lo[0] = z;
-    sb.hi[0] = z1;
-    if (from_source)
-      OZ_RETURN_IF_ERROR(level0_->ReadBox(sb, slab.data()));
-    else
-      OZ_RETURN_IF_ERROR(ReadLevelBox(base, sb, slab.data()));
-    OZ_RETURN_IF_ERROR(deliver(base, slab.data(), z1 - z, z1 == bb.hi[0]));
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_log > std::chrono::seconds(5)) {
-      last_log = now;
-      const double done = static_cast<double>(z1 - bb.lo[0]) / static_cast<double>(total);
-      const double secs = std::chrono::duration<double>(now - t0).count();
-      LogInfo("computing level " + std::to_string(level) + " chunk " + ToString(idx) + ": " +
-              std::to_string(static_cast<int>(done * 100)) + "% of " + std::to_string(total) + " planes of level " +
-              std::to_string(base) + ", about " + std::to_string(static_cast<int>(secs / done - secs)) + " s left");
-    }
   }
-  if (st[level].next_z != top.hi[0])
-    return InternalError("streaming produced " + std::to_string(st[level].next_z - top.lo[0]) + " planes of " +
-                         std::to_string(top.shape()[0]) + " for chunk " + ToString(idx));
-  CopyRegion(top_buf.data(), top.shape(), {0, 0, 0}, out, {c, c, c}, {0, 0, 0}, top.shape(), bpv);
   return OkStatus();
+}
+
+Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out) {
+  UnitRun run;
+  const int base = use_cache ? ChooseBase(u) : -1;
+  run.from_source = base < 0;
+  run.base = std::max(base, 0);
+  run.emit = use_cache && config_.cache != nullptr;
+  run.top_level = u.level;
+  run.top_idx = {u.zc, u.yc, u.x0c};
+  const Box box = UnitBox(u);
+  run.base_total = std::max<int64_t>(1, pyramid_.BoxAtLowerLevel(box, u.level, run.base).volume());
+  run.t0 = run.last_log = std::chrono::steady_clock::now();
+  // Working memory: one unit per level on the path, plus the downsampled quarter (x4 for odd c).
+  const size_t bpv = DTypeSize(dtype());
+  uint64_t need = 0;
+  for (int k = run.base; k <= u.level; ++k) {
+    const Box kb = pyramid_.BoxAtLowerLevel(box, u.level, k);
+    const uint64_t unit = static_cast<uint64_t>(std::min<int64_t>(pyramid_.chunk(), kb.shape()[0])) *
+                          std::min<int64_t>(pyramid_.chunk(), kb.shape()[1]) * kb.shape()[2] * bpv;
+    need += pyramid_.chunk() % 2 ? unit * 5 : unit + unit / 8;
+  }
+  MemoryReservation reservation(work_budget_, need);
+  return ComputeUnit(u, run, out);
+}
+
+Status ChunkEngine::ComputeVoxels(int level, const Vec3& idx, uint8_t* out, bool use_cache) {
+  const int64_t c = pyramid_.chunk();
+  const size_t bpv = DTypeSize(dtype());
+  const Unit u{level, idx[0], idx[1], idx[2], idx[2] + 1};
+  const Box box = UnitBox(u);
+  std::memset(out, 0, raw_bytes_);
+  if (box.shape() == Vec3{c, c, c}) return ComputeRowUnit(u, use_cache, out);
+  std::vector<uint8_t> tmp(static_cast<size_t>(box.volume()) * bpv);
+  OZ_RETURN_IF_ERROR(ComputeRowUnit(u, use_cache, tmp.data()));
+  CopyRegion(tmp.data(), box.shape(), {0, 0, 0}, out, {c, c, c}, {0, 0, 0}, box.shape(), bpv);
+  return OkStatus();
+}
+
+Status ChunkEngine::ComputeUncached(int level, const Vec3& idx, void* out) {
+  return ComputeVoxels(level, idx, static_cast<uint8_t*>(out), /*use_cache=*/false);
 }
 
 }  // namespace oz

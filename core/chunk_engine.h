@@ -2,10 +2,13 @@
 // materialize so both serve identical bytes.
 //
 // Path of a request: in-memory state (known empty / hot bytes) -> single-flight -> disk cache ->
-// compute -> encode -> disk cache put. A level-L chunk is computed by streaming its box of a base
-// level once, plane pair by plane pair, through every intermediate level (never chunk-by-chunk
-// recursion); intermediate chunks whose layer fits in memory are put into the cache on the way.
-// The base level is the lowest level at most 4 below L whose chunks are all cached, else the source.
+// compute -> encode -> disk cache put. A chunk of level L is computed as a "row unit" from the
+// four units of level L-1 below it, recursively down to a base level (the source, or the lowest
+// level at most 4 below whose chunks are all cached): every voxel of the base box is read once,
+// memory is one unit per level (about 2 * c * c * width * bytes), and every intermediate chunk is
+// put into the cache on the way (never chunk-by-chunk recursion that re-reads the source).
+// Listing a chunk row computes its unknown chunks together as one unit (x-neighbours share one
+// pass over the source band).
 //
 // Threading: all public methods are thread-safe. Concurrent requests for one chunk share one
 // computation and its result or error (single-flight). Failed results are never cached.
@@ -103,13 +106,26 @@ class ChunkEngine {
   // Served bytes of an empty chunk (empty=keep), or NotFound (empty=omit).
   Result<ChunkBytes> EmptyResult();
 
+  // The chunk from the disk cache (recording its state), or nullopt on a miss.
+  std::optional<Result<ChunkBytes>> FromCache(int level, const Vec3& idx);
   // The leader's work for one chunk: disk cache, then compute, encode, put.
   Result<ChunkBytes> Produce(int level, const Vec3& idx);
-  // Computes voxels of chunk (level, idx) into a full padded chunk buffer.
-  Status ComputeVoxels(int level, const Vec3& idx, uint8_t* out, bool fill_cache);
-  // Streams the chunk's box at level `base` (from the source when from_source, base 0; else from
-  // that level's cached chunks) up through every level to `level`.
-  Status StreamFromBase(int base, bool from_source, int level, const Vec3& idx, uint8_t* out, bool fill_cache);
+  // Computes voxels of chunk (level, idx) into a full padded chunk buffer; with use_cache, from
+  // cached lower levels where possible and putting intermediate chunks into the cache.
+  Status ComputeVoxels(int level, const Vec3& idx, uint8_t* out, bool use_cache);
+  struct Unit {
+    int level;
+    int64_t zc, yc, x0c, x1c;  // chunk layer, chunk row, chunk columns [x0c, x1c)
+  };
+  struct UnitRun;
+  Box UnitBox(const Unit& u) const;
+  // Highest level below u.level (at most kMaxBaseDistance below) whose chunks covering the unit
+  // are all available, or -1 (compute from the source).
+  int ChooseBase(const Unit& u);
+  // Computes a unit (dense, UnitBox shape) from the chosen base, reserving working memory.
+  Status ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out);
+  Status ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out);
+  void ParallelDownsample(const uint8_t* in, const Vec3& in_shape, uint8_t* out);
   // Reads a box of level `level` from cached chunks (all must be available or computable).
   Status ReadLevelBox(int level, const Box& box, uint8_t* out);
   // Encodes voxels, records state, puts into the disk cache (failures: warning only).
