@@ -446,8 +446,10 @@ Status ChunkEngine::ReadLevelBox(int level, const Box& box, uint8_t* out) {
 struct ChunkEngine::UnitRun {
   int base = 0;
   bool from_source = true;
-  bool emit = false;  // put intermediate chunks into the cache (claiming them first)
-  int top_level = 0;  // chunks of this level are owned by the caller, never emitted here
+  bool emit = false;                // put intermediate chunks into the cache (claiming them first)
+  int top_level = 0;                // chunks of this level are owned by the caller, never emitted here
+  const ChunkSink* sink = nullptr;  // materialize: every unit at sink_min_level or above goes here
+  int sink_min_level = 0;
   // Progress of the base level, for the log.
   int64_t base_total = 1;
   int64_t base_done = 0;
@@ -574,6 +576,26 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
     }
   }
 
+  if (run.sink && u.level >= run.sink_min_level) {
+    const int64_t n = u.x1c - u.x0c;
+    std::vector<Status> errs(static_cast<size_t>(n));
+    config_.pool->ParallelFor(static_cast<size_t>(n), [&](size_t i) {
+      const Vec3 ci{u.zc, u.yc, u.x0c + static_cast<int64_t>(i)};
+      try {
+        std::vector<uint8_t> chunk(raw_bytes_, 0);
+        const Box cb = pyramid_.ChunkBox(u.level, ci);
+        CopyRegion(out, bs, {cb.lo[0] - box.lo[0], cb.lo[1] - box.lo[1], cb.lo[2] - box.lo[2]}, chunk.data(), {c, c, c},
+                   {0, 0, 0}, cb.shape(), bpv);
+        auto r = EncodeChunk(chunk.data());
+        config_.stats->chunks_computed++;
+        errs[i] = (*run.sink)(u.level, ci, r);
+      } catch (const std::bad_alloc&) {
+        errs[i] = ResourceExhaustedError("out of memory encoding a chunk");
+      }
+    });
+    for (auto& e : errs) OZ_RETURN_IF_ERROR(e);
+  }
+
   if (!owned.empty()) {
     std::vector<std::pair<Vec3, std::shared_ptr<Flight>>> mine = std::move(owned);
     owned.clear();
@@ -620,6 +642,29 @@ Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out) 
   }
   MemoryReservation reservation(work_budget_, need);
   return ComputeUnit(u, run, out);
+}
+
+Result<ChunkBytes> ChunkEngine::EncodeChunk(const uint8_t* voxels) {
+  if (AllZero(voxels, raw_bytes_)) return EmptyResult();
+  OZ_ASSIGN_OR_RETURN(std::string enc, codec_.Encode(voxels, raw_bytes_));
+  return ChunkBytes(std::make_shared<const std::string>(std::move(enc)));
+}
+
+Status ChunkEngine::ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink) {
+  const Unit u{level, zc, yc, 0, pyramid_.grid(level)[2]};
+  UnitRun run;
+  run.from_source = true;
+  run.base = 0;
+  run.emit = false;
+  run.top_level = level;
+  run.top_idx = {zc, yc, 0};
+  run.sink = &sink;
+  run.sink_min_level = min_level;
+  const Box box = UnitBox(u);
+  run.base_total = std::max<int64_t>(1, pyramid_.BoxAtLowerLevel(box, level, 0).volume());
+  run.t0 = run.last_log = std::chrono::steady_clock::now();
+  std::vector<uint8_t> out(static_cast<size_t>(box.volume()) * DTypeSize(dtype()));
+  return ComputeUnit(u, run, out.data());
 }
 
 Status ChunkEngine::ComputeVoxels(int level, const Vec3& idx, uint8_t* out, bool use_cache) {

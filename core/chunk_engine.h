@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -70,6 +71,16 @@ class ChunkEngine {
   // empty=omit the non-empty ones, computing unknown chunks of the row in parallel.
   // Errors: kNotFound for a row outside the grid; a compute error of any chunk in the row.
   Result<std::vector<int64_t>> ListRow(int level, int64_t z, int64_t y);
+
+  // Receives one chunk of a unit tree: its file bytes, or kNotFound when it is empty and
+  // empty=omit (no file). Called concurrently from pool threads.
+  using ChunkSink = std::function<Status(int level, const Vec3& idx, const Result<ChunkBytes>& chunk)>;
+
+  // Materialize's path: computes, from the source, every chunk of levels [min_level, level] in
+  // the tree of row unit (level, zc, yc, all columns), and hands each to `sink` as soon as its
+  // unit is complete (bottom-up). Uses no cache and no single-flight; memory is one unit per
+  // level (about 2 * c * c * level-0 width * bytes). Stops at the first sink or source error.
+  Status ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink);
 
   // Cache key of a chunk (for tests and materialize's cache sharing).
   std::string CacheKey(int level, const Vec3& idx) const;
@@ -128,6 +139,8 @@ class ChunkEngine {
   void ParallelDownsample(const uint8_t* in, const Vec3& in_shape, uint8_t* out);
   // Reads a box of level `level` from cached chunks (all must be available or computable).
   Status ReadLevelBox(int level, const Box& box, uint8_t* out);
+  // Encodes a full chunk as served: bytes, or kNotFound for an empty chunk with empty=omit.
+  Result<ChunkBytes> EncodeChunk(const uint8_t* voxels);
   // Encodes voxels, records state, puts into the disk cache (failures: warning only).
   Result<ChunkBytes> Finish(int level, const Vec3& idx, const uint8_t* voxels);
   bool Available(int level, const Vec3& idx);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/atomic_file.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 namespace oz {
@@ -69,44 +70,6 @@ void Store64(char* p, uint64_t v) {
 void Store32(char* p, uint32_t v) {
   if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
   std::memcpy(p, &v, 4);
-}
-
-// XXH64 (Yann Collet's xxHash, 64-bit), the reference algorithm: fast (several GB/s) and
-// detects torn writes and bit flips with 2^-64 odds.
-constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full, kP3 = 0x165667B19E3779F9ull,
-                   kP4 = 0x85EBCA77C2B2AE63ull, kP5 = 0x27D4EB2F165667C5ull;
-uint64_t XxRound(uint64_t acc, uint64_t input) { return std::rotl(acc + input * kP2, 31) * kP1; }
-uint64_t XxMerge(uint64_t h, uint64_t v) { return (h ^ XxRound(0, v)) * kP1 + kP4; }
-
-uint64_t Xxh64(std::string_view in, uint64_t seed) {
-  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
-  const unsigned char* const end = p + in.size();
-  uint64_t h;
-  if (in.size() >= 32) {
-    uint64_t v1 = seed + kP1 + kP2, v2 = seed + kP2, v3 = seed, v4 = seed - kP1;
-    for (; end - p >= 32; p += 32) {
-      v1 = XxRound(v1, Load64(p));
-      v2 = XxRound(v2, Load64(p + 8));
-      v3 = XxRound(v3, Load64(p + 16));
-      v4 = XxRound(v4, Load64(p + 24));
-    }
-    h = std::rotl(v1, 1) + std::rotl(v2, 7) + std::rotl(v3, 12) + std::rotl(v4, 18);
-    h = XxMerge(XxMerge(XxMerge(XxMerge(h, v1), v2), v3), v4);
-  } else {
-    h = seed + kP5;
-  }
-  h += in.size();
-  for (; end - p >= 8; p += 8) h = std::rotl(h ^ XxRound(0, Load64(p)), 27) * kP1 + kP4;
-  if (end - p >= 4) {
-    h = std::rotl(h ^ (Load32(p) * kP1), 23) * kP2 + kP3;
-    p += 4;
-  }
-  for (; p < end; ++p) h = std::rotl(h ^ (*p * kP5), 11) * kP1;
-  h ^= h >> 33;
-  h *= kP2;
-  h ^= h >> 29;
-  h *= kP3;
-  return h ^ (h >> 32);
 }
 
 uint64_t EntryChecksum(std::string_view meta_and_key, std::string_view data) {
