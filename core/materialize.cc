@@ -1,0 +1,395 @@
+// Materialize implementation. Paths of chunk files follow the tree: DEST/L/z/y/x (or DEST/z/y/x
+// for levels=1); metadata files are the tree's own documents, so a mount and DEST are identical.
+#include "core/materialize.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/hash.h"
+#include "core/log.h"
+
+namespace oz {
+namespace {
+
+constexpr const char* kStateDir = ".omezarr-materialize";
+
+std::string Hex64(uint64_t v) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+std::string HumanBytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int i = 0;
+  while (b >= 1024 && i < 5) b /= 1024, ++i;
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f %s", b, u[i]);
+  return s;
+}
+
+struct Plan {
+  int levels = 1;
+  int top = 0;  // level of the units
+  int min_level = 0;
+  int64_t zc0 = 0, zc1 = 0;  // this part's z-slabs (top-level chunk layers)
+  int64_t ny = 0;            // top-level chunk rows
+  std::string tree_id;
+};
+
+// Relative path (no leading slash) of a chunk or metadata file inside the tree.
+std::string ChunkRel(const Plan& p, int level, const Vec3& idx) {
+  std::string s = p.levels > 1 ? std::to_string(level) + "/" : std::string();
+  return s + std::to_string(idx[0]) + "/" + std::to_string(idx[1]) + "/" + std::to_string(idx[2]);
+}
+
+std::vector<std::string> MetadataRel(const Plan& p) {
+  if (p.levels == 1) return {".zarray"};
+  std::vector<std::string> m = {".zgroup", ".zattrs"};
+  for (int l = 0; l < p.levels; ++l) m.push_back(std::to_string(l) + "/.zarray");
+  return m;
+}
+
+Result<Plan> MakePlan(const Session& s, const MaterializeOptions& o) {
+  const Pyramid& py = s.engine->pyramid();
+  Plan p;
+  p.levels = py.levels();
+  p.top = o.max_level < 0 ? py.levels() - 1 : o.max_level;
+  p.min_level = o.min_level;
+  if (p.min_level < 0 || p.top >= py.levels() || p.min_level > p.top)
+    return InvalidArgumentError("--levels " + std::to_string(o.min_level) + "-" + std::to_string(p.top) +
+                                ": levels must satisfy 0 <= A <= B <= " + std::to_string(py.levels() - 1));
+  if (o.parts < 1 || o.part < 0 || o.part >= o.parts)
+    return InvalidArgumentError("--part " + std::to_string(o.part + 1) + "/" + std::to_string(o.parts) +
+                                ": expected i/N with 1 <= i <= N");
+  const Vec3 g = py.grid(p.top);
+  p.zc0 = g[0] * o.part / o.parts;
+  p.zc1 = g[0] * (o.part + 1) / o.parts;
+  p.ny = g[1];
+  // Everything that shapes the bytes: the engine's cache key material (source fingerprint, view,
+  // chunk, codec, algorithm) plus levels and the empty-chunk policy.
+  p.tree_id = Hash128Hex(s.engine->CacheKey(1, {0, 0, 0}) + "|levels=" + std::to_string(p.levels) +
+                         "|empty=" + (s.options.empty == EmptyPolicy::kOmit ? "omit" : "keep"));
+  return p;
+}
+
+uint64_t ChunksInRun(const Pyramid& py, const Plan& p) {
+  uint64_t n = 0;
+  for (int k = p.min_level; k <= p.top; ++k) {
+    const Vec3 g = py.grid(k);
+    const int64_t f = int64_t{1} << (p.top - k);
+    const int64_t z0 = p.zc0 * f, z1 = std::min(p.zc1 * f, g[0]);
+    if (z1 > z0) n += static_cast<uint64_t>((z1 - z0) * g[1] * g[2]);
+  }
+  return n;
+}
+
+bool DirIsEmpty(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return true;
+  bool empty = true;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") {
+      empty = false;
+      break;
+    }
+  }
+  closedir(d);
+  return empty;
+}
+
+// Walks DEST (skipping the state dir) collecting relative file paths.
+void ListFiles(const std::string& root, const std::string& rel, std::vector<std::string>* out) {
+  const std::string dir = rel.empty() ? root : root + "/" + rel;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == ".." || (rel.empty() && n == kStateDir)) continue;
+    const std::string r = rel.empty() ? n : rel + "/" + n;
+    struct stat st;
+    if (lstat((root + "/" + r).c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode))
+      ListFiles(root, r, out);
+    else
+      out->push_back(r);
+  }
+  closedir(d);
+}
+
+struct ManifestEntry {
+  std::string rel;
+  bool empty = false;
+  uint64_t size = 0;
+  uint64_t hash = 0;
+};
+
+std::string FormatManifest(const std::string& tree_id, std::vector<ManifestEntry> entries) {
+  std::sort(entries.begin(), entries.end(), [](auto& a, auto& b) { return a.rel < b.rel; });
+  std::string m = "omezarr-materialize unit manifest 1\ntree " + tree_id + "\n";
+  for (auto& e : entries)
+    m += e.empty ? "E " + e.rel + "\n" : "F " + e.rel + " " + std::to_string(e.size) + " " + Hex64(e.hash) + "\n";
+  return m;
+}
+
+// Parses a manifest; nullopt if it is not one of this tree.
+std::optional<std::vector<ManifestEntry>> ParseManifest(const std::string& text, const std::string& tree_id) {
+  std::istringstream in(text);
+  std::string line;
+  if (!std::getline(in, line) || line != "omezarr-materialize unit manifest 1") return std::nullopt;
+  if (!std::getline(in, line) || line != "tree " + tree_id) return std::nullopt;
+  std::vector<ManifestEntry> out;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string kind;
+    ManifestEntry e;
+    ls >> kind >> e.rel;
+    if (kind == "E") {
+      e.empty = true;
+    } else if (kind == "F") {
+      std::string h;
+      ls >> e.size >> h;
+      if (h.size() != 16) return std::nullopt;
+      e.hash = std::stoull(h, nullptr, 16);
+    } else {
+      return std::nullopt;
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// True if every listed file exists with its size and hash (and empty chunks have no file).
+bool VerifyEntries(const std::string& dest, const std::vector<ManifestEntry>& entries, std::string* why) {
+  for (const auto& e : entries) {
+    const std::string path = dest + "/" + e.rel;
+    if (e.empty) {
+      if (access(path.c_str(), F_OK) == 0) {
+        *why = e.rel + " should be absent (empty chunk) but exists";
+        return false;
+      }
+      continue;
+    }
+    auto data = ReadFile(path);
+    if (!data.ok()) {
+      *why = data.status().message();
+      return false;
+    }
+    if (data->size() != e.size || Xxh64(*data) != e.hash) {
+      *why = e.rel + " differs from its manifest entry (size or checksum)";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string DryRunReport(const Session& s, const MaterializeOptions& o) {
+  const Pyramid& py = s.engine->pyramid();
+  auto plan = MakePlan(s, o);
+  if (!plan.ok()) return plan.status().message() + "\n";
+  const uint64_t raw = s.engine->raw_chunk_bytes();
+  std::string r = "level  shape (z, y, x)              chunks        bytes (uncompressed, all chunks)\n";
+  uint64_t total_chunks = 0, total_bytes = 0;
+  for (int k = plan->min_level; k <= plan->top; ++k) {
+    const Vec3 g = py.grid(k);
+    const uint64_t n = static_cast<uint64_t>(g[0] * g[1] * g[2]);
+    char line[160];
+    std::snprintf(line, sizeof line, "%5d  %-28s %10llu  %14s\n", k, ToString(py.shape(k)).c_str(),
+                  static_cast<unsigned long long>(n), HumanBytes(static_cast<double>(n * raw)).c_str());
+    r += line;
+    total_chunks += n;
+    total_bytes += n * raw;
+  }
+  r += "total  " + std::to_string(total_chunks) + " chunks, at most " + HumanBytes(static_cast<double>(total_bytes)) +
+       " on disk (empty chunks are omitted with empty=omit; compression=blosc makes files smaller)\n";
+  if (o.parts > 1)
+    r += "this part (" + std::to_string(o.part + 1) + "/" + std::to_string(o.parts) +
+         "): " + std::to_string(ChunksInRun(py, *plan)) + " chunks, top-level z-slabs " + std::to_string(plan->zc0) +
+         ".." + std::to_string(plan->zc1 - 1) + "\n";
+  return r;
+}
+
+Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, const MaterializeProgressFn& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  OZ_ASSIGN_OR_RETURN(Plan plan, MakePlan(s, o));
+  const std::string& dest = o.dest;
+  const std::string state_dir = dest + "/" + kStateDir;
+  const std::string units_dir = state_dir + "/units";
+  const std::string state_file = state_dir + "/state";
+  const std::string state_text = "omezarr-materialize state 1\ntree " + plan.tree_id + "\nsource " + s.source + "\n";
+
+  // Is DEST ours, and for this tree?
+  struct stat st;
+  const bool exists = stat(dest.c_str(), &st) == 0;
+  if (exists && !S_ISDIR(st.st_mode)) return InvalidArgumentError("DEST " + dest + " exists and is not a directory");
+  if (exists && !DirIsEmpty(dest)) {
+    auto prev = ReadFile(state_file);
+    const bool ours = prev.ok() && prev->rfind("omezarr-materialize state 1\n", 0) == 0;
+    const bool same = ours && prev->find("tree " + plan.tree_id + "\n") != std::string::npos;
+    if (!ours && !o.overwrite)
+      return InvalidArgumentError("DEST " + dest +
+                                  " is not empty and was not written by omezarr-materialize; pass --overwrite "
+                                  "to write into it anyway (files of the tree are replaced, others kept unless "
+                                  "--delete)");
+    if (ours && !same && !o.overwrite)
+      return InvalidArgumentError("DEST " + dest +
+                                  " was written by omezarr-materialize from another source state or with other "
+                                  "options; pass --overwrite to rewrite it");
+    if (!same && o.parts > 1)
+      LogWarning("--overwrite with --part: other parts must use the same options, or they will redo this part's units");
+  }
+  OZ_RETURN_IF_ERROR(MakeDirs(units_dir));
+  // Manifest temps of killed runs; younger ones may belong to a part running right now.
+  SweepTempFiles(units_dir, 60);
+  SweepTempFiles(state_dir, 60);
+  OZ_RETURN_IF_ERROR(WriteFileAtomic(state_file, state_text));
+  for (const std::string& rel : MetadataRel(plan)) {
+    OZ_ASSIGN_OR_RETURN(ChunkBytes doc, s.tree->Read("/" + rel));
+    const std::string path = dest + "/" + rel;
+    OZ_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/'))));
+    OZ_RETURN_IF_ERROR(WriteFileAtomic(path, *doc));
+  }
+
+  MaterializeReport report;
+  std::mutex mu;  // guards report.counts when called from sinks
+  report.counts.chunks_total = ChunksInRun(s.engine->pyramid(), plan);
+  auto tick = [&] {
+    if (progress) progress(report.counts);
+  };
+  const std::string range = std::to_string(plan.min_level) + "-" + std::to_string(plan.top);
+  int dest_fd = open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  for (int64_t zc = plan.zc0; zc < plan.zc1; ++zc) {
+    for (int64_t yc = 0; yc < plan.ny; ++yc) {
+      const std::string unit_name =
+          "L" + std::to_string(plan.top) + "-z" + std::to_string(zc) + "-y" + std::to_string(yc) + "-levels" + range;
+      const std::string manifest_path = units_dir + "/" + unit_name;
+      if (auto text = ReadFile(manifest_path); text.ok()) {
+        if (auto entries = ParseManifest(*text, plan.tree_id)) {
+          std::string why;
+          if (!o.verify || VerifyEntries(dest, *entries, &why)) {
+            std::lock_guard<std::mutex> l(mu);
+            for (auto& e : *entries) (e.empty ? report.counts.chunks_empty : report.counts.chunks_skipped)++;
+            report.counts.chunks_done += entries->size();
+            tick();
+            continue;
+          }
+          LogWarning("--verify: unit " + unit_name + " is redone: " + why);
+        }
+      }
+      // Each chunk row directory belongs to exactly one unit, so temp files in this unit's rows
+      // are leftovers of an earlier, killed run of it (never at final names): sweep them before
+      // this run writes there.
+      const Pyramid& py = s.engine->pyramid();
+      for (int k = plan.min_level; k <= plan.top; ++k) {
+        const int64_t f = int64_t{1} << (plan.top - k);
+        const Vec3 g = py.grid(k);
+        for (int64_t z = zc * f; z < std::min((zc + 1) * f, g[0]); ++z)
+          for (int64_t y = yc * f; y < std::min((yc + 1) * f, g[1]); ++y) {
+            const std::string row = ChunkRel(plan, k, {z, y, 0});
+            SweepTempFiles(dest + "/" + row.substr(0, row.rfind('/')), 0);
+          }
+      }
+      std::vector<ManifestEntry> entries;
+      std::set<std::string> made_dirs;
+      auto sink = [&](int level, const Vec3& idx, const Result<ChunkBytes>& chunk) -> Status {
+        ManifestEntry e;
+        e.rel = ChunkRel(plan, level, idx);
+        const std::string path = dest + "/" + e.rel;
+        // Directories exist for every chunk row, empty or not, as in the mount.
+        const std::string dir = path.substr(0, path.rfind('/'));
+        bool known;
+        {
+          std::lock_guard<std::mutex> l(mu);
+          known = made_dirs.count(dir) != 0;
+        }
+        if (!known) {
+          OZ_RETURN_IF_ERROR(MakeDirs(dir));  // idempotent: concurrent callers are fine
+          std::lock_guard<std::mutex> l(mu);
+          made_dirs.insert(dir);
+        }
+        if (!chunk.ok()) {
+          if (chunk.status().code() != ErrorCode::kNotFound) return chunk.status();
+          // Empty chunk with empty=omit: no file (remove a stale one).
+          if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + path);
+          e.empty = true;
+        } else {
+          AtomicWriteOptions wo;
+          wo.fsync_file = false;  // one syncfs per unit instead (see the manifest step)
+          wo.fsync_dir = false;
+          OZ_RETURN_IF_ERROR(WriteFileAtomic(path, **chunk, wo));
+          e.size = (*chunk)->size();
+          e.hash = Xxh64(**chunk);
+        }
+        std::lock_guard<std::mutex> l(mu);
+        (e.empty ? report.counts.chunks_empty : report.counts.chunks_written)++;
+        report.counts.chunks_done++;
+        report.counts.bytes_written += e.size;
+        entries.push_back(std::move(e));
+        tick();
+        return OkStatus();
+      };
+      Status us = s.engine->ComputeTree(plan.top, zc, yc, plan.min_level, sink);
+      if (us.ok() && o.fsync && dest_fd >= 0 && syncfs(dest_fd) != 0) us = ErrnoError(errno, "syncfs " + dest);
+      if (us.ok()) us = WriteFileAtomic(manifest_path, FormatManifest(plan.tree_id, entries));
+      if (!us.ok()) {
+        const std::string where = (plan.levels > 1 ? std::to_string(plan.top) + "/" : std::string()) +
+                                  std::to_string(zc) + "/" + std::to_string(yc) + "/*";
+        report.failed.push_back(where + " (and levels " + range + " below it): " + us.ToString());
+        LogError("unit " + where + " failed: " + us.ToString());
+        std::lock_guard<std::mutex> l(mu);
+        report.counts.units_failed++;
+      }
+    }
+  }
+  if (dest_fd >= 0) close(dest_fd);
+
+  if (o.delete_extra) {
+    if (!report.failed.empty()) {
+      LogWarning("--delete skipped: some units failed");
+    } else {
+      // The tree's files: metadata plus every file listed by the manifests of all units.
+      const auto all_meta = MetadataRel(plan);
+      std::set<std::string> keep(all_meta.begin(), all_meta.end());
+      bool complete = true;
+      const Vec3 g = s.engine->pyramid().grid(plan.top);
+      for (int64_t zc = 0; zc < g[0] && complete; ++zc)
+        for (int64_t yc = 0; yc < g[1] && complete; ++yc) {
+          auto text = ReadFile(units_dir + "/L" + std::to_string(plan.top) + "-z" + std::to_string(zc) + "-y" +
+                               std::to_string(yc) + "-levels" + range);
+          auto entries = text.ok() ? ParseManifest(*text, plan.tree_id) : std::nullopt;
+          if (!entries) {
+            complete = false;
+            break;
+          }
+          for (auto& e : *entries)
+            if (!e.empty) keep.insert(e.rel);
+        }
+      if (!complete || plan.min_level != 0 || plan.top != plan.levels - 1) {
+        LogWarning("--delete skipped: the whole tree (all parts, all levels) is not written yet");
+      } else {
+        std::vector<std::string> files;
+        ListFiles(dest, "", &files);
+        for (const std::string& f : files)
+          if (!keep.count(f) && unlink((dest + "/" + f).c_str()) == 0) report.counts.files_deleted++;
+      }
+    }
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
+}
+
+}  // namespace oz
