@@ -214,6 +214,18 @@ class Bench:
                 shutil.rmtree(cache, ignore_errors=True)
         return med(runs)
 
+    def dd(self, nbytes):
+        """Buffered write of the level-0 bytes in 4 MiB blocks into the cache file system."""
+        runs = []
+        for _ in range(self.a.reps):
+            path = os.path.join(self.work, "dd.tmp")
+            t0 = time.monotonic()
+            subprocess.run(["dd", "if=/dev/zero", "of=" + path, "bs=4M",
+                            "count=%d" % max(1, nbytes // (4 * MiB)), "status=none"], check=True)
+            runs.append(dict(seconds=time.monotonic() - t0, bytes=os.path.getsize(path)))
+            os.remove(path)
+        return med(runs)
+
     def plain(self, d, threads):
         return med([self.read(d, threads) for _ in range(self.a.reps)])
 
@@ -233,6 +245,11 @@ class Bench:
             R["cold1"], R["warm_pc1"], R["warm_rm1"] = self.cold_l0(src, 1)
             log("  cold level 0, 2 readers, open by index (no listing)")
             R["cold2_grid"], _, _ = self.cold_l0(src, 2, warm=False, grid=True)
+            log("  cold level 0, 2 readers, open by index, cache_size=0 (no disk-cache writes)")
+            R["cold2_nocache"], _, _ = self.cold_l0(src, 2, extra="cache_size=0", warm=False,
+                                                    grid=True)
+            log("  write bound of the cache file system (dd)")
+            R["dd"] = self.dd(R["cold2"]["bytes"])
             log("  plain directory")
             R["plain2"] = self.plain(plain, 2)
             R["plain1"] = self.plain(plain, 1)
@@ -305,6 +322,11 @@ def report(R, memory):
     row("cold level 0, 2 readers (walk)", c2, None, statnote(c2))
     row("cold level 0, 1 reader (walk)", R["cold1"], None, statnote(R["cold1"]))
     row("cold level 0, 2 readers (open by index)", R["cold2_grid"], None, statnote(R["cold2_grid"]))
+    if "cold2_nocache" in R:
+        row("cold level 0, 2 readers (open by index), cache_size=0", R["cold2_nocache"], None,
+            "no disk-cache writes; " + statnote(R["cold2_nocache"]))
+        row("dd of the level-0 bytes into the cache file system", R["dd"], None,
+            "write bound of the disk cache (bs=4M, buffered, no fsync)")
     row("warm same mount, 2 readers", R["warm_pc2"], None, "kernel page cache; " + statnote(R["warm_pc2"]))
     row("warm same mount, 1 reader", R["warm_pc1"], None, "kernel page cache; " + statnote(R["warm_pc1"]))
     row("warm after remount, 2 readers", R["warm_rm2"], None, "daemon disk cache; " + statnote(R["warm_rm2"]))
@@ -343,6 +365,10 @@ def report(R, memory):
                   verdict(ratio <= 1.5)))
         ratio = c2["seconds"] / (cat + R["warm_rm2"]["seconds"])
         T.append(("cold level 0 / (cat + warm after remount) (info)", ratio, "", ""))
+    if "cold2_nocache" in R:
+        ref = R["decode2"]["seconds"] if m["compression"] != "none" else cat + R["warm_rm2"]["seconds"]
+        T.append(("cold level 0 with cache_size=0 (open by index) / the same reference (info)",
+                  R["cold2_nocache"]["seconds"] / ref, "", ""))
     ratio = R["coarsest"]["seconds"] / c2["seconds"]
     T.append(("coarsest cold / level-0 cold (info)", ratio, "", ""))
     hwm = max(R[k]["hwm"] for k in ("cold2", "cold1", "cold2_grid", "warm_rm2", "warm_rm1",
