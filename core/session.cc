@@ -30,7 +30,7 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
 
   TiffStackOptions to;
   to.bad_slices = params.options.bad_slices;
-  to.memory_bytes = params.options.memory / 2;
+  to.memory_bytes = params.options.memory * 3 / 8;
   to.pool = s->pool.get();
   to.stats = &s->stats;
   auto stack = TiffStack::Open(s->source, to);
@@ -60,8 +60,10 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   ec.cache = s->cache.get();
   ec.pool = s->pool.get();
   ec.stats = &s->stats;
-  ec.work_memory = std::max<uint64_t>(params.options.memory / 2, 8ull << 20);
-  ec.hot_bytes = std::min<uint64_t>(64ull << 20, params.options.memory / 8);
+  // memory = decoded strips (3/8) + working buffers of computations (3/8) + recently served
+  // chunks (1/4, so a few chunk rows in flight are served without re-reading the disk cache).
+  ec.work_memory = std::max<uint64_t>(params.options.memory * 3 / 8, 8ull << 20);
+  ec.hot_bytes = params.options.memory / 4;
   auto engine = ChunkEngine::Make(s->view, ec);
   if (!engine.ok()) return engine.status();
   s->engine = std::move(engine).value();

@@ -40,7 +40,8 @@ struct Session {
 
 // Opens everything. Errors are ready to print to a user: they name the source, the slice file,
 // the option or the cache directory involved and the fix.
-// Memory split: half of options.memory for decoded source data, half for working buffers.
+// Memory split of options.memory: 3/8 decoded source strips, 3/8 working buffers, 1/4 recently
+// served chunk bytes.
 Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params);
 
 // The cache directory a session would use: options.cache_dir, else

@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <string>
 
 #include "core/log.h"
 
@@ -36,9 +38,13 @@ int ErrnoFromStatus(const Status& s) {
 
 namespace {
 
-// Open file: the whole content, pinned for the life of the handle.
+// Open file: its path, and its whole content once the first read asks for it. Loading lazily
+// matters: with keep_cache the kernel usually serves re-reads from its page cache and never calls
+// read, so open must not load (and checksum) the chunk again.
 struct Handle {
-  ChunkBytes bytes;
+  std::string path;
+  std::mutex mu;
+  ChunkBytes bytes;  // guarded by mu
 };
 
 int Fail(const char* op, const char* path, const Status& s) {
@@ -112,17 +118,30 @@ int Readdir(FsContext& ctx, const char* path, void* buf, fuse_fill_dir_t filler)
 
 int Open(FsContext& ctx, const char* path, fuse_file_info* fi) {
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_CREAT))) return -EROFS;
-  auto r = ctx.tree->Read(path);
+  auto r = ctx.tree->Stat(path);  // cheap once the entry is known (lookup came first)
   if (!r.ok()) return Fail("open", path, r.status());
-  fi->fh = reinterpret_cast<uint64_t>(new Handle{std::move(r).value()});
+  if (r->kind == NodeKind::kDirectory) return -EISDIR;
+  auto* h = new Handle;
+  h->path = path;
+  fi->fh = reinterpret_cast<uint64_t>(h);
   fi->keep_cache = 1;  // content never changes during a mount
   return 0;
 }
 
-int Read(FsContext&, const char*, char* buf, size_t size, off_t offset, fuse_file_info* fi) {
-  const auto* h = reinterpret_cast<const Handle*>(fi->fh);
+int Read(FsContext& ctx, const char*, char* buf, size_t size, off_t offset, fuse_file_info* fi) {
+  auto* h = reinterpret_cast<Handle*>(fi->fh);
   if (!h) return -EIO;
-  const std::string& b = *h->bytes;
+  ChunkBytes bytes;
+  {
+    std::lock_guard<std::mutex> l(h->mu);
+    if (!h->bytes) {
+      auto r = ctx.tree->Read(h->path);
+      if (!r.ok()) return Fail("read", h->path.c_str(), r.status());
+      h->bytes = std::move(r).value();
+    }
+    bytes = h->bytes;
+  }
+  const std::string& b = *bytes;
   if (offset < 0) return -EINVAL;
   if (static_cast<uint64_t>(offset) >= b.size()) return 0;
   const size_t n = std::min(size, b.size() - static_cast<size_t>(offset));

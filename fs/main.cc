@@ -4,6 +4,7 @@
 // mount in the child, then tell the parent through a pipe; the parent exits 0 only once the mount
 // is in place, or 1 after the child printed why it could not start (squashfuse's notify_pipe).
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -160,6 +161,12 @@ int Serve(const oz::CommandLine& cl, int notify_fd) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Chunks are multi-MiB buffers allocated and freed on many threads: a few arenas and a high
+  // mmap threshold let freed buffers be reused instead of re-faulted from the kernel each time,
+  // and keep per-thread arenas from holding on to memory beyond -o memory.
+  mallopt(M_ARENA_MAX, 4);
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   auto parsed = oz::ParseCommandLine(argc, argv);
   if (!parsed.ok()) {
     Err(parsed.status().message());
