@@ -339,7 +339,6 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
     const Unit u{level, z, y, todo.front().first, todo.back().first + 1};
     const Box box = UnitBox(u);
     const size_t bpv = DTypeSize(dtype());
-    const int64_t c = pyramid_.chunk();
     Status st;
     std::vector<uint8_t> buf;
     try {
@@ -358,10 +357,7 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
       const Vec3 ci{z, y, todo[i].first};
       std::optional<Result<ChunkBytes>> r;
       try {
-        std::vector<uint8_t> chunk(raw_bytes_, 0);
-        const Box cb = pyramid_.ChunkBox(level, ci);
-        CopyRegion(buf.data(), box.shape(), {cb.lo[0] - box.lo[0], cb.lo[1] - box.lo[1], cb.lo[2] - box.lo[2]},
-                   chunk.data(), {c, c, c}, {0, 0, 0}, cb.shape(), bpv);
+        std::vector<uint8_t> chunk = CutChunk(buf.data(), box, level, ci);
         r.emplace(Finish(level, ci, chunk.data()));
       } catch (const std::bad_alloc&) {
         r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
@@ -540,40 +536,32 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
     const int k1 = u.level - 1;
     const Vec3 g1 = pyramid_.grid(k1);
     const int64_t cx0 = 2 * u.x0c, cx1 = std::min(2 * u.x1c, g1[2]);
-    std::vector<uint8_t> child;
-    if (c % 2 == 0) {
-      // Even chunks: a child's 2x2x2 blocks never straddle children; downsample each child into
-      // its quarter of the unit as soon as it is complete.
-      std::vector<uint8_t> down;
-      for (int64_t dz = 0; dz < 2; ++dz)
-        for (int64_t dy = 0; dy < 2; ++dy) {
-          const Unit ch{k1, 2 * u.zc + dz, 2 * u.yc + dy, cx0, cx1};
-          if (ch.zc >= g1[0] || ch.yc >= g1[1]) continue;
-          const Box cb = UnitBox(ch);
-          child.resize(static_cast<size_t>(cb.volume()) * bpv);
-          OZ_RETURN_IF_ERROR(ComputeUnit(ch, run, child.data()));
+    // Even chunks: a child's 2x2x2 blocks never straddle children, so each child is downsampled
+    // into its quarter of the unit as soon as it is complete. Odd chunks: blocks straddle
+    // children, so all four are assembled first (4x the memory).
+    const bool even = c % 2 == 0;
+    const Box lb = pyramid_.BoxAtLowerLevel(box, u.level, k1);
+    std::vector<uint8_t> child, down, all;
+    if (!even) all.resize(static_cast<size_t>(lb.volume()) * bpv);
+    for (int64_t dz = 0; dz < 2; ++dz)
+      for (int64_t dy = 0; dy < 2; ++dy) {
+        const Unit ch{k1, 2 * u.zc + dz, 2 * u.yc + dy, cx0, cx1};
+        if (ch.zc >= g1[0] || ch.yc >= g1[1]) continue;
+        const Box cb = UnitBox(ch);
+        child.resize(static_cast<size_t>(cb.volume()) * bpv);
+        OZ_RETURN_IF_ERROR(ComputeUnit(ch, run, child.data()));
+        if (even) {
           const Vec3 ds = DownsampledShape(cb.shape());
           down.resize(static_cast<size_t>(ds[0] * ds[1] * ds[2]) * bpv);
           ParallelDownsample(child.data(), cb.shape(), down.data());
           CopyRegion(down.data(), ds, {0, 0, 0}, out, bs, {cb.lo[0] / 2 - box.lo[0], cb.lo[1] / 2 - box.lo[1], 0}, ds,
                      bpv);
-        }
-    } else {
-      // Odd chunks: blocks straddle children, so assemble all four first (4x the memory).
-      const Box lb = pyramid_.BoxAtLowerLevel(box, u.level, k1);
-      std::vector<uint8_t> all(static_cast<size_t>(lb.volume()) * bpv);
-      for (int64_t dz = 0; dz < 2; ++dz)
-        for (int64_t dy = 0; dy < 2; ++dy) {
-          const Unit ch{k1, 2 * u.zc + dz, 2 * u.yc + dy, cx0, cx1};
-          if (ch.zc >= g1[0] || ch.yc >= g1[1]) continue;
-          const Box cb = UnitBox(ch);
-          child.resize(static_cast<size_t>(cb.volume()) * bpv);
-          OZ_RETURN_IF_ERROR(ComputeUnit(ch, run, child.data()));
+        } else {
           CopyRegion(child.data(), cb.shape(), {0, 0, 0}, all.data(), lb.shape(),
                      {cb.lo[0] - lb.lo[0], cb.lo[1] - lb.lo[1], cb.lo[2] - lb.lo[2]}, cb.shape(), bpv);
         }
-      ParallelDownsample(all.data(), lb.shape(), out);
-    }
+      }
+    if (!even) ParallelDownsample(all.data(), lb.shape(), out);
   }
 
   if (run.sink && u.level >= run.sink_min_level) {
@@ -582,10 +570,7 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
     config_.pool->ParallelFor(static_cast<size_t>(n), [&](size_t i) {
       const Vec3 ci{u.zc, u.yc, u.x0c + static_cast<int64_t>(i)};
       try {
-        std::vector<uint8_t> chunk(raw_bytes_, 0);
-        const Box cb = pyramid_.ChunkBox(u.level, ci);
-        CopyRegion(out, bs, {cb.lo[0] - box.lo[0], cb.lo[1] - box.lo[1], cb.lo[2] - box.lo[2]}, chunk.data(), {c, c, c},
-                   {0, 0, 0}, cb.shape(), bpv);
+        std::vector<uint8_t> chunk = CutChunk(out, box, u.level, ci);
         auto r = EncodeChunk(chunk.data());
         config_.stats->chunks_computed++;
         errs[i] = (*run.sink)(u.level, ci, r);
@@ -604,10 +589,7 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
       const Vec3& ci = mine[i].first;
       std::optional<Result<ChunkBytes>> r;
       try {
-        std::vector<uint8_t> chunk(raw_bytes_, 0);
-        const Box cb = pyramid_.ChunkBox(u.level, ci);
-        CopyRegion(out, bs, {cb.lo[0] - box.lo[0], cb.lo[1] - box.lo[1], cb.lo[2] - box.lo[2]}, chunk.data(), {c, c, c},
-                   {0, 0, 0}, cb.shape(), bpv);
+        std::vector<uint8_t> chunk = CutChunk(out, box, u.level, ci);
         r.emplace(Finish(u.level, ci, chunk.data()));
       } catch (const std::bad_alloc&) {
         r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
@@ -642,6 +624,15 @@ Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out) 
   }
   MemoryReservation reservation(work_budget_, need);
   return ComputeUnit(u, run, out);
+}
+
+std::vector<uint8_t> ChunkEngine::CutChunk(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) const {
+  const int64_t c = pyramid_.chunk();
+  std::vector<uint8_t> chunk(raw_bytes_, 0);
+  const Box cb = pyramid_.ChunkBox(level, ci);
+  CopyRegion(unit, unit_box.shape(), {cb.lo[0] - unit_box.lo[0], cb.lo[1] - unit_box.lo[1], cb.lo[2] - unit_box.lo[2]},
+             chunk.data(), {c, c, c}, {0, 0, 0}, cb.shape(), DTypeSize(dtype()));
+  return chunk;
 }
 
 Result<ChunkBytes> ChunkEngine::EncodeChunk(const uint8_t* voxels) {

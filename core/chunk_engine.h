@@ -139,6 +139,8 @@ class ChunkEngine {
   void ParallelDownsample(const uint8_t* in, const Vec3& in_shape, uint8_t* out);
   // Reads a box of level `level` from cached chunks (all must be available or computable).
   Status ReadLevelBox(int level, const Box& box, uint8_t* out);
+  // The padded full chunk `ci` of `level` cut out of a dense unit buffer covering unit_box.
+  std::vector<uint8_t> CutChunk(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) const;
   // Encodes a full chunk as served: bytes, or kNotFound for an empty chunk with empty=omit.
   Result<ChunkBytes> EncodeChunk(const uint8_t* voxels);
   // Encodes voxels, records state, puts into the disk cache (failures: warning only).

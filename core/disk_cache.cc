@@ -51,18 +51,6 @@ constexpr int kStaleTempSeconds = 60;
 // A hit rewrites the file's mtime (the recency that survives restarts) at most this often.
 constexpr int64_t kTouchIntervalSeconds = 60;
 
-uint64_t Load64(const unsigned char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
-  return v;
-}
-uint32_t Load32(const unsigned char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
-  return v;
-}
 void Store64(char* p, uint64_t v) {
   if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
   std::memcpy(p, &v, 8);
@@ -249,11 +237,11 @@ ReadOutcome ReadEntry(const std::string& path, std::string_view key, CacheEntry*
   if (static_cast<size_t>(n) != head.size()) return corrupt("file shrank while being read");
   const auto* h = reinterpret_cast<const unsigned char*>(head.data());
   if (std::memcmp(h, kMagic, 4) != 0) return corrupt("bad magic (not an omezarrfs cache entry)");
-  if (uint32_t v = Load32(h + 4); v != kHeaderVersion) return corrupt("unknown header version " + std::to_string(v));
-  const uint64_t stored_checksum = Load64(h + 8);
-  const uint32_t flags = Load32(h + 16);
-  const uint64_t key_len = Load32(h + 20);
-  const uint64_t data_len = Load64(h + 24);
+  if (uint32_t v = LoadLe32(h + 4); v != kHeaderVersion) return corrupt("unknown header version " + std::to_string(v));
+  const uint64_t stored_checksum = LoadLe64(h + 8);
+  const uint32_t flags = LoadLe32(h + 16);
+  const uint64_t key_len = LoadLe32(h + 20);
+  const uint64_t data_len = LoadLe64(h + 24);
   if (data_len > size || kHeaderSize + key_len + data_len != size) {
     return corrupt("header says " + std::to_string(key_len) + " key + " + std::to_string(data_len) +
                    " data bytes but the file has " + std::to_string(size) + " bytes (truncated or damaged)");

@@ -8,20 +8,6 @@
 namespace oz {
 namespace {
 
-uint64_t Load64(const unsigned char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
-  return v;
-}
-
-uint32_t Load32(const unsigned char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
-  return v;
-}
-
 // XXH64 (Yann Collet's xxHash, 64-bit), the reference algorithm: fast (several GB/s) and
 // detects torn writes and bit flips with 2^-64 odds.
 constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full, kP3 = 0x165667B19E3779F9ull,
@@ -38,10 +24,10 @@ uint64_t Xxh64(std::string_view in, uint64_t seed) {
   if (in.size() >= 32) {
     uint64_t v1 = seed + kP1 + kP2, v2 = seed + kP2, v3 = seed, v4 = seed - kP1;
     for (; end - p >= 32; p += 32) {
-      v1 = XxRound(v1, Load64(p));
-      v2 = XxRound(v2, Load64(p + 8));
-      v3 = XxRound(v3, Load64(p + 16));
-      v4 = XxRound(v4, Load64(p + 24));
+      v1 = XxRound(v1, LoadLe64(p));
+      v2 = XxRound(v2, LoadLe64(p + 8));
+      v3 = XxRound(v3, LoadLe64(p + 16));
+      v4 = XxRound(v4, LoadLe64(p + 24));
     }
     h = std::rotl(v1, 1) + std::rotl(v2, 7) + std::rotl(v3, 12) + std::rotl(v4, 18);
     h = XxMerge(XxMerge(XxMerge(XxMerge(h, v1), v2), v3), v4);
@@ -49,9 +35,9 @@ uint64_t Xxh64(std::string_view in, uint64_t seed) {
     h = seed + kP5;
   }
   h += in.size();
-  for (; end - p >= 8; p += 8) h = std::rotl(h ^ XxRound(0, Load64(p)), 27) * kP1 + kP4;
+  for (; end - p >= 8; p += 8) h = std::rotl(h ^ XxRound(0, LoadLe64(p)), 27) * kP1 + kP4;
   if (end - p >= 4) {
-    h = std::rotl(h ^ (Load32(p) * kP1), 23) * kP2 + kP3;
+    h = std::rotl(h ^ (LoadLe32(p) * kP1), 23) * kP2 + kP3;
     p += 4;
   }
   for (; p < end; ++p) h = std::rotl(h ^ (*p * kP5), 11) * kP1;
