@@ -18,6 +18,7 @@ namespace {
 constexpr uint32_t kFlagEmpty = 1;
 constexpr int kMaxBaseDistance = 4;  // look for cached chunks at most this many levels below
 constexpr uint64_t kMaxRawChunkBytes = 1ull << 30;
+constexpr uint64_t kWriteQueueBytes = 64ull << 20;  // cache writes in flight
 
 // Copies `region` voxels from src (dense, shape src_shape) at src_off to dst (dense, dst_shape)
 // at dst_off.
@@ -94,7 +95,15 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
                 "|" + view + "|c=" + std::to_string(o.chunk) + "|codec=" + codec_.CacheTag() + "|";
 }
 
-ChunkEngine::~ChunkEngine() = default;
+ChunkEngine::~ChunkEngine() {
+  // Drain the cache writes (an unmount keeps what was computed), then stop the writer.
+  {
+    std::lock_guard<std::mutex> l(write_mu_);
+    stop_writer_ = true;
+  }
+  write_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
 
 std::string ChunkEngine::CacheKey(int level, const Vec3& idx) const {
   return key_prefix_ + "alg=" + (level ? std::string(AlgorithmName(config_.options.algorithm)) : "-") + "|" +
@@ -234,6 +243,14 @@ void ChunkEngine::Complete(const Key& k, const std::shared_ptr<Flight>& f, const
 std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& idx) {
   if (!config_.cache) return std::nullopt;
   const Key k{level, idx};
+  {
+    std::lock_guard<std::mutex> l(write_mu_);
+    auto it = pending_.find(k);
+    if (it != pending_.end()) {
+      if (!it->second) return Result<ChunkBytes>(EmptyResult());
+      return Result<ChunkBytes>(it->second);
+    }
+  }
   auto e = config_.cache->Get(CacheKey(level, idx));
   if (!e) return std::nullopt;
   if (e->flags & kFlagEmpty) {
@@ -263,29 +280,54 @@ Result<ChunkBytes> ChunkEngine::Finish(int level, const Vec3& idx, const uint8_t
   config_.stats->chunks_computed++;
   if (AllZero(voxels, raw_bytes_)) {
     Record(k, State::kEmpty, 0);
-    if (config_.cache) {
-      Status s = config_.cache->Put(CacheKey(level, idx), CacheEntry{kFlagEmpty, {}});
-      if (!s.ok()) {
-        config_.stats->cache_put_failures++;
-        static RateLimiter rl;
-        if (rl.Allow()) LogWarning("could not store chunk in the cache (reads go on): " + s.ToString());
-      }
-    }
+    QueueCachePut(k, kFlagEmpty, nullptr);
     return EmptyResult();
   }
   OZ_ASSIGN_OR_RETURN(std::string enc, codec_.Encode(voxels, raw_bytes_));
   auto b = std::make_shared<const std::string>(std::move(enc));
   Record(k, State::kPresent, b->size());
   HotPut(k, b);
-  if (config_.cache) {
-    Status s = config_.cache->Put(CacheKey(level, idx), CacheEntry{0, *b});
+  QueueCachePut(k, 0, b);
+  return ChunkBytes(b);
+}
+
+// Cache writes happen on a writer thread so a read is answered as soon as its chunk is encoded.
+// The queue is bounded in bytes (callers wait when it is full: the disk sets the pace of a long
+// cold read, but no single read waits for its own write); queued chunks are served from the
+// queue, so a read never misses a chunk that is only waiting to be written.
+void ChunkEngine::QueueCachePut(const Key& k, uint32_t flags, ChunkBytes bytes) {
+  if (!config_.cache) return;
+  const uint64_t size = bytes ? bytes->size() : 0;
+  std::unique_lock<std::mutex> l(write_mu_);
+  write_space_cv_.wait(l, [&] { return write_queue_.empty() || write_queue_bytes_ + size <= kWriteQueueBytes; });
+  write_queue_.push_back(PendingWrite{k, flags, bytes});
+  write_queue_bytes_ += size;
+  pending_[k] = bytes;
+  if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
+  write_cv_.notify_one();
+}
+
+void ChunkEngine::WriterLoop() {
+  std::unique_lock<std::mutex> l(write_mu_);
+  for (;;) {
+    write_cv_.wait(l, [&] { return stop_writer_ || !write_queue_.empty(); });
+    if (write_queue_.empty()) return;  // stopping and drained
+    PendingWrite w = std::move(write_queue_.front());
+    write_queue_.pop_front();
+    l.unlock();
+    Status s =
+        config_.cache->Put(CacheKey(w.key.level, w.key.idx), CacheEntry{w.flags, w.bytes ? *w.bytes : std::string()});
     if (!s.ok()) {
       config_.stats->cache_put_failures++;
       static RateLimiter rl;
       if (rl.Allow()) LogWarning("could not store chunk in the cache (reads go on): " + s.ToString());
     }
+    l.lock();
+    write_queue_bytes_ -= w.bytes ? w.bytes->size() : 0;
+    auto it = pending_.find(w.key);
+    if (it != pending_.end() && it->second == w.bytes) pending_.erase(it);
+    write_space_cv_.notify_all();
   }
-  return ChunkBytes(b);
 }
 
 Result<uint64_t> ChunkEngine::ChunkSize(int level, const Vec3& idx) {
@@ -391,6 +433,10 @@ bool ChunkEngine::Available(int level, const Vec3& idx) {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (hot_index_.count(Key{level, idx})) return true;
+  }
+  {
+    std::lock_guard<std::mutex> l(write_mu_);
+    if (pending_.count(Key{level, idx})) return true;
   }
   return config_.cache && config_.cache->Contains(CacheKey(level, idx));
 }

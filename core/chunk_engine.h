@@ -14,13 +14,16 @@
 // computation and its result or error (single-flight). Failed results are never cached.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -146,6 +149,9 @@ class ChunkEngine {
   // Encodes voxels, records state, puts into the disk cache (failures: warning only).
   Result<ChunkBytes> Finish(int level, const Vec3& idx, const uint8_t* voxels);
   bool Available(int level, const Vec3& idx);
+  // Queues a cache put (bytes nullptr for an empty chunk); see WriterLoop.
+  void QueueCachePut(const Key& k, uint32_t flags, ChunkBytes bytes);
+  void WriterLoop();
   // Single-flight table: claims key k for the caller unless it is known or already in flight.
   std::shared_ptr<Flight> TryClaim(const Key& k);
   // Publishes a flight's result to its waiters and removes it from the table.
@@ -167,6 +173,20 @@ class ChunkEngine {
   std::unordered_map<Key, std::list<std::pair<Key, ChunkBytes>>::iterator, KeyHash> hot_index_;
   uint64_t hot_used_ = 0;
   ChunkBytes empty_bytes_;  // guarded by mu_; encoded all-zero chunk (empty=keep)
+
+  // Background cache writes. Lock order: write_mu_ is never held while taking mu_.
+  struct PendingWrite {
+    Key key;
+    uint32_t flags;
+    ChunkBytes bytes;  // nullptr: empty chunk
+  };
+  std::mutex write_mu_;
+  std::condition_variable write_cv_, write_space_cv_;
+  std::deque<PendingWrite> write_queue_;                  // guarded by write_mu_
+  uint64_t write_queue_bytes_ = 0;                        // guarded by write_mu_
+  std::unordered_map<Key, ChunkBytes, KeyHash> pending_;  // queued, not yet written; write_mu_
+  bool stop_writer_ = false;                              // guarded by write_mu_
+  std::thread writer_;
 };
 
 }  // namespace oz

@@ -236,9 +236,12 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
   const bool exists = stat(dest.c_str(), &st) == 0;
   if (exists && !S_ISDIR(st.st_mode)) return InvalidArgumentError("DEST " + dest + " exists and is not a directory");
   if (exists && !DirIsEmpty(dest)) {
+    // The state dir marks DEST as ours; its state file may not exist yet when a sibling --part
+    // created DEST a moment ago (it is written atomically, with the same bytes by every part).
+    struct stat sd;
+    const bool ours = stat(state_dir.c_str(), &sd) == 0 && S_ISDIR(sd.st_mode);
     auto prev = ReadFile(state_file);
-    const bool ours = prev.ok() && prev->rfind("omezarr-materialize state 1\n", 0) == 0;
-    const bool same = ours && prev->find("tree " + plan.tree_id + "\n") != std::string::npos;
+    const bool same = ours && (!prev.ok() || prev->find("tree " + plan.tree_id + "\n") != std::string::npos);
     if (!ours && !o.overwrite)
       return InvalidArgumentError("DEST " + dest +
                                   " is not empty and was not written by omezarr-materialize; pass --overwrite "

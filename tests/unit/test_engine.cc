@@ -334,6 +334,7 @@ TEST_CASE("Engine computes a level from cached children (no source reads)") {
   std::vector<uint8_t> want((*e)->raw_chunk_bytes());
   REQUIRE((*e)->ComputeUncached(1, {0, 0, 0}, want.data()).ok());
   CHECK(std::memcmp(want.data(), (*top)->data(), want.size()) == 0);
+  e->reset();  // drains the cache writes before the directory goes
   std::filesystem::remove_all(dir);
 }
 
@@ -385,6 +386,7 @@ TEST_CASE("Engine: 8 concurrent readers in random order compute each chunk once"
   for (auto& t : ts) t.join();
   CHECK(failures == 0);
   CHECK(stats.chunks_computed == all.size());
+  e->reset();  // drains the cache writes before the directory goes
   std::filesystem::remove_all(dir);
 }
 
