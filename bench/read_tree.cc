@@ -130,17 +130,14 @@ int main(int argc, char** argv) {
     if (grid) {
       const uint64_t total = static_cast<uint64_t>(gz * gy * gx);
       for (uint64_t i; (i = next++) < total && !g_failed;) {
-        long x = static_cast<long>(i % gx), y = static_cast<long>(i / gx % gy),
-             z = static_cast<long>(i / gx / gy);
-        ReadFile(dir + "/" + std::to_string(z) + "/" + std::to_string(y) + "/" + std::to_string(x),
-                 buf.get(), bufsize, t);
+        long x = static_cast<long>(i % gx), y = static_cast<long>(i / gx % gy), z = static_cast<long>(i / gx / gy);
+        ReadFile(dir + "/" + std::to_string(z) + "/" + std::to_string(y) + "/" + std::to_string(x), buf.get(), bufsize,
+                 t);
       }
     } else {
       for (uint64_t i; (i = next++) < rows.size() && !g_failed;) {
-        std::string row = dir + "/" + std::to_string(rows[i].first) + "/" +
-                          std::to_string(rows[i].second);
-        for (long x : ListNumeric(row))
-          ReadFile(row + "/" + std::to_string(x), buf.get(), bufsize, t);
+        std::string row = dir + "/" + std::to_string(rows[i].first) + "/" + std::to_string(rows[i].second);
+        for (long x : ListNumeric(row)) ReadFile(row + "/" + std::to_string(x), buf.get(), bufsize, t);
       }
     }
   };
@@ -151,8 +148,7 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"files\": %llu, \"bytes\": %llu, \"absent\": %llu, \"seconds\": %.6f, \"threads\": %d, "
       "\"mode\": \"%s\"}\n",
-      static_cast<unsigned long long>(t.files.load()),
-      static_cast<unsigned long long>(t.bytes.load()),
+      static_cast<unsigned long long>(t.files.load()), static_cast<unsigned long long>(t.bytes.load()),
       static_cast<unsigned long long>(t.absent.load()), s, threads, grid ? "grid" : "walk");
   return g_failed ? 1 : 0;
 }

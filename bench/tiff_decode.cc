@@ -67,8 +67,8 @@ int main(int argc, char** argv) {
       const uint32_t n = tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
       buf.resize(static_cast<size_t>(size));
       for (uint32_t k = 0; k < n; ++k) {
-        tmsize_t r = tiled ? TIFFReadEncodedTile(tif, k, buf.data(), size)
-                           : TIFFReadEncodedStrip(tif, k, buf.data(), size);
+        tmsize_t r =
+            tiled ? TIFFReadEncodedTile(tif, k, buf.data(), size) : TIFFReadEncodedStrip(tif, k, buf.data(), size);
         if (r < 0) {
           std::fprintf(stderr, "decode error in %s piece %u\n", files[i].c_str(), k);
           failed = true;
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"slices\": %zu, \"pieces\": %llu, \"decoded_bytes\": %llu, \"seconds\": %.6f, "
       "\"threads\": %d, \"mb_per_s\": %.1f}\n",
-      files.size(), static_cast<unsigned long long>(pieces.load()),
-      static_cast<unsigned long long>(decoded.load()), s, threads, decoded.load() / s / 1e6);
+      files.size(), static_cast<unsigned long long>(pieces.load()), static_cast<unsigned long long>(decoded.load()), s,
+      threads, decoded.load() / s / 1e6);
   return failed ? 1 : 0;
 }
