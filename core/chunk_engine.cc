@@ -83,7 +83,8 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
       config_(config),
       pyramid_(std::move(pyramid)),
       codec_(std::move(codec)),
-      work_budget_(config.work_memory) {
+      work_budget_(config.work_memory),
+      buffers_(config.work_memory / 2) {
   const Options& o = config_.options;
   raw_bytes_ = static_cast<uint64_t>(o.chunk * o.chunk * o.chunk) * DTypeSize(level0_->dtype());
   const ViewGeometry& g = level0_->geometry();
@@ -382,7 +383,7 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
     const Box box = UnitBox(u);
     const size_t bpv = DTypeSize(dtype());
     Status st;
-    std::vector<uint8_t> buf;
+    PooledBuffer buf(buffers_, 0);
     try {
       buf.resize(static_cast<size_t>(box.volume()) * bpv);
       st = ComputeRowUnit(u, config_.cache != nullptr, buf.data());
@@ -587,7 +588,7 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
     // children, so all four are assembled first (4x the memory).
     const bool even = c % 2 == 0;
     const Box lb = pyramid_.BoxAtLowerLevel(box, u.level, k1);
-    std::vector<uint8_t> child, down, all;
+    PooledBuffer child(buffers_, 0), down(buffers_, 0), all(buffers_, 0);
     if (!even) all.resize(static_cast<size_t>(lb.volume()) * bpv);
     for (int64_t dz = 0; dz < 2; ++dz)
       for (int64_t dy = 0; dy < 2; ++dy) {
@@ -700,7 +701,7 @@ Status ChunkEngine::ComputeTree(int level, int64_t zc, int64_t yc, int min_level
   const Box box = UnitBox(u);
   run.base_total = std::max<int64_t>(1, pyramid_.BoxAtLowerLevel(box, level, 0).volume());
   run.t0 = run.last_log = std::chrono::steady_clock::now();
-  std::vector<uint8_t> out(static_cast<size_t>(box.volume()) * DTypeSize(dtype()));
+  PooledBuffer out(buffers_, static_cast<size_t>(box.volume()) * DTypeSize(dtype()));
   return ComputeUnit(u, run, out.data());
 }
 

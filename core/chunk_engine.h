@@ -27,6 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/buffer_pool.h"
 #include "core/codec.h"
 #include "core/disk_cache.h"
 #include "core/memory_budget.h"
@@ -164,6 +165,7 @@ class ChunkEngine {
   uint64_t raw_bytes_;
   std::string key_prefix_;
   MemoryBudget work_budget_;
+  BufferPool buffers_;  // unit buffers, reused across computations (bounded by work_memory / 2)
 
   std::mutex mu_;
   std::unordered_map<Key, Info, KeyHash> known_;                        // guarded by mu_

@@ -164,9 +164,11 @@ int main(int argc, char** argv) {
   // Chunks are multi-MiB buffers allocated and freed on many threads: a few arenas and a high
   // mmap threshold let freed buffers be reused instead of re-faulted from the kernel each time,
   // and keep per-thread arenas from holding on to memory beyond -o memory.
-  mallopt(M_ARENA_MAX, 4);
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  // (32 MiB is glibc's maximum mmap threshold; larger unit buffers are reused by the engine's
+  // BufferPool instead.)
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   auto parsed = oz::ParseCommandLine(argc, argv);
   if (!parsed.ok()) {
     Err(parsed.status().message());
