@@ -16,7 +16,8 @@ namespace oz {
 namespace {
 
 constexpr uint32_t kFlagEmpty = 1;
-constexpr int kMaxBaseDistance = 4;  // look for cached chunks at most this many levels below
+constexpr int kMaxBaseDistance = 4;
+constexpr int kMinFillLevel = 2;  // see ComputeUnit  // look for cached chunks at most this many levels below
 constexpr uint64_t kMaxRawChunkBytes = 1ull << 30;
 constexpr uint64_t kWriteQueueBytes = 64ull << 20;  // cache writes in flight
 
@@ -556,7 +557,12 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
                     UnavailableError("the computation that was producing this chunk failed; read it again"));
     }
   } release{this, u.level, &owned};
-  if (run.emit && u.level < run.top_level && (u.level > run.base || run.from_source)) {
+  // Which intermediate chunks go to the cache: the requested chunk's children, and every level
+  // from kMinFillLevel up. Levels 0 and 1 of a coarse chunk's box are most of its bytes (7/8 and
+  // 1/8): caching them would write a second copy of the source (a whole scroll for the top
+  // level), while recomputing the few of them a viewer zooms into is cheap.
+  const bool fill_level = u.level >= kMinFillLevel || u.level == run.top_level - 1;
+  if (run.emit && fill_level && u.level < run.top_level && (u.level > run.base || run.from_source)) {
     for (int64_t x = u.x0c; x < u.x1c; ++x) {
       const Vec3 ci{u.zc, u.yc, x};
       if (config_.cache->Contains(CacheKey(u.level, ci))) continue;
