@@ -46,8 +46,8 @@ def tree_files(d):
     return out
 
 
-def materialize(exe, src, dest, opts=None):
-    cmd = ["/usr/bin/time", "-v", exe, src, dest, "--quiet"]
+def materialize(exe, src, dest, opts=None, extra=()):
+    cmd = ["/usr/bin/time", "-v", exe, src, dest, "--quiet"] + list(extra)
     if opts:
         cmd += ["-o", opts]
     sync()
@@ -108,7 +108,7 @@ def run_stack(a, name, src, decode):
     slices = sorted(os.path.join(src, n) for n in os.listdir(src) if n.endswith(".tif"))
     src_bytes = sum(os.path.getsize(f) for f in slices)
     subprocess.run(["cat"] + slices, stdout=subprocess.DEVNULL, check=True)  # warm-up
-    mats, reads, writes = [], [], []
+    mats, reads, writes, nofs = [], [], [], []
     files = None
     for rep in range(a.reps):
         dest = os.path.join(a.work, "%s-dest" % name)
@@ -125,13 +125,16 @@ def run_stack(a, name, src, decode):
         writes.append(write_copy(files, copy))
         shutil.rmtree(dest, ignore_errors=True)
         shutil.rmtree(copy, ignore_errors=True)
+        log("%s rep %d: materialize --no-fsync (info)" % (name, rep + 1))
+        nofs.append(materialize(a.exe, src, dest, extra=["--no-fsync"]))
+        shutil.rmtree(dest, ignore_errors=True)
         log("  mat %.2f s (+sync %.2f), read %.2f s, write %.2f s (+sync %.2f)" % (
             mats[-1]["wall"], mats[-1]["sync"], reads[-1], writes[-1]["write"],
             writes[-1]["sync"]))
     out_bytes = sum(s for _, s in files)
     return dict(name=name, src=src, decode=decode, slices=len(slices), src_bytes=src_bytes,
                 out_files=len(files), out_bytes=out_bytes, mats=mats, reads=reads,
-                writes=writes)
+                writes=writes, nofsync=nofs)
 
 
 def run_rss(a, name, src):
@@ -177,14 +180,19 @@ def report(a, R, B, head):
         notes.append(
             "- %s: %d slices, %.0f MiB source, %d output files / %.0f MiB. All runs: "
             "materialize wall %s s (sync after it %s s); read bound %s s; write %s s (sync %s s). "
-            "Ratio without the syncs (materialize wall / (read + write)): %.2f." % (
+            "Ratio without the syncs (materialize wall / (read + write)): %.2f. Info, "
+            "`--no-fsync` + sync: %s s (median %.2f, ratio %.2f), user+sys %.1f s." % (
                 r["name"], r["slices"], r["src_bytes"] / 2**20, r["out_files"],
                 r["out_bytes"] / 2**20, fmt_all([m["wall"] for m in r["mats"]]),
                 fmt_all([m["sync"] for m in r["mats"]]), fmt_all(r["reads"]),
                 fmt_all([w["write"] for w in r["writes"]]),
                 fmt_all([w["sync"] for w in r["writes"]]),
                 med([m["wall"] for m in r["mats"]]) /
-                (rd + med([w["write"] for w in r["writes"]]))))
+                (rd + med([w["write"] for w in r["writes"]])),
+                fmt_all([m["total"] for m in r["nofsync"]]),
+                med([m["total"] for m in r["nofsync"]]),
+                med([m["total"] for m in r["nofsync"]]) / bound,
+                med([m["user"] + m["sys"] for m in r["nofsync"]])))
     L += [""] + notes
     if B:
         m = B["mat"]
