@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""omezarr-materialize benchmark (issue item 8); run through bench/run_materialize_bench.sh.
+
+Per stack NAME=DIR (all in one run, repeated --reps times, medians reported):
+- materialize: `omezarr-materialize DIR DEST --quiet` (defaults) into a fresh DEST under --work,
+  run under GNU `/usr/bin/time -v` (wall, user, sys, max RSS), then a timed `sync`.
+- read bound: `cat` of the slices (after one untimed warm-up cat), or for a compressed stack
+  (--decode NAME) `oz_bench_tiff_decode DIR --threads 2` (libtiff, 2 threads; its own seconds).
+- write bound: a Python loop writing files of the same sizes and names as the materialized DEST
+  (bytes from one preallocated buffer, 1 MiB writes) into a fresh dir under --work, then a timed
+  `sync`.
+bound = read bound + write bound (incl. sync); ratio = (materialize + sync) / bound.
+An untimed `sync` precedes each timed phase; DEST and the write copy are deleted after each rep.
+--rss NAME=DIR: one materialize with -o memory=1G for peak RSS and time only (large stack).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def sync():
+    t0 = time.monotonic()
+    subprocess.run(["sync"], check=True)
+    return time.monotonic() - t0
+
+
+def tree_files(d):
+    out = []
+    for root, dirs, files in os.walk(d):
+        dirs[:] = [x for x in dirs if x != ".omezarr-materialize"]
+        for n in files:
+            p = os.path.join(root, n)
+            out.append((os.path.relpath(p, d), os.path.getsize(p)))
+    out.sort()
+    return out
+
+
+def materialize(exe, src, dest, opts=None, extra=()):
+    cmd = ["/usr/bin/time", "-v", exe, src, dest, "--quiet"] + list(extra)
+    if opts:
+        cmd += ["-o", opts]
+    sync()
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError("materialize failed (%d): %s" % (p.returncode, p.stderr[-2000:]))
+    r = dict(wall=wall)
+    for line in p.stderr.splitlines():
+        line = line.strip()
+        if line.startswith("User time (seconds):"):
+            r["user"] = float(line.split(":")[1])
+        elif line.startswith("System time (seconds):"):
+            r["sys"] = float(line.split(":")[1])
+        elif line.startswith("Maximum resident set size (kbytes):"):
+            r["rss_kib"] = int(line.split(":")[1])
+    r["sync"] = sync()
+    r["total"] = r["wall"] + r["sync"]
+    return r
+
+
+def write_copy(files, dest):
+    buf = os.urandom(1 << 20)
+    mv = memoryview(buf)
+    sync()
+    t0 = time.monotonic()
+    made = set()
+    for rel, size in files:
+        d = os.path.dirname(os.path.join(dest, rel))
+        if d not in made:
+            os.makedirs(d, exist_ok=True)
+            made.add(d)
+        with open(os.path.join(dest, rel), "wb") as f:
+            left = size
+            while left > 0:
+                n = min(left, len(buf))
+                f.write(mv[:n])
+                left -= n
+    w = time.monotonic() - t0
+    s = sync()
+    return dict(write=w, sync=s, total=w + s)
+
+
+def cat_time(files):
+    t0 = time.monotonic()
+    subprocess.run(["cat"] + files, stdout=subprocess.DEVNULL, check=True)
+    return time.monotonic() - t0
+
+
+def decode_time(decoder, src):
+    out = subprocess.run([decoder, src, "--threads", "2"], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)["seconds"]
+
+
+def run_stack(a, name, src, decode):
+    slices = sorted(os.path.join(src, n) for n in os.listdir(src) if n.endswith(".tif"))
+    src_bytes = sum(os.path.getsize(f) for f in slices)
+    subprocess.run(["cat"] + slices, stdout=subprocess.DEVNULL, check=True)  # warm-up
+    mats, reads, writes, nofs = [], [], [], []
+    files = None
+    for rep in range(a.reps):
+        dest = os.path.join(a.work, "%s-dest" % name)
+        copy = os.path.join(a.work, "%s-copy" % name)
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(copy, ignore_errors=True)
+        log("%s rep %d: materialize" % (name, rep + 1))
+        mats.append(materialize(a.exe, src, dest))
+        if files is None:
+            files = tree_files(dest)
+        log("%s rep %d: read bound" % (name, rep + 1))
+        reads.append(decode_time(a.decoder, src) if decode else cat_time(slices))
+        log("%s rep %d: write bound" % (name, rep + 1))
+        writes.append(write_copy(files, copy))
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(copy, ignore_errors=True)
+        log("%s rep %d: materialize --no-fsync (info)" % (name, rep + 1))
+        nofs.append(materialize(a.exe, src, dest, extra=["--no-fsync"]))
+        shutil.rmtree(dest, ignore_errors=True)
+        log("  mat %.2f s (+sync %.2f), read %.2f s, write %.2f s (+sync %.2f)" % (
+            mats[-1]["wall"], mats[-1]["sync"], reads[-1], writes[-1]["write"],
+            writes[-1]["sync"]))
+    out_bytes = sum(s for _, s in files)
+    return dict(name=name, src=src, decode=decode, slices=len(slices), src_bytes=src_bytes,
+                out_files=len(files), out_bytes=out_bytes, mats=mats, reads=reads,
+                writes=writes, nofsync=nofs)
+
+
+def run_rss(a, name, src):
+    slices = sorted(os.path.join(src, n) for n in os.listdir(src) if n.endswith(".tif"))
+    src_bytes = sum(os.path.getsize(f) for f in slices)
+    subprocess.run(["cat"] + slices, stdout=subprocess.DEVNULL, check=True)  # warm-up
+    dest = os.path.join(a.work, "%s-dest" % name)
+    shutil.rmtree(dest, ignore_errors=True)
+    log("%s: materialize -o memory=1G" % name)
+    m = materialize(a.exe, src, dest, "memory=1G")
+    files = tree_files(dest)
+    shutil.rmtree(dest, ignore_errors=True)
+    return dict(name=name, src=src, slices=len(slices), src_bytes=src_bytes, mat=m,
+                out_files=len(files), out_bytes=sum(s for _, s in files))
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def fmt_all(xs):
+    return ", ".join("%.2f" % x for x in sorted(xs))
+
+
+def report(a, R, B, head):
+    L = head + [
+        "| stack | materialize + sync (s) | read bound (s) | write bound + sync (s) | bound (s) "
+        "| ratio (≤ 1.5) | materialize user+sys (s) | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for r in R:
+        mt = med([m["total"] for m in r["mats"]])
+        rd = med(r["reads"])
+        wr = med([w["total"] for w in r["writes"]])
+        bound = rd + wr
+        ratio = mt / bound
+        cpu = med([m["user"] + m["sys"] for m in r["mats"]])
+        rss = max(m["rss_kib"] for m in r["mats"]) / 1024
+        rkind = "libtiff decode 2 thr" if r["decode"] else "cat"
+        L.append("| %s | %.2f | %.2f (%s) | %.2f | %.2f | **%.2f %s** | %.1f | %.0f |" % (
+            r["name"], mt, rd, rkind, wr, bound, ratio, "PASS" if ratio <= 1.5 else "MISS",
+            cpu, rss))
+        notes.append(
+            "- %s: %d slices, %.0f MiB source, %d output files / %.0f MiB. All runs: "
+            "materialize wall %s s (sync after it %s s); read bound %s s; write %s s (sync %s s). "
+            "Ratio without the syncs (materialize wall / (read + write)): %.2f. Info, "
+            "`--no-fsync` + sync: %s s (median %.2f, ratio %.2f), user+sys %.1f s." % (
+                r["name"], r["slices"], r["src_bytes"] / 2**20, r["out_files"],
+                r["out_bytes"] / 2**20, fmt_all([m["wall"] for m in r["mats"]]),
+                fmt_all([m["sync"] for m in r["mats"]]), fmt_all(r["reads"]),
+                fmt_all([w["write"] for w in r["writes"]]),
+                fmt_all([w["sync"] for w in r["writes"]]),
+                med([m["wall"] for m in r["mats"]]) /
+                (rd + med([w["write"] for w in r["writes"]])),
+                fmt_all([m["total"] for m in r["nofsync"]]),
+                med([m["total"] for m in r["nofsync"]]),
+                med([m["total"] for m in r["nofsync"]]) / bound,
+                med([m["user"] + m["sys"] for m in r["nofsync"]])))
+    L += [""] + notes
+    if B:
+        m = B["mat"]
+        rss = m["rss_kib"] / 1024
+        L += ["", "| large stack, -o memory=1G (1 run) | materialize wall (s) | + sync (s) "
+              "| user+sys (s) | peak RSS (MiB, target < 1229 = 1.2 GiB) |", "|---|---|---|---|---|",
+              "| %s: %d x 8192x8192 uint16, %.0f MiB source, %d files / %.0f MiB out | %.1f | %.1f "
+              "| %.1f | **%.0f %s** |" % (
+                  B["name"], B["slices"], B["src_bytes"] / 2**20, B["out_files"],
+                  B["out_bytes"] / 2**20, m["wall"], m["sync"], m["user"] + m["sys"], rss,
+                  "PASS" if rss < 1.2 * 1024 else "MISS")]
+    return "\n".join(L) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--build", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--results")
+    p.add_argument("--json")
+    p.add_argument("--command", default="")
+    p.add_argument("--decode", action="append", default=[],
+                   help="stack NAME whose read bound is libtiff's 2-thread decode")
+    p.add_argument("--rss", help="NAME=DIR: large stack, one memory=1G run for peak RSS")
+    p.add_argument("stacks", nargs="*", help="NAME=DIR")
+    a = p.parse_args()
+    a.exe = os.path.join(a.build, "cli", "omezarr-materialize")
+    a.decoder = os.path.join(a.build, "bench", "oz_bench_tiff_decode")
+    os.makedirs(a.work, exist_ok=True)
+    load0 = " ".join(open("/proc/loadavg").read().split()[:3])
+    R = []
+    for s in a.stacks:
+        name, _, d = s.partition("=")
+        R.append(run_stack(a, name, d, name in a.decode))
+    B = None
+    if a.rss:
+        name, _, d = a.rss.partition("=")
+        B = run_rss(a, name, d)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    with open("/proc/meminfo") as f:
+        memtotal = int(f.readline().split()[1]) * 1024
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    head = ["## materialize, %s, commit %s" % (
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), commit), "",
+        "Machine: %s, nproc %d, %.1f GiB RAM, kernel %s. Command: `%s`. "
+        "`omezarr-materialize SRC DEST --quiet` with defaults (chunk=128, levels=6, mean, no "
+        "compression, memory=1G, fsync per unit) into a fresh DEST on the source's file system. "
+        "Medians of %d runs, all in this run (ratios use the medians). Read bound: `cat` of the "
+        "slices after one warm-up cat (uncompressed) or `oz_bench_tiff_decode --threads 2` "
+        "(deflate); write bound: a Python loop writing files with the same names and sizes as the "
+        "materialized tree (1 MiB writes), then `sync`. Ratio = (materialize + sync) / "
+        "(read bound + write bound). Peak RSS: GNU time max RSS. Load average before/after: "
+        "%s / %s (shared machine)." % (
+            cpu, os.cpu_count(), memtotal / (1 << 30), platform.release(), a.command, a.reps,
+            load0, " ".join(open("/proc/loadavg").read().split()[:3])), ""]
+    text = report(a, R, B, head)
+    print(text)
+    if a.results:
+        with open(a.results, "a") as f:
+            f.write("\n" + text)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(stacks=R, rss=B), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
