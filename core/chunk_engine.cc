@@ -259,7 +259,7 @@ std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& 
     Record(k, State::kEmpty, 0);
     return EmptyResult();
   }
-  if (codec_.CacheTag() == "raw" && e->data.size() != raw_bytes_) {
+  if (codec_.raw() && e->data.size() != raw_bytes_) {
     LogWarning("cache entry for chunk " + std::to_string(level) + "/" + ToString(idx) +
                " has the wrong size; recomputing");
     return std::nullopt;
@@ -335,7 +335,7 @@ void ChunkEngine::WriterLoop() {
 Result<uint64_t> ChunkEngine::ChunkSize(int level, const Vec3& idx) {
   if (!pyramid_.ValidChunk(level, idx))
     return NotFoundError("no chunk " + ToString(idx) + " at level " + std::to_string(level));
-  if (config_.options.empty == EmptyPolicy::kKeep && codec_.CacheTag() == "raw") return raw_bytes_;
+  if (config_.options.empty == EmptyPolicy::kKeep && codec_.raw()) return raw_bytes_;
   Info i = Lookup(Key{level, idx});
   if (i.state == State::kPresent) return i.size;
   OZ_ASSIGN_OR_RETURN(ChunkBytes b, GetChunk(level, idx));
@@ -469,7 +469,7 @@ Status ChunkEngine::ReadLevelBox(int level, const Box& box, uint8_t* out) {
           continue;
         }
         const uint8_t* src;
-        if (codec_.CacheTag() == "raw") {
+        if (codec_.raw()) {
           src = reinterpret_cast<const uint8_t*>((*r)->data());
         } else {
           tmp.resize(raw_bytes_);

@@ -27,6 +27,8 @@ class ChunkCodec {
 
   // The .zarray "compressor" value (null or the blosc config).
   nlohmann::json CompressorJson() const;
+  // True for uncompressed chunks (file bytes are the voxels).
+  bool raw() const { return compression_ == Compression::kNone; }
   // Identifies the encoding for cache keys ("raw" or "blosc:lz4:5:1").
   std::string CacheTag() const;
 

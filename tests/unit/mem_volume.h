@@ -35,7 +35,6 @@ class MemVolume : public Volume {
     reads++;
     if (fail) return IoError("injected failure reading " + box.ToString());
     if (!BoxFromShape(shape_).Contains(box) || box.empty()) return InternalError("box out of range " + box.ToString());
-    const Vec3 bs = box.shape();
     size_t i = 0;
     for (int64_t z = box.lo[0]; z < box.hi[0]; ++z)
       for (int64_t y = box.lo[1]; y < box.hi[1]; ++y)
@@ -46,7 +45,6 @@ class MemVolume : public Volume {
           else
             static_cast<uint16_t*>(out)[i] = v;
         }
-    (void)bs;
     return OkStatus();
   }
   std::string Fingerprint() const override { return "mem:" + ToString(shape_); }
