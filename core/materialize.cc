@@ -333,6 +333,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
           AtomicWriteOptions wo;
           wo.fsync_file = false;  // one syncfs per unit instead (see the manifest step)
           wo.fsync_dir = false;
+          wo.fault_site = "materialize";
           OZ_RETURN_IF_ERROR(WriteFileAtomic(path, **chunk, wo));
           e.size = (*chunk)->size();
           e.hash = Xxh64(**chunk);
