@@ -544,6 +544,8 @@ void ChunkEngine::ParallelDownsample(const uint8_t* in, const Vec3& in_shape, ui
 }
 
 Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
+  if (cancelled_.load(std::memory_order_relaxed))
+    return Status(ErrorCode::kCancelled, "cancelled: the file system is shutting down");
   const int64_t c = pyramid_.chunk();
   const size_t bpv = DTypeSize(dtype());
   const Box box = UnitBox(u);

@@ -14,6 +14,7 @@
 // computation and its result or error (single-flight). Failed results are never cached.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -85,6 +86,11 @@ class ChunkEngine {
   // unit is complete (bottom-up). Uses no cache and no single-flight; memory is one unit per
   // level (about 2 * c * c * level-0 width * bytes). Stops at the first sink or source error.
   Status ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink);
+
+  // Shutdown: computations in progress stop at their next unit (within about one unit's source
+  // read) and fail with kCancelled, as do later ones; chunks already known, hot or cached are
+  // still served. Irreversible. Thread-safe (a relaxed atomic store).
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
 
   // Cache key of a chunk (for tests and materialize's cache sharing).
   std::string CacheKey(int level, const Vec3& idx) const;
@@ -189,6 +195,7 @@ class ChunkEngine {
   std::unordered_map<Key, ChunkBytes, KeyHash> pending_;  // queued, not yet written; write_mu_
   bool stop_writer_ = false;                              // guarded by write_mu_
   std::thread writer_;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace oz

@@ -14,11 +14,14 @@
 #include <blosc.h>
 #include <tiffio.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/log.h"
@@ -26,6 +29,8 @@
 #include "core/version.h"
 #include "fs/fuse_ops.h"
 #include "mountopts/mount_options.h"
+
+#include <fuse_lowlevel.h>  // fuse_session_exited (after fs/fuse_ops.h, which sets FUSE_USE_VERSION)
 
 namespace {
 
@@ -140,6 +145,19 @@ int Serve(const oz::CommandLine& cl, int notify_fd) {
     (void)!chdir("/");
     notify(0);
   }
+  // A signal or an unmount ends the session, but libfuse returns from its loop only once the
+  // requests in flight are answered, and computing a coarse chunk can take minutes: cancel the
+  // computations as soon as the session is over (they fail at their next unit).
+  std::atomic<bool> loop_done{false};
+  std::thread watcher([&] {
+    while (!loop_done.load()) {
+      if (fuse_session_exited(se)) {
+        s.engine->Cancel();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
   int rc;
   if (cl.flags.single_thread) {
     rc = fuse_loop(f);
@@ -150,6 +168,8 @@ int Serve(const oz::CommandLine& cl, int notify_fd) {
     rc = fuse_loop_mt(f, lc);
     fuse_loop_cfg_destroy(lc);
   }
+  loop_done = true;
+  watcher.join();
   fuse_remove_signal_handlers(se);
   fuse_unmount(f);
   fuse_destroy(f);
