@@ -388,3 +388,14 @@ def tiff(width, height, bits=16, pixels=None, compression=1, rows_per_strip=None
 def write_bytes(path, data):
     with open(path, "wb") as f:
         f.write(data)
+
+
+def parse_size(v):
+    """'16M' -> bytes (the -o SIZE syntax, binary suffixes)."""
+    if isinstance(v, int):
+        return v
+    s = str(v).strip().upper().rstrip("B").rstrip("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    if s and s[-1] in mult:
+        return int(float(s[:-1]) * mult[s[-1]])
+    return int(s)
