@@ -297,6 +297,16 @@ def read_cache_entry(path):
     return None, key.decode(errors="replace"), flags, data
 
 
+def cached_chunks(cache_dir):
+    """{"L/z/y/x"} of every readable entry in the cache (keys end with "|L/z/y/x")."""
+    out = set()
+    for p in cache_files(cache_dir)[0]:
+        why, key, _, _ = read_cache_entry(p)
+        if key:
+            out.add(key.rsplit("|", 1)[1])
+    return out
+
+
 def key_chunk(key):
     """(level, (z, y, x)) of a chunk cache key ("...|L/z/y/x")."""
     tail = key.rsplit("|", 1)[1]

@@ -339,14 +339,22 @@ def _change_case(change, label):
                 oz.check(err is None, "%s: read after the change: %s" % (label, err))
                 lines = m.log_lines("error", "5.tif")
                 oz.check(len(lines) == 1, "%s: expected one error line naming 5.tif, got %s" % (label, lines))
+                time.sleep(0.2)  # let the background cache writer finish anything it had
+                oz.check(rel not in ru.cached_chunks(cache), "%s: the failed chunk was cached" % label)
             else:
                 got = ru.read_file(os.path.join(m.path, rel))
                 oz.check(got == ru.padded_chunk(old, 0, (0, 2, 2), 16), "%s: served data differs" % label)
             # Served before the change: the same bytes again (immutable for the mount's life).
             oz.check(ru.read_file(os.path.join(m.path, "1/0/0/0")) == served, "%s: 1/0/0/0 changed" % label)
             oz.check(os.stat(os.path.join(m.path, ".zattrs")).st_size > 0, "mount unusable")
+        remount_opts = OPTS
+        if new_vol is None:  # the slice is no TIFF any more: refused, or zeros
+            expect_refused(d, OPTS, ["5.tif"])
+            new_vol = vol.copy()
+            new_vol[5] = 0
+            remount_opts = dict(OPTS, bad_slices="zero")
         new = oz.reference_pyramid(new_vol, 2)
-        with ru.LoggedMount(d, OPTS, cache=cache) as m:
+        with ru.LoggedMount(d, remount_opts, cache=cache) as m:
             for lvl in range(2):
                 oz.assert_array_equal(oz.read_level(m.path, lvl, 2), new[lvl],
                                       "%s: level %d after remount" % (label, lvl))
@@ -385,6 +393,20 @@ def _added(d, vol):
     return np.concatenate([vol, extra[None]]), False
 
 
+def _fifo(d, vol):
+    os.unlink(os.path.join(d, "5.tif"))
+    os.mkfifo(os.path.join(d, "5.tif"))
+    return None, True
+
+
+def _dev_zero(d, vol):
+    os.unlink(os.path.join(d, "5.tif"))
+    os.symlink("/dev/zero", os.path.join(d, "5.tif"))
+    return None, True
+
+
+S.add("slice_replaced_by_fifo_while_mounted", _change_case(_fifo, "replaced by a FIFO"))
+S.add("slice_replaced_by_dev_zero_link_while_mounted", _change_case(_dev_zero, "replaced by a link to /dev/zero"))
 S.add("slice_rewritten_in_place_while_mounted", _change_case(_in_place, "rewritten in place"))
 S.add("slice_replaced_while_mounted", _change_case(_replaced, "replaced (rename over)"))
 S.add("slice_deleted_while_mounted", _change_case(_deleted, "deleted"))
