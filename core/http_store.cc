@@ -178,6 +178,7 @@ std::string_view TrimSpace(std::string_view s) {
 
 size_t HeaderCallback(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
+  if (t == nullptr) return 0;
   const size_t bytes = size * n;
   std::string_view line = TrimSpace(std::string_view(data, bytes));
   if (StartsWithIgnoreCase(line, "HTTP/")) {
@@ -219,6 +220,7 @@ size_t HeaderCallback(char* data, size_t size, size_t n, void* user) {
 
 size_t WriteCallback(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
+  if (t == nullptr) return 0;
   const size_t bytes = size * n;
   if (t->Ok()) {
     if (t->body.size() + bytes > t->max_bytes) {
@@ -402,6 +404,16 @@ class HttpStore final : public KvStore {
     t.max_bytes = max_bytes;
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
+    // The handle must not keep pointers to this frame once it returns: curl may report an error
+    // while closing an idle connection later (cleanup), and would write into a dead buffer.
+    struct Unhook {
+      CURL* h;
+      ~Unhook() {
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, nullptr);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, nullptr);
+      }
+    } unhook{h};
     // Reset keeps the handle's live connections, DNS cache and TLS session cache; it drops every
     // option, so nothing (credentials above all) carries over from the previous request.
     curl_easy_reset(h);
