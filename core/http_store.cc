@@ -356,7 +356,7 @@ class HttpStore final : public KvStore {
     for (int hop = 0;; ++hop) {
       o = Exchange(h, current, current_display, same_origin, hop_origin, deadline, max_bytes);
       if (o.kind != Outcome::kFatal || o.http_status < 300 || o.http_status >= 400) break;
-      // A redirect: Exchange left the target in redirect_.
+      // A redirect; curl resolved the Location header against the request URL.
       char* target = nullptr;
       curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &target);
       if (target == nullptr) break;  // 3xx without Location: o is the error
@@ -379,7 +379,7 @@ class HttpStore final : public KvStore {
       hop_origin = next->Origin();
       same_origin = hop_origin == base_.origin;
       current = std::move(clean);
-      current_display = "GET " + next->Display() + " (redirected from " + base_.base + ")";
+      current_display = "GET " + next->Display() + " (redirected from " + where.substr(4) + ")";
       if (GetLogLevel() <= LogLevel::kDebug) {
         LogDebug("http: " + where + ": " + StatusText(o.http_status) + " to " + next->Display() +
                  (same_origin ? "" : " (another origin: no credentials)"));
@@ -397,7 +397,7 @@ class HttpStore final : public KvStore {
     const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (remaining <= 0) {
       o.kind = Outcome::kRetry;
-      o.status = UnavailableError("the attempt ran out of time (-o timeout=" + Seconds(options_.timeout) + ")");
+      o.status = UnavailableError("the attempt ran out of time while following redirects (-o timeout)");
       return o;
     }
     Transfer t;
