@@ -21,6 +21,26 @@ struct SliceRange {
   bool operator==(const SliceRange&) const = default;
 };
 
+// Remote (http:// and https://) sources: the HTTP client's connection, timeout, retry and
+// authentication settings. Durations are in seconds. Worst case for one key read (documented in
+// --help): (retries + 1) * timeout + retries * max(retry_after_max, 30 s), not counting the wait
+// for a free connection slot.
+struct HttpOptions {
+  int max_connections = 10;         // requests in flight at once, 1..256
+  double connect_timeout = 10;      // per attempt: DNS + TCP + TLS handshake
+  double timeout = 120;             // per attempt, total (all redirect hops included)
+  uint64_t low_speed_limit = 1024;  // bytes/s; an attempt slower than this ...
+  int low_speed_time = 30;          // ... for this many seconds is aborted (and retried)
+  int retries = 6;                  // retries after the first attempt, 0..100
+  double retry_delay = 0.5;         // first backoff; doubles per retry up to 30 s; jittered
+  double retry_after_max = 60;      // longest Retry-After wait honoured (longer ones are capped)
+  std::string netrc;                // netrc file; empty = ~/.netrc when it exists
+  std::string credentials;          // file holding user:password (mode 0600); empty = none
+  std::string cacert;               // CA bundle for TLS verification; empty = system default
+
+  bool operator==(const HttpOptions&) const = default;
+};
+
 struct Options {
   // Tree shape.
   int64_t chunk = 128;  // cubic chunk edge, > 0
@@ -46,6 +66,8 @@ struct Options {
   uint64_t cache_size = 10ull << 30;  // bytes
   uint64_t memory = 1ull << 30;       // bytes of decoded source data held in memory
   int threads = 0;                    // 0 = number of CPUs
+  // Remote sources.
+  HttpOptions http;
 
   bool operator==(const Options&) const = default;
 };

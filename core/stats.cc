@@ -24,6 +24,11 @@ std::string Stats::ToText() const {
   add("strips_decoded", strips_decoded);
   add("strip_cache_hits", strip_cache_hits);
   add("errors", errors);
+  add("http_requests", http_requests);
+  add("http_retries", http_retries);
+  add("http_errors", http_errors);
+  add("source_fetches", source_fetches);
+  add("source_cache_hits", source_cache_hits);
   return s;
 }
 

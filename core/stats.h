@@ -21,6 +21,12 @@ struct Stats {
   std::atomic<uint64_t> strips_decoded{0};  // TIFF strips/tiles decoded
   std::atomic<uint64_t> strip_cache_hits{0};
   std::atomic<uint64_t> errors{0};  // failed chunk computations
+  // Remote sources (HttpStore, CachedKvStore).
+  std::atomic<uint64_t> http_requests{0};      // HTTP requests sent (retries and redirect hops included)
+  std::atomic<uint64_t> http_retries{0};       // attempts after the first, over all reads
+  std::atomic<uint64_t> http_errors{0};        // reads that failed (after their retries)
+  std::atomic<uint64_t> source_fetches{0};     // source reads that went to the store (not the cache)
+  std::atomic<uint64_t> source_cache_hits{0};  // source chunks (or their absence) served by the disk cache
 
   // "name value\n" lines, stable order.
   std::string ToText() const;
