@@ -20,7 +20,12 @@ struct Stats {
   std::atomic<uint64_t> source_files_opened{0};
   std::atomic<uint64_t> strips_decoded{0};  // TIFF strips/tiles decoded
   std::atomic<uint64_t> strip_cache_hits{0};
-  std::atomic<uint64_t> errors{0};  // failed chunk computations
+  // Zarr sources. source_bytes_read also counts the (compressed) chunk bytes fetched.
+  std::atomic<uint64_t> source_fetches{0};           // chunk reads from the source store (incl. absent)
+  std::atomic<uint64_t> source_chunks_missing{0};    // absent source chunks, read as the fill value
+  std::atomic<uint64_t> source_chunks_decoded{0};    // source chunks decompressed
+  std::atomic<uint64_t> source_chunk_cache_hits{0};  // served from the decoded-chunk cache
+  std::atomic<uint64_t> errors{0};                   // failed chunk computations
 
   // "name value\n" lines, stable order.
   std::string ToText() const;
