@@ -155,7 +155,16 @@ Result<DecodedPtr> ZarrVolume::Impl::Load(const Vec3& ci) const {
   Stats* stats = options.stats;
   const std::string key = prefix + meta.ChunkKey(ci);
   if (stats) ++stats->source_fetches;
-  OZ_ASSIGN_OR_RETURN(std::optional<KvValue> v, store->Read(key, max_fetch));
+  Result<std::optional<KvValue>> read = store->Read(key, max_fetch);
+  if (!read.ok()) {
+    // Whatever the store's reason (a symlink out of the store, a directory at the key, an HTTP
+    // 403), a chunk that cannot be read is a failure to produce the bytes: EIO at the edge.
+    const ErrorCode code = read.status().code();
+    if (code == ErrorCode::kPermission || code == ErrorCode::kInvalidArgument || code == ErrorCode::kNotFound)
+      return IoError(read.status().message());
+    return read.status();
+  }
+  std::optional<KvValue> v = std::move(read).value();
   auto d = std::make_shared<Decoded>();
   if (!v) {
     if (stats) ++stats->source_chunks_missing;

@@ -47,8 +47,9 @@ class ZarrVolume : public Volume {
   // chunk LRU cache of options.memory_bytes with single-flight: concurrent readers of one chunk
   // fetch and decode it once. An absent chunk is the fill value (and is remembered as absent).
   // Errors: kCorrupt naming the chunk's location for a chunk that fails to decode or decodes to
-  // the wrong size; the store's errors (kIoError, kUnavailable, kPermission) otherwise. Failures
-  // are not cached.
+  // the wrong size; kIoError for a chunk the store cannot read (also a symlink out of the store
+  // or a permission failure: the bytes cannot be produced); kUnavailable and kResourceExhausted
+  // as the store reports them. Failures are not cached.
   Status ReadBox(const Box& box, void* out) override;
   // "zarr/1", the store's identity (Describe()), the array path, source_level, the .zarray
   // validator and the .zarray bytes: changed metadata gives a new fingerprint. Rewritten chunk
