@@ -8,7 +8,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <new>
 
@@ -16,9 +15,6 @@ namespace oz {
 namespace {
 
 constexpr int kOpenFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-
-// Set once openat2 turned out to be missing (ENOSYS) or filtered (EPERM from a seccomp policy).
-std::atomic<bool> g_no_openat2{false};
 
 class Fd {
  public:
@@ -36,7 +32,7 @@ class Fd {
 
 }  // namespace
 
-Result<std::unique_ptr<FileStore>> FileStore::Open(const std::string& root_in) {
+Result<std::unique_ptr<FileStore>> FileStore::Open(const std::string& root_in, bool use_openat2) {
   std::string root = root_in;
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -46,20 +42,20 @@ Result<std::unique_ptr<FileStore>> FileStore::Open(const std::string& root_in) {
     if (e == ENOTDIR) return Status(ErrorCode::kNotDirectory, "zarr store " + root + " is not a directory");
     return ErrnoError(e, "cannot open zarr store " + root);
   }
-  return std::unique_ptr<FileStore>(new FileStore(root, fd));
+  return std::unique_ptr<FileStore>(new FileStore(root, fd, use_openat2));
 }
 
 FileStore::~FileStore() { ::close(dir_fd_); }
 
 int FileStore::OpenBeneath(const std::string& key) const {
-  if (!g_no_openat2.load(std::memory_order_relaxed)) {
+  if (!no_openat2_.load(std::memory_order_relaxed)) {
     struct open_how how {};
     how.flags = kOpenFlags;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     long fd = ::syscall(SYS_openat2, dir_fd_, key.c_str(), &how, sizeof how);
     if (fd >= 0) return static_cast<int>(fd);
     if (errno != ENOSYS && errno != EPERM) return -errno;
-    g_no_openat2.store(true, std::memory_order_relaxed);
+    no_openat2_.store(true, std::memory_order_relaxed);
   }
   // Fallback: one segment at a time, no symlinks at all (ValidateKey already ruled out "..").
   int dir = dir_fd_;
@@ -71,6 +67,11 @@ int FileStore::OpenBeneath(const std::string& key) const {
     int fd =
         ::openat(dir, seg.c_str(), last ? kOpenFlags | O_NOFOLLOW : O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int e = errno;
+    if (fd < 0 && e == ENOTDIR) {
+      // O_DIRECTORY | O_NOFOLLOW on a symlink fails with ENOTDIR: say it was a symlink.
+      struct stat st;
+      if (::fstatat(dir, seg.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) e = ELOOP;
+    }
     if (dir != dir_fd_) ::close(dir);
     if (fd < 0) return e == ELOOP ? -EXDEV : -e;
     if (last) return fd;

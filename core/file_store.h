@@ -7,6 +7,7 @@
 // walked one segment at a time with O_NOFOLLOW, so every symlink is refused.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -19,7 +20,8 @@ class FileStore : public KvStore {
   // `root` must be an existing directory; it is opened once (the store keeps the descriptor, so
   // a rename of the root after Open does not redirect reads).
   // Errors: kNotFound (missing), kNotDirectory, kPermission, kIoError, naming the path.
-  static Result<std::unique_ptr<FileStore>> Open(const std::string& root);
+  // use_openat2 = false always takes the segment walk (what kernels before 5.6 get; for tests).
+  static Result<std::unique_ptr<FileStore>> Open(const std::string& root, bool use_openat2 = true);
   ~FileStore() override;
   FileStore(const FileStore&) = delete;
   FileStore& operator=(const FileStore&) = delete;
@@ -32,12 +34,15 @@ class FileStore : public KvStore {
   std::string Describe() const override { return root_; }
 
  private:
-  FileStore(std::string root, int fd) : root_(std::move(root)), dir_fd_(fd) {}
+  FileStore(std::string root, int fd, bool use_openat2)
+      : root_(std::move(root)), dir_fd_(fd), no_openat2_(!use_openat2) {}
   // Opens key below the root (see the header comment); returns the fd or -errno.
   int OpenBeneath(const std::string& key) const;
 
   const std::string root_;
   const int dir_fd_;
+  // Set once openat2 turned out to be missing (ENOSYS) or filtered (EPERM from a seccomp policy).
+  mutable std::atomic<bool> no_openat2_{false};
 };
 
 }  // namespace oz
