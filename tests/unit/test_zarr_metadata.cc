@@ -1,7 +1,9 @@
 // .zarray and .zattrs parsing: what zarr-python writes is accepted; every hostile or unsupported
 // variant is refused naming the file and the field.
 #include <catch2/catch.hpp>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "core/zarr_metadata.h"
 
@@ -281,6 +283,40 @@ TEST_CASE("ParseMultiscalesPaths: zarr_to_ome's .zattrs, and unsafe or missing d
     CHECK_THAT(r.status().message(), Catch::Contains(where));
     CHECK_THAT(r.status().message(), Catch::Contains(field));
   }
+}
+
+}  // namespace
+}  // namespace oz
+
+namespace oz {
+namespace {
+
+TEST_CASE("ParseZarray and ParseMultiscalesPaths survive random mutations (never crash)") {
+  const std::string zarray = Base().dump();
+  const std::string zattrs = R"({"multiscales": [{"datasets": [{"path": "0"}, {"path": "1"}]}]})";
+  std::mt19937 rng(1234);
+  int accepted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    for (const std::string* base : {&zarray, &zattrs}) {
+      std::string s = *base;
+      const int edits = 1 + static_cast<int>(rng() % 4);
+      for (int e = 0; e < edits; ++e) {
+        const size_t pos = rng() % s.size();
+        switch (rng() % 3) {
+          case 0: s[pos] = static_cast<char>(rng() % 256); break;
+          case 1: s.erase(pos, 1 + rng() % 3); break;
+          default: s.insert(pos, 1, "[]{}\",:-0123456789e."[rng() % 20]); break;
+        }
+        if (s.empty()) s = "{";
+      }
+      if (base == &zarray) {
+        accepted += ParseZarray(s, kWhere).ok();
+      } else {
+        (void)ParseMultiscalesPaths(s, kWhere);
+      }
+    }
+  }
+  CHECK(accepted < 3000);
 }
 
 }  // namespace
