@@ -9,7 +9,7 @@
 namespace oz {
 
 enum class Algorithm { kMean, kNearest, kMax };
-enum class Compression { kNone, kBlosc };
+enum class Compression { kNone, kBlosc, kZlib, kGzip };
 enum class EmptyPolicy { kOmit, kKeep };
 enum class BadSlicePolicy { kError, kZero };
 
@@ -55,12 +55,14 @@ struct Options {
   std::string blosc_cname = "lz4";  // blosclz, lz4, lz4hc, zlib, zstd (snappy if built in)
   int blosc_clevel = 5;             // 0..9
   int blosc_shuffle = 1;            // 0 none, 1 byte, 2 bit (numcodecs convention)
+  int zlib_level = 1;               // 0..9, compression=zlib or gzip (numcodecs' default)
   EmptyPolicy empty = EmptyPolicy::kOmit;
   // Metadata.
   std::array<double, 3> voxel_size{1.0, 1.0, 1.0};  // z, y, x
   std::string unit;                                 // OME-NGFF unit name, empty = none
   // Source handling.
   BadSlicePolicy bad_slices = BadSlicePolicy::kError;
+  int source_level = 0;  // zarr OME-Zarr group source: index into multiscales[0].datasets
   // Resources.
   std::string cache_dir;              // empty = default ($XDG_CACHE_HOME or ~/.cache)
   uint64_t cache_size = 10ull << 30;  // bytes
@@ -68,6 +70,20 @@ struct Options {
   int threads = 0;                    // 0 = number of CPUs
   // Remote sources.
   HttpOptions http;
+
+  // Which of the settings above were given explicitly (-o). The values above are the TIFF
+  // defaults; a zarr source supplies its own defaults for the settings not given (chunk from its
+  // chunk shape, compression and its parameters from its compressor; see ApplyZarrDefaults).
+  struct Given {
+    bool chunk = false;
+    bool compression = false;
+    bool blosc_cname = false;
+    bool blosc_clevel = false;
+    bool blosc_shuffle = false;
+    bool zlib_level = false;
+    bool operator==(const Given&) const = default;
+  };
+  Given given;
 
   bool operator==(const Options&) const = default;
 };

@@ -310,6 +310,7 @@ Status ApplyUnit(std::string_view name, std::string_view value, Options* o, Moun
 // Scalar options.
 
 Status ApplyChunk(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.chunk = true;
   return ParseIntInto(n, v, 1, 4096, "a positive integer", &o->chunk);
 }
 Status ApplyLevels(std::string_view n, std::string_view v, Options* o, MountFlags*) {
@@ -327,18 +328,33 @@ Status ApplyBadSlices(std::string_view n, std::string_view v, Options* o, MountF
                                          &o->bad_slices);
 }
 Status ApplyCompression(std::string_view n, std::string_view v, Options* o, MountFlags*) {
-  return ParseChoiceInto<Compression>(n, v, {{"none", Compression::kNone}, {"blosc", Compression::kBlosc}},
+  o->given.compression = true;
+  return ParseChoiceInto<Compression>(n, v,
+                                      {{"none", Compression::kNone},
+                                       {"blosc", Compression::kBlosc},
+                                       {"zlib", Compression::kZlib},
+                                       {"gzip", Compression::kGzip}},
                                       &o->compression);
 }
 Status ApplyBloscCname(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.blosc_cname = true;
   return ParseChoiceInto<std::string>(
       n, v, {{"blosclz", "blosclz"}, {"lz4", "lz4"}, {"lz4hc", "lz4hc"}, {"zlib", "zlib"}, {"zstd", "zstd"}},
       &o->blosc_cname);
 }
 Status ApplyBloscClevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.blosc_clevel = true;
   return ParseIntInto(n, v, 0, 9, "an integer", &o->blosc_clevel);
 }
+Status ApplyZlibLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.zlib_level = true;
+  return ParseIntInto(n, v, 0, 9, "an integer", &o->zlib_level);
+}
+Status ApplySourceLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 1000, "an integer", &o->source_level);
+}
 Status ApplyBloscShuffle(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.blosc_shuffle = true;
   return ParseChoiceInto<int>(n, v, {{"0", 0}, {"1", 1}, {"2", 2}, {"noshuffle", 0}, {"shuffle", 1}, {"bitshuffle", 2}},
                               &o->blosc_shuffle);
 }
@@ -466,7 +482,8 @@ struct OptionSpec {
 };
 
 constexpr OptionSpec kOptionTable[] = {
-    {"chunk", true, Section::kPyramid, "chunk=N", "128", "chunk edge in voxels (cubic chunks), 1..4096", ApplyChunk},
+    {"chunk", true, Section::kPyramid, "chunk=N", "128",
+     "chunk edge in voxels (cubic chunks), 1..4096; zarr SOURCE: below", ApplyChunk},
     {"levels", true, Section::kPyramid, "levels=N", "6", "pyramid levels, 1..32; 1 = full resolution only",
      ApplyLevels},
     {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max", "mean",
@@ -478,13 +495,17 @@ constexpr OptionSpec kOptionTable[] = {
     {"bytes", true, Section::kView, "bytes=1|2", "2", "2 = uint16 as stored, 1 = uint8 (value / 256)", ApplyBytes},
     {"bad_slices", true, Section::kView, "bad_slices=error|zero", "error",
      "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
-    {"compression", true, Section::kEncoding, "compression=none|blosc", "none", "compressor of the served chunks",
-     ApplyCompression},
+    {"source_level", true, Section::kView, "source_level=N", "0",
+     "OME-Zarr group SOURCE: read multiscales[0].datasets[N]", ApplySourceLevel},
+    {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip", "none",
+     "served chunks' compressor; zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
      "blosc codec (with compression=blosc)", ApplyBloscCname},
     {"blosc_clevel", true, Section::kEncoding, "blosc_clevel=0..9", "5", "blosc compression level", ApplyBloscClevel},
     {"blosc_shuffle", true, Section::kEncoding, "blosc_shuffle=0|1|2", "1",
      "0 or noshuffle, 1 or shuffle (bytes), 2 or bitshuffle", ApplyBloscShuffle},
+    {"zlib_level", true, Section::kEncoding, "zlib_level=0..9", "1", "compression level of zlib and gzip",
+     ApplyZlibLevel},
     {"empty", true, Section::kEncoding, "empty=omit|keep", "omit",
      "all-zero chunks: absent (fill_value 0) or real files", ApplyEmpty},
     {"voxel_size", true, Section::kMetadata, "voxel_size=v|x,y,z", "1",
@@ -785,8 +806,9 @@ std::string OptionsHelpText() {
       "       omezarrfs -h|--help\n"
       "       omezarrfs -V|--version\n"
       "\n"
-      "Serves SOURCE, a directory of z-slice TIFFs, at MOUNTPOINT as a read-only OME-Zarr 0.4\n"
-      "(zarr v2) multiscale tree. Chunks are computed on read and kept in a disk cache.\n"
+      "Serves SOURCE, a directory of z-slice TIFFs or a zarr v2 array or OME-Zarr group, at\n"
+      "MOUNTPOINT as a read-only OME-Zarr 0.4 (zarr v2) multiscale tree. Chunks are computed on read\n"
+      "and kept in a disk cache.\n"
       "\n"
       "Flags (before, between or after SOURCE and MOUNTPOINT):\n"
       "  -o opt[,opt...]   mount options, below; may repeat, later ones win; may be glued (-oallow_other)\n"
@@ -830,6 +852,11 @@ std::string OptionsHelpText() {
       "shift: applied after the window. On each axis the view runs from 0 to window end + shift;\n"
       "  view voxel v shows source voxel v - shift when that lies in the window, else 0.\n"
       "  Negative values allowed (as zarr_to_ome --shift).\n"
+      "\n"
+      "zarr SOURCE (a directory with .zarray, or an OME-Zarr group whose .zattrs multiscales list\n"
+      "  the arrays): unless given, chunk is the source's chunk edge when its chunks are cubic\n"
+      "  (clamped to 16..512), else 128; compression and blosc_*/zlib_level are the source's\n"
+      "  compressor and its settings (null -> none). A group serves datasets[source_level].\n"
       "\n"
       "Values with commas (window, shift, voxel_size) can be written in three ways:\n"
       "  window=0:10/0:20/5:         '/' between the items; works everywhere, best for /etc/fstab\n"

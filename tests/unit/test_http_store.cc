@@ -273,7 +273,7 @@ TEST_CASE("ValidateKey") {
     INFO(bad);
     Status st = ValidateKey(bad);
     CHECK(st.code() == ErrorCode::kInvalidArgument);
-    CHECK(Contains(st.message(), "invalid key"));
+    CHECK(Contains(st.message(), "store key"));
   }
 }
 
