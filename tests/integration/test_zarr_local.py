@@ -263,11 +263,6 @@ def refused_group_paths_and_levels():
 
 
 @S.case
-def refused_http_until_built():
-    expect_mount_error("http://127.0.0.1:9/x.zarr", None, mention=["HTTP sources: not built yet"])
-
-
-@S.case
 def symlink_out_of_store_not_followed():
     """A chunk that is a symlink to a file outside the store reads as an I/O error (EIO), never
     as the outside file's bytes; the rest of the array is served."""
