@@ -317,7 +317,8 @@ class ExistingChunks : public ChunkProvider {
   const int min_level_;
 };
 
-// Differences between DEST's .zarray documents and this tree's, e.g.
+// Differences between DEST's .zarray documents and this tree's, member by member (layout and
+// members DEST has in addition do not count), e.g.
 // "0/.zarray: compressor is null in DEST, {...} in this run"; empty if none (or none in DEST).
 std::string ZarrayDifferences(const std::string& dest, const Plan& p, VirtualTree& tree) {
   std::string out;
@@ -326,18 +327,20 @@ std::string ZarrayDifferences(const std::string& dest, const Plan& p, VirtualTre
     auto theirs = ReadFile(dest + "/" + rel);
     auto ours = tree.Read("/" + rel);
     if (!theirs.ok() || !ours.ok() || *theirs == **ours) continue;
+    const auto a = nlohmann::json::parse(*theirs, nullptr, false);
+    const auto b = nlohmann::json::parse(**ours, nullptr, false);
     std::string what;
-    auto a = nlohmann::json::parse(*theirs, nullptr, false);
-    auto b = nlohmann::json::parse(**ours, nullptr, false);
-    if (a.is_object() && b.is_object()) {
-      for (auto it = b.begin(); it != b.end(); ++it)
-        if (!a.contains(it.key()) || a[it.key()] != it.value())
-          what += (what.empty() ? "" : ", ") + it.key() + " is " +
-                  (a.contains(it.key()) ? a[it.key()].dump() : std::string("missing")) + " in DEST, " +
-                  it.value().dump() + " in this run";
+    if (!a.is_object()) {
+      what = "not a JSON object in DEST";
+    } else {
+      for (auto it = b.begin(); it != b.end(); ++it) {
+        auto mine = a.find(it.key());
+        if (mine != a.end() && *mine == it.value()) continue;
+        what += (what.empty() ? "" : ", ") + it.key() + " is " + (mine != a.end() ? mine->dump() : "missing") +
+                " in DEST, " + it.value().dump() + " in this run";
+      }
     }
-    if (what.empty()) what = "differs";
-    out += (out.empty() ? "" : "; ") + rel + ": " + what;
+    if (!what.empty()) out += (out.empty() ? "" : "; ") + rel + ": " + what;
   }
   return out;
 }

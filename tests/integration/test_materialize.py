@@ -306,6 +306,12 @@ def levels_split_with_other_options_refused_naming_the_difference():
     res = run([d, dest, "--quiet", "--levels", "1-2", "-o", "chunk=16,levels=3,compression=blosc"], check=False)
     oz.check(res.returncode != 0 and "fill_value is 7 in DEST, 0 in this run" in res.stderr,
              "edited .zarray not refused clearly: %s" % res.stderr)
+    # The same members in another layout are the same document.
+    import json
+    open(path, "w").write(json.dumps(json.loads(text), indent=1, sort_keys=True))
+    c = summary(run([d, dest, "--quiet", "--levels", "1-2", "-o", "chunk=16,levels=3,compression=blosc"]))
+    oz.check(c["source_bytes"] == 0, "level 0 not reused: %s" % c)
+    oz.check(open(path).read() == text, "the .zarray was not rewritten as the tree's")
 
 
 def cache_files(cache):
