@@ -9,7 +9,7 @@
 // re-runs skip it ("already right" = its manifest exists and, with --verify, every listed file
 // still hashes to its entry); a unit without one (a crash, a full disk) is recomputed.
 //
-// Existing chunks are reused, never recomputed (ChunkEngine::ComputeTree with a provider):
+// Existing chunks are reused rather than recomputed (ChunkEngine::ComputeTree with a provider):
 // - DEST: chunk files listed in the unit manifests of earlier runs of the same tree (any
 //   --levels range, any part) and still matching their entry (size, XXH64) and decoding to a full
 //   chunk. So `--levels A-B` with levels below A in DEST computes levels A..B from DEST's highest
@@ -44,7 +44,7 @@ struct MaterializeOptions {
 
 struct MaterializeCounts {
   uint64_t chunks_total = 0;       // chunks of this run (part, levels)
-  uint64_t chunks_done = 0;        // written + skipped + empty
+  uint64_t chunks_done = 0;        // written + kept + skipped + empty
   uint64_t chunks_written = 0;     // chunk files written
   uint64_t chunks_from_cache = 0;  // of chunks_written: bytes copied from the cache, not computed
   uint64_t chunks_kept = 0;        // already in DEST (earlier runs, checked), kept in place
