@@ -22,9 +22,14 @@ const char kHelp[] =
     "byte: SOURCE and -o are the mount's (see omezarrfs --help; mount-only options are ignored).\n"
     "Memory stays within -o memory= (default 1G). Files appear atomically; a re-run resumes, skipping\n"
     "the work already done (per top-level unit, recorded in DEST/.omezarr-materialize/).\n"
+    "Chunks that exist already are reused, not recomputed: DEST's own files from earlier runs with the\n"
+    "same SOURCE and options (so --levels A-B builds on the levels below A in DEST, not the source),\n"
+    "and with -o cache=DIR the chunks a mount with that cache computed (read-only: the mount may be\n"
+    "running; a cache of other options is simply not hit).\n"
     "\n"
     "options:\n"
-    "  --levels A-B   write only levels A..B (default: all)\n"
+    "  --levels A-B   write only levels A..B (default: all); levels below A come from DEST when an\n"
+    "                 earlier run wrote them, else from the source\n"
     "  --part i/N     write the i-th of N disjoint shares (z-slabs of the top level), 1 <= i <= N;\n"
     "                 all N parts, run anywhere and in any order on one DEST, give the full tree\n"
     "  --dry-run      print per level shape, chunk count and bytes, and the disk estimate; write nothing\n"
@@ -141,6 +146,7 @@ int main(int argc, char** argv) {
                                                    : oz::LogLevel::kError);
   if (!flags.log_file.empty()) oz::SetLogFile(flags.log_file);
   mo.dest = dest;
+  mo.cache_dir = options.cache_dir;  // only an explicit -o cache=DIR is shared
   mo.min_level = lo;
   mo.max_level = hi;
 
@@ -201,13 +207,18 @@ int main(int argc, char** argv) {
   }
   const oz::MaterializeCounts& c = report->counts;
   if (!quiet) show(c, true);
+  auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
   std::fprintf(stderr,
-               "omezarr-materialize: %llu chunks: %llu written, %llu skipped (already done), %llu empty, "
-               "%zu units failed; %.1f MB written in %.1f s%s\n",
-               static_cast<unsigned long long>(c.chunks_total), static_cast<unsigned long long>(c.chunks_written),
-               static_cast<unsigned long long>(c.chunks_skipped), static_cast<unsigned long long>(c.chunks_empty),
-               report->failed.size(), static_cast<double>(c.bytes_written) / 1e6, report->seconds,
+               "omezarr-materialize: %llu chunks: %llu written (%llu copied from the cache), %llu kept (already "
+               "in DEST), %llu skipped (already done), %llu empty, %zu units failed; %.1f MB written in %.1f s%s\n",
+               u(c.chunks_total), u(c.chunks_written), u(c.chunks_from_cache), u(c.chunks_kept), u(c.chunks_skipped),
+               u(c.chunks_empty), report->failed.size(), static_cast<double>(c.bytes_written) / 1e6, report->seconds,
                c.files_deleted ? (", " + std::to_string(c.files_deleted) + " extra files deleted").c_str() : "");
+  std::string lower;
+  if (lo > 0)
+    lower = "; chunks of levels below " + std::to_string(lo) + " read from DEST: " + std::to_string(c.lower_from_dest) +
+            ", from the cache: " + std::to_string(c.lower_from_cache);
+  std::fprintf(stderr, "omezarr-materialize: source bytes read: %llu%s\n", u(c.source_bytes_read), lower.c_str());
   if (!report->failed.empty()) {
     std::fprintf(stderr, "omezarr-materialize: failed (re-run to retry them):\n");
     for (const std::string& f : report->failed) std::fprintf(stderr, "  %s\n", f.c_str());

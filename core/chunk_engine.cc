@@ -499,6 +499,7 @@ struct ChunkEngine::UnitRun {
   int top_level = 0;                // chunks of this level are owned by the caller, never emitted here
   const ChunkSink* sink = nullptr;  // materialize: every unit at sink_min_level or above goes here
   int sink_min_level = 0;
+  ChunkProvider* provider = nullptr;  // materialize: existing chunks to copy or to build upon
   // Progress of the base level, for the log.
   int64_t base_total = 1;
   int64_t base_done = 0;
@@ -550,6 +551,18 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
   const size_t bpv = DTypeSize(dtype());
   const Box box = UnitBox(u);
   const Vec3 bs = box.shape();
+
+  // ComputeTree with a provider: out may be null (nobody needs this unit's voxels).
+  std::vector<ProvidedChunk> provided;
+  PooledBuffer own(buffers_, 0);
+  if (run.provider) {
+    OZ_ASSIGN_OR_RETURN(bool done, UnitFromProvider(u, run, out, &provided));
+    if (done) return OkStatus();
+    if (!out) {
+      own.resize(static_cast<size_t>(box.volume()) * bpv);
+      out = own.data();
+    }
+  }
 
   // Claim this unit's chunks so concurrent readers wait for them instead of computing them again;
   // chunks already known, cached or owned by someone else are left alone.
@@ -631,9 +644,34 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
       const Vec3 ci{u.zc, u.yc, u.x0c + static_cast<int64_t>(i)};
       try {
         std::vector<uint8_t> chunk = CutChunk(out, box, u.level, ci);
+        // A chunk the provider has is copied rather than encoded again when it holds exactly the
+        // computed voxels (fetched now if the unit's fetch was skipped: the provider lacks some).
+        ProvidedChunk p;
+        if (!provided.empty())
+          p = std::move(provided[i]);
+        else if (run.provider && run.provider->Has(u.level, ci))
+          p = run.provider->Fetch(u.level, ci);
+        if (p.kind != ProvidedChunk::Kind::kMissing) {
+          std::vector<uint8_t> tmp;
+          const uint8_t* voxels = nullptr;
+          const bool same = p.kind == ProvidedChunk::Kind::kEmpty
+                                ? AllZero(chunk.data(), raw_bytes_)
+                                : (voxels = DecodeProvided(u.level, ci, p, &tmp)) != nullptr &&
+                                      std::memcmp(voxels, chunk.data(), raw_bytes_) == 0;
+          if (same) {
+            errs[i] = (*run.sink)(u.level, ci,
+                                  p.kind == ProvidedChunk::Kind::kEmpty ? EmptyResult() : Result<ChunkBytes>(p.bytes),
+                                  p.origin);
+            return;
+          }
+          static RateLimiter rl;
+          if ((voxels || p.kind == ProvidedChunk::Kind::kEmpty) && rl.Allow())
+            LogWarning("existing chunk " + std::to_string(u.level) + "/" + ToString(ci) +
+                       " differs from the one computed now; writing the computed one");
+        }
         auto r = EncodeChunk(chunk.data());
         config_.stats->chunks_computed++;
-        errs[i] = (*run.sink)(u.level, ci, r);
+        errs[i] = (*run.sink)(u.level, ci, r, 0);
       } catch (const std::bad_alloc&) {
         errs[i] = ResourceExhaustedError("out of memory encoding a chunk");
       }
@@ -701,9 +739,115 @@ Result<ChunkBytes> ChunkEngine::EncodeChunk(const uint8_t* voxels) {
   return ChunkBytes(std::make_shared<const std::string>(std::move(enc)));
 }
 
-Status ChunkEngine::ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink) {
+bool ChunkEngine::OutsideData(int level, const Vec3& idx) const {
+  const Box b0 = pyramid_.BoxAtLowerLevel(pyramid_.ChunkBox(level, idx), level, 0);
+  return b0.Intersect(level0_->geometry().data_region).empty();
+}
+
+const uint8_t* ChunkEngine::DecodeProvided(int level, const Vec3& idx, const ProvidedChunk& p,
+                                           std::vector<uint8_t>* tmp) {
+  Status st;
+  if (!p.bytes) {
+    st = InternalError("no bytes");
+  } else if (codec_.raw()) {
+    if (p.bytes->size() == raw_bytes_) return reinterpret_cast<const uint8_t*>(p.bytes->data());
+    st = CorruptError(std::to_string(p.bytes->size()) + " bytes, expected " + std::to_string(raw_bytes_));
+  } else {
+    tmp->resize(raw_bytes_);
+    st = codec_.Decode(*p.bytes, tmp->data(), raw_bytes_);
+    if (st.ok()) return tmp->data();
+  }
+  static RateLimiter rl;
+  uint64_t suppressed = 0;
+  if (rl.Allow(&suppressed))
+    LogWarning("existing chunk " + std::to_string(level) + "/" + ToString(idx) + " does not decode to a full chunk (" +
+               st.message() + "); computing it instead" +
+               (suppressed ? " (" + std::to_string(suppressed) + " similar warnings suppressed)" : ""));
+  return nullptr;
+}
+
+// A unit is taken from the provider only as a whole: all of its chunks are fetched and checked
+// before any is handed on, so a bad one makes the unit computed instead, and no chunk reaches the
+// sink twice.
+Result<bool> ChunkEngine::UnitFromProvider(const Unit& u, UnitRun& run, uint8_t* out,
+                                           std::vector<ProvidedChunk>* provided) {
+  using Kind = ProvidedChunk::Kind;
+  const size_t n = static_cast<size_t>(u.x1c - u.x0c);
+  std::vector<char> outside(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Vec3 ci{u.zc, u.yc, u.x0c + static_cast<int64_t>(i)};
+    outside[i] = OutsideData(u.level, ci);
+    if (!outside[i] && !run.provider->Has(u.level, ci)) return false;
+  }
+
+  const bool written = run.sink && u.level >= run.sink_min_level;
+  const int64_t c = pyramid_.chunk();
+  const size_t bpv = DTypeSize(dtype());
+  const Box box = UnitBox(u);
+  const Vec3 bs = box.shape();
+  provided->assign(n, ProvidedChunk{});
+  config_.pool->ParallelFor(n, [&](size_t i) {
+    const Vec3 ci{u.zc, u.yc, u.x0c + static_cast<int64_t>(i)};
+    ProvidedChunk p;
+    if (outside[i])
+      p.kind = Kind::kEmpty;  // origin 0: known without asking anyone
+    else
+      p = run.provider->Fetch(u.level, ci);
+    if (p.kind == Kind::kMissing) return;
+    const Box cb = pyramid_.ChunkBox(u.level, ci);
+    const Vec3 dst_off{cb.lo[0] - box.lo[0], cb.lo[1] - box.lo[1], cb.lo[2] - box.lo[2]};
+    try {
+      if (p.kind == Kind::kBytes) {
+        std::vector<uint8_t> tmp;
+        const uint8_t* voxels = DecodeProvided(u.level, ci, p, &tmp);
+        if (!voxels) return;
+        if (out) CopyRegion(voxels, {c, c, c}, {0, 0, 0}, out, bs, dst_off, cb.shape(), bpv);
+      } else if (out) {
+        const Vec3 ps = cb.shape();
+        for (int64_t z = 0; z < ps[0]; ++z)
+          for (int64_t y = 0; y < ps[1]; ++y)
+            std::memset(out + (((dst_off[0] + z) * bs[1] + dst_off[1] + y) * bs[2] + dst_off[2]) * bpv, 0,
+                        static_cast<size_t>(ps[2]) * bpv);
+      }
+    } catch (const std::bad_alloc&) {
+      return;  // left missing: the unit is computed
+    }
+    (*provided)[i] = std::move(p);
+  });
+  for (const ProvidedChunk& p : *provided)
+    if (p.kind == Kind::kMissing) {
+      if (!written) provided->clear();  // computed, and nothing of it is written
+      return false;
+    }
+
+  // The levels below that are written come from their own units (provided or computed).
+  if (written && u.level > run.sink_min_level) {
+    const int k1 = u.level - 1;
+    const Vec3 g1 = pyramid_.grid(k1);
+    for (int64_t dz = 0; dz < 2; ++dz)
+      for (int64_t dy = 0; dy < 2; ++dy) {
+        const Unit ch{k1, 2 * u.zc + dz, 2 * u.yc + dy, 2 * u.x0c, std::min(2 * u.x1c, g1[2])};
+        if (ch.zc >= g1[0] || ch.yc >= g1[1]) continue;
+        OZ_RETURN_IF_ERROR(ComputeUnit(ch, run, nullptr));
+      }
+  }
+  if (written) {
+    std::vector<Status> errs(n);
+    config_.pool->ParallelFor(n, [&](size_t i) {
+      const ProvidedChunk& p = (*provided)[i];
+      errs[i] = (*run.sink)(u.level, {u.zc, u.yc, u.x0c + static_cast<int64_t>(i)},
+                            p.kind == Kind::kEmpty ? EmptyResult() : Result<ChunkBytes>(p.bytes), p.origin);
+    });
+    for (auto& e : errs) OZ_RETURN_IF_ERROR(e);
+  }
+  return true;
+}
+
+Status ChunkEngine::ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink,
+                                ChunkProvider* provider) {
   const Unit u{level, zc, yc, 0, pyramid_.grid(level)[2]};
   UnitRun run;
+  run.provider = provider;
   run.from_source = true;
   run.base = 0;
   run.emit = false;
@@ -714,8 +858,44 @@ Status ChunkEngine::ComputeTree(int level, int64_t zc, int64_t yc, int min_level
   const Box box = UnitBox(u);
   run.base_total = std::max<int64_t>(1, pyramid_.BoxAtLowerLevel(box, level, 0).volume());
   run.t0 = run.last_log = std::chrono::steady_clock::now();
+  if (provider) return ComputeUnit(u, run, nullptr);  // allocates the top unit only if it computes it
   PooledBuffer out(buffers_, static_cast<size_t>(box.volume()) * DTypeSize(dtype()));
   return ComputeUnit(u, run, out.data());
+}
+
+namespace {
+
+// Chunks of a DiskCache under an engine's keys (see ChunkEngine::MakeCacheProvider).
+class CacheProvider : public ChunkProvider {
+ public:
+  CacheProvider(DiskCache* cache, std::function<std::string(int, const Vec3&)> key, int origin)
+      : cache_(cache), key_(std::move(key)), origin_(origin) {}
+  bool Has(int level, const Vec3& idx) override { return cache_->Contains(key_(level, idx)); }
+  ProvidedChunk Fetch(int level, const Vec3& idx) override {
+    ProvidedChunk p;
+    auto e = cache_->Get(key_(level, idx));  // checksummed: a corrupt entry is a miss
+    if (!e) return p;
+    p.origin = origin_;
+    if (e->flags & kFlagEmpty) {
+      p.kind = ProvidedChunk::Kind::kEmpty;
+    } else {
+      p.kind = ProvidedChunk::Kind::kBytes;
+      p.bytes = std::make_shared<const std::string>(std::move(e->data));
+    }
+    return p;
+  }
+
+ private:
+  DiskCache* cache_;
+  std::function<std::string(int, const Vec3&)> key_;
+  int origin_;
+};
+
+}  // namespace
+
+std::unique_ptr<ChunkProvider> ChunkEngine::MakeCacheProvider(DiskCache* cache, int origin) const {
+  return std::make_unique<CacheProvider>(
+      cache, [this](int level, const Vec3& idx) { return CacheKey(level, idx); }, origin);
 }
 
 Status ChunkEngine::ComputeVoxels(int level, const Vec3& idx, uint8_t* out, bool use_cache) {

@@ -51,6 +51,28 @@ struct ChunkEngineConfig {
 
 using ChunkBytes = std::shared_ptr<const std::string>;
 
+// A chunk found outside the engine by a ChunkProvider.
+struct ProvidedChunk {
+  enum class Kind { kMissing, kEmpty, kBytes };
+  Kind kind = Kind::kMissing;
+  ChunkBytes bytes;  // kBytes: the chunk's file bytes, exactly as a mount serves them
+  int origin = 0;    // provider-defined tag (> 0), handed to the sink with a copied chunk
+};
+
+// Read-only access to chunks of this tree that exist already: a mount's disk cache, the files of
+// an earlier materialize run. ComputeTree copies them instead of computing them, and computes the
+// levels above from them instead of from the source. Thread-safe.
+class ChunkProvider {
+ public:
+  virtual ~ChunkProvider() = default;
+  // Cheap (no file I/O): true if Fetch is expected to find the chunk (bytes or empty). Fetch may
+  // still miss (the entry was evicted meanwhile, or fails its check).
+  virtual bool Has(int level, const Vec3& idx) = 0;
+  // The chunk, checked against the provider's own record of it (checksum); kMissing when it is
+  // absent or fails the check (logged). The engine also checks that bytes decode to a full chunk.
+  virtual ProvidedChunk Fetch(int level, const Vec3& idx) = 0;
+};
+
 class ChunkEngine {
  public:
   // level0: the view volume (level 0 of the tree). Errors: invalid pyramid or codec options.
@@ -78,14 +100,29 @@ class ChunkEngine {
   Result<std::vector<int64_t>> ListRow(int level, int64_t z, int64_t y);
 
   // Receives one chunk of a unit tree: its file bytes, or kNotFound when it is empty and
-  // empty=omit (no file). Called concurrently from pool threads.
-  using ChunkSink = std::function<Status(int level, const Vec3& idx, const Result<ChunkBytes>& chunk)>;
+  // empty=omit (no file). origin: 0 when the engine computed the chunk, else the ProvidedChunk
+  // origin it was copied from. Called concurrently from pool threads.
+  using ChunkSink = std::function<Status(int level, const Vec3& idx, const Result<ChunkBytes>& chunk, int origin)>;
 
-  // Materialize's path: computes, from the source, every chunk of levels [min_level, level] in
-  // the tree of row unit (level, zc, yc, all columns), and hands each to `sink` as soon as its
-  // unit is complete (bottom-up). Uses no cache and no single-flight; memory is one unit per
-  // level (about 2 * c * c * level-0 width * bytes). Stops at the first sink or source error.
-  Status ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink);
+  // Materialize's path: every chunk of levels [min_level, level] in the tree of row unit
+  // (level, zc, yc, all columns) goes to `sink` exactly once, bottom-up as units complete.
+  // Uses no cache and no single-flight; memory is one unit per level (about 2 * c * c * level-0
+  // width * bytes). Stops at the first sink or source error.
+  // Without a provider every chunk is computed from the source. With one, each unit (one chunk
+  // row of one level) that the provider has whole is taken from it: its chunks are copied (if
+  // written) and decoded (if the level above is computed from them), and only the written levels
+  // below it are visited. A unit it does not have whole is computed from its four child units (or
+  // the source, at level 0), and its chunks that the provider holds with exactly the computed
+  // voxels are still copied. So levels below min_level that the provider holds replace the
+  // source, and levels it holds are never recomputed. Chunks outside the view's data region count
+  // as provided (empty, origin 0). A unit taken whole relies on the provider's own check of its
+  // bytes (checksums) plus decoding to a full chunk; the bytes written are the same either way.
+  Status ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink,
+                     ChunkProvider* provider = nullptr);
+
+  // A provider of the chunks in `cache` (e.g. a mount's cache opened read-only) under this
+  // engine's keys: entries of other sources or options are never seen. `cache` must outlive it.
+  std::unique_ptr<ChunkProvider> MakeCacheProvider(DiskCache* cache, int origin) const;
 
   // Shutdown: computations in progress stop at their next unit (within about one unit's source
   // read) and fail with kCancelled, as do later ones; chunks already known, hot or cached are
@@ -153,6 +190,16 @@ class ChunkEngine {
   std::vector<uint8_t> CutChunk(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) const;
   // Encodes a full chunk as served: bytes, or kNotFound for an empty chunk with empty=omit.
   Result<ChunkBytes> EncodeChunk(const uint8_t* voxels);
+  // ComputeTree with a provider: takes unit u from run.provider when it has all of u's chunks
+  // (decoding them into `out` when out is not null, and writing the levels below through their
+  // own units); returns false when u must be computed. Then `provided` holds u's chunks fetched
+  // already (to copy rather than encode), or is empty.
+  Result<bool> UnitFromProvider(const Unit& u, UnitRun& run, uint8_t* out, std::vector<ProvidedChunk>* provided);
+  // True if the chunk's level-0 box lies outside the view's data region (all zero). Pure.
+  bool OutsideData(int level, const Vec3& idx) const;
+  // The voxels of a provided chunk (in its bytes for raw, else decoded into tmp), or nullptr when
+  // they are not exactly one full chunk (logged).
+  const uint8_t* DecodeProvided(int level, const Vec3& idx, const ProvidedChunk& p, std::vector<uint8_t>* tmp);
   // Encodes voxels, records state, puts into the disk cache (failures: warning only).
   Result<ChunkBytes> Finish(int level, const Vec3& idx, const uint8_t* voxels);
   bool Available(int level, const Vec3& idx);

@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "core/zarr_codec.h"
+
 namespace oz {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "chunk encoding assumes a little-endian host");
@@ -26,11 +28,18 @@ Result<ChunkCodec> ChunkCodec::Make(const Options& options, DType dtype) {
     if (c.shuffle_ < 0 || c.shuffle_ > 2)
       return InvalidArgumentError("blosc_shuffle must be 0, 1 or 2, got " + std::to_string(c.shuffle_));
   }
+  if (c.compression_ == Compression::kZlib || c.compression_ == Compression::kGzip) {
+    c.zlib_level_ = options.zlib_level;
+    if (c.zlib_level_ < 0 || c.zlib_level_ > 9)
+      return InvalidArgumentError("zlib_level must be 0..9, got " + std::to_string(c.zlib_level_));
+  }
   return c;
 }
 
 Result<std::string> ChunkCodec::Encode(const void* voxels, size_t nbytes) const {
   if (compression_ == Compression::kNone) return std::string(static_cast<const char*>(voxels), nbytes);
+  if (compression_ == Compression::kZlib || compression_ == Compression::kGzip)
+    return ZlibEncode(voxels, nbytes, zlib_level_, compression_ == Compression::kGzip);
   std::string out(nbytes + BLOSC_MAX_OVERHEAD, '\0');
   int n = blosc_compress_ctx(clevel_, shuffle_, typesize_, nbytes, voxels, out.data(), out.size(), cname_.c_str(),
                              /*blocksize=*/0, /*numinternalthreads=*/1);
@@ -47,6 +56,8 @@ Status ChunkCodec::Decode(std::string_view encoded, void* out, size_t nbytes) co
     std::memcpy(out, encoded.data(), nbytes);
     return OkStatus();
   }
+  if (compression_ == Compression::kZlib || compression_ == Compression::kGzip)
+    return ZlibDecode(encoded, out, nbytes, compression_ == Compression::kGzip);
   size_t nb = 0, cb = 0, bs = 0;
   if (encoded.size() < BLOSC_MIN_HEADER_LENGTH || blosc_cbuffer_validate(encoded.data(), encoded.size(), &nb) != 0 ||
       nb != nbytes) {
@@ -61,11 +72,15 @@ Status ChunkCodec::Decode(std::string_view encoded, void* out, size_t nbytes) co
 
 nlohmann::json ChunkCodec::CompressorJson() const {
   if (compression_ == Compression::kNone) return nullptr;
+  if (compression_ == Compression::kZlib) return {{"id", "zlib"}, {"level", zlib_level_}};
+  if (compression_ == Compression::kGzip) return {{"id", "gzip"}, {"level", zlib_level_}};
   return {{"id", "blosc"}, {"cname", cname_}, {"clevel", clevel_}, {"shuffle", shuffle_}, {"blocksize", 0}};
 }
 
 std::string ChunkCodec::CacheTag() const {
   if (compression_ == Compression::kNone) return "raw";
+  if (compression_ == Compression::kZlib || compression_ == Compression::kGzip)
+    return std::string(CompressionName(compression_)) + ":" + std::to_string(zlib_level_);
   return "blosc:" + cname_ + ":" + std::to_string(clevel_) + ":" + std::to_string(shuffle_);
 }
 

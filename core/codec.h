@@ -15,21 +15,21 @@ namespace oz {
 class ChunkCodec {
  public:
   // Errors: kInvalidArgument for an unknown blosc cname (naming the compiled-in ones) or a level
-  // or shuffle out of range.
+  // or shuffle out of range, or a zlib/gzip level out of range.
   static Result<ChunkCodec> Make(const Options& options, DType dtype);
 
   // Encodes a full chunk (dense, native endianness) into zarr v2 chunk bytes (little-endian
-  // voxels; raw or blosc). Deterministic: same input and options give the same bytes.
+  // voxels; raw, blosc, zlib or gzip). Deterministic: same input and options give the same bytes.
   Result<std::string> Encode(const void* voxels, size_t nbytes) const;
   // Decodes chunk bytes produced by Encode (or by any zarr writer with the same codec) into
   // exactly `nbytes` bytes. Errors: kCorrupt when the data is malformed or the size differs.
   Status Decode(std::string_view encoded, void* out, size_t nbytes) const;
 
-  // The .zarray "compressor" value (null or the blosc config).
+  // The .zarray "compressor" value (null, or the numcodecs config of blosc, zlib or gzip).
   nlohmann::json CompressorJson() const;
   // True for uncompressed chunks (file bytes are the voxels).
   bool raw() const { return compression_ == Compression::kNone; }
-  // Identifies the encoding for cache keys ("raw" or "blosc:lz4:5:1").
+  // Identifies the encoding for cache keys ("raw", "blosc:lz4:5:1", "zlib:1", "gzip:1").
   std::string CacheTag() const;
 
  private:
@@ -38,6 +38,7 @@ class ChunkCodec {
   int clevel_ = 5;
   int shuffle_ = 1;
   size_t typesize_ = 1;
+  int zlib_level_ = 1;
 };
 
 }  // namespace oz

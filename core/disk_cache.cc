@@ -285,6 +285,7 @@ struct DiskCache::Impl {
   DiskCacheOptions options;
   std::string format_dir;  // options.dir + "/v1"
   int lock_fd = -1;
+  bool read_only = false;                 // OpenReadOnly: no lock, and nothing on disk is ever changed
   RateLimiter corrupt_log, io_error_log;  // per cache, so one noisy cache cannot mute another
 
   // Locking: `mu` guards everything below. File I/O happens outside `mu`, except the unlink of a
@@ -426,6 +427,7 @@ struct DiskCache::Impl {
   }
 
   Status Put(std::string_view key, const CacheEntry& entry) {
+    if (read_only) return Status(ErrorCode::kReadOnly, "disk cache " + options.dir + " is open read-only");
     if (key.size() > UINT32_MAX) return InvalidArgumentError("disk cache: key longer than 4 GiB");
     const uint64_t file_size = kHeaderSize + key.size() + entry.data.size();
     if (file_size > options.max_bytes) return OkStatus();  // would evict everything and itself
@@ -505,7 +507,7 @@ struct DiskCache::Impl {
           }
         }
       }
-      if (touch) ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // best effort
+      if (touch && !read_only) ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // best effort
       Count(&Stats::cache_hits);
       return entry;
     }
@@ -523,14 +525,16 @@ struct DiskCache::Impl {
       Count(&Stats::cache_corrupt);
       uint64_t suppressed = 0;
       if (corrupt_log.Allow(&suppressed)) {
-        LogWarning("disk cache: corrupt entry " + path + ": " + why + "; dropped, it will be recomputed" +
+        LogWarning("disk cache: corrupt entry " + path + ": " + why +
+                   (read_only ? "; not used (the cache is open read-only: left in place)"
+                              : "; dropped, it will be recomputed") +
                    (suppressed ? " (" + std::to_string(suppressed) + " similar warnings suppressed)" : ""));
       }
     }
     // Corrupt or gone: drop it, unless someone replaced or reserved the name since we looked.
     std::lock_guard<std::mutex> l(mu);
     if (auto it = index.find(h); it != index.end() && it->second->gen == gen && !busy.count(h)) {
-      if (outcome == ReadOutcome::kCorrupt && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      if (outcome == ReadOutcome::kCorrupt && !read_only && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
         return std::nullopt;  // cannot remove it (read-only dir): keep it accounted, still a miss
       }
       EraseLocked(it->second);
@@ -593,7 +597,7 @@ struct DiskCache::Impl {
       if (!IsFanoutName(fan_name)) continue;  // not ours: leave alone
       std::string fan_dir = format_dir + "/" + fan_name;
       // Every temp is a leftover of a dead process: only the holder of the lock writes here.
-      SweepTempFiles(fan_dir, 0);
+      if (!read_only) SweepTempFiles(fan_dir, 0);
       DIR* fan = ::opendir(fan_dir.c_str());
       if (fan == nullptr) continue;
       while (struct dirent* e = ::readdir(fan)) {
@@ -605,7 +609,7 @@ struct DiskCache::Impl {
         if (S_ISREG(st.st_mode) && ParseHex(fan_name + std::string(name), &h)) {
           found.push_back({int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec, h,
                            static_cast<uint64_t>(st.st_size), st.st_mtime});
-        } else if (!S_ISDIR(st.st_mode) && ::unlinkat(::dirfd(fan), e->d_name, 0) == 0) {
+        } else if (!read_only && !S_ISDIR(st.st_mode) && ::unlinkat(::dirfd(fan), e->d_name, 0) == 0) {
           if (strays++ == 0) stray_example = fan_dir + "/" + std::string(name);
         }
       }
@@ -640,6 +644,29 @@ Result<std::unique_ptr<DiskCache>> DiskCache::Open(const DiskCacheOptions& optio
     OZ_RETURN_IF_ERROR(impl->TakeLock());
     OZ_RETURN_IF_ERROR(impl->Scan());
     impl->EvictTo(options.max_bytes);  // the budget may have shrunk since the last run
+    return std::unique_ptr<DiskCache>(new DiskCache(std::move(impl)));
+  } catch (const std::exception& e) {
+    return ResourceExhaustedError("cannot open disk cache " + options.dir + ": " + e.what());
+  }
+}
+
+Result<std::unique_ptr<DiskCache>> DiskCache::OpenReadOnly(const DiskCacheOptions& options) {
+  try {
+    if (options.dir.empty()) return InvalidArgumentError("disk cache: empty directory name");
+    auto impl = std::make_unique<Impl>();
+    impl->options = options;
+    impl->read_only = true;
+    impl->format_dir = options.dir + "/" + kFormatDir;
+    struct stat st;
+    if (::stat(impl->format_dir.c_str(), &st) != 0) {
+      int err = errno;
+      if (err == ENOENT)
+        return NotFoundError("no disk cache in " + options.dir + " (no " + kFormatDir + " directory there)");
+      return ErrnoError(err, "cannot read cache directory " + impl->format_dir);
+    }
+    if (!S_ISDIR(st.st_mode))
+      return Status(ErrorCode::kNotDirectory, "cache directory " + impl->format_dir + " is not a directory");
+    OZ_RETURN_IF_ERROR(impl->Scan());
     return std::unique_ptr<DiskCache>(new DiskCache(std::move(impl)));
   } catch (const std::exception& e) {
     return ResourceExhaustedError("cannot open disk cache " + options.dir + ": " + e.what());

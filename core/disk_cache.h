@@ -46,6 +46,14 @@ class DiskCache {
   // Errors: directory cannot be created or written: kPermission/kNotDirectory/kIoError naming it;
   // empty dir: kInvalidArgument. The lock is released by destruction or process exit (any kind).
   static Result<std::unique_ptr<DiskCache>> Open(const DiskCacheOptions& options);
+
+  // Opens an existing cache directory for reading only, e.g. the cache of a running mount, which
+  // holds the lock: takes no lock and never changes anything on disk (no sweep, no eviction, no
+  // touch on hit, corrupt entries are misses left in place, Put fails with kReadOnly). The index
+  // is a snapshot of the entries present now: entries the owner adds later are misses, entries it
+  // evicts meanwhile are misses when read. max_bytes is ignored.
+  // Errors: kNotFound when DIR holds no cache (no DIR/v1), kNotDirectory, or from errno.
+  static Result<std::unique_ptr<DiskCache>> OpenReadOnly(const DiskCacheOptions& options);
   ~DiskCache();
 
   // Returns the entry, or nullopt on a miss. A corrupt entry (bad header, checksum, key

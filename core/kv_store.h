@@ -4,7 +4,7 @@
 // Keys are relative, '/'-separated paths inside the store ("0/.zarray", "0/3.1.2", "0/3/1/2").
 // Every key is checked by ValidateKey before it reaches any store, so no read ever leaves the
 // store's root (no "..", no absolute paths, no empty or "." segments, no backslashes or control
-// characters).
+// characters) and an HTTP store can append it to its base URL as is (no '?', '#' or '%').
 #pragma once
 
 #include <cstdint>

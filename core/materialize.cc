@@ -7,12 +7,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 #include "core/hash.h"
@@ -160,12 +164,183 @@ std::optional<std::vector<ManifestEntry>> ParseManifest(const std::string& text,
     } else if (kind == "F") {
       std::string h;
       ls >> e.size >> h;
-      if (h.size() != 16) return std::nullopt;
+      if (h.size() != 16 || h.find_first_not_of("0123456789abcdef") != std::string::npos) return std::nullopt;
       e.hash = std::stoull(h, nullptr, 16);
     } else {
       return std::nullopt;
     }
     out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Origins of reused chunks (ProvidedChunk::origin).
+constexpr int kFromDest = 1;
+constexpr int kFromCache = 2;
+
+// Parses a chunk path written by ChunkRel back into (level, idx).
+bool ParseChunkRel(const Plan& p, const std::string& rel, int* level, Vec3* idx) {
+  long long v[4];
+  int n = 0;
+  if (p.levels > 1) {
+    if (std::sscanf(rel.c_str(), "%lld/%lld/%lld/%lld%n", &v[0], &v[1], &v[2], &v[3], &n) != 4) return false;
+    *level = static_cast<int>(v[0]);
+    *idx = {v[1], v[2], v[3]};
+  } else {
+    if (std::sscanf(rel.c_str(), "%lld/%lld/%lld%n", &v[1], &v[2], &v[3], &n) != 3) return false;
+    *level = 0;
+    *idx = {v[1], v[2], v[3]};
+  }
+  return n == static_cast<int>(rel.size()) && ChunkRel(p, *level, *idx) == rel;
+}
+
+// DEST's chunk files as recorded by the unit manifests of earlier runs of this tree (any --levels
+// range or part; the units of this run included, e.g. for --verify). A file is handed on only
+// while its size and XXH64 match an entry; an "empty" entry stands for an all-zero chunk. The
+// manifests are read at the first question, so a run with nothing to compute never reads them.
+// Memory: about 56 bytes per listed chunk.
+class DestChunks : public ChunkProvider {
+ public:
+  DestChunks(const Plan& plan, std::string dest, std::string units_dir)
+      : plan_(plan), dest_(std::move(dest)), units_dir_(std::move(units_dir)) {}
+
+  bool Has(int level, const Vec3& idx) override {
+    std::call_once(loaded_, [this] { Load(); });
+    auto [lo, hi] = std::equal_range(entries_.begin(), entries_.end(), Entry{level, idx}, Less);
+    return lo != hi;
+  }
+
+  ProvidedChunk Fetch(int level, const Vec3& idx) override {
+    std::call_once(loaded_, [this] { Load(); });
+    auto [lo, hi] = std::equal_range(entries_.begin(), entries_.end(), Entry{level, idx}, Less);
+    ProvidedChunk p;
+    bool empty = false, read = false;
+    Result<std::string> data = NotFoundError("");
+    uint64_t hash = 0;
+    for (auto it = lo; it != hi; ++it) {
+      if (it->empty) {
+        empty = true;
+        continue;
+      }
+      if (!read) {
+        read = true;
+        data = ReadFile(dest_ + "/" + ChunkRel(plan_, level, idx));
+        if (data.ok()) hash = Xxh64(*data);
+      }
+      if (data.ok() && data->size() == it->size && hash == it->hash) {
+        p.kind = ProvidedChunk::Kind::kBytes;
+        p.bytes = std::make_shared<const std::string>(std::move(data).value());
+        p.origin = kFromDest;
+        return p;
+      }
+    }
+    if (empty) {
+      p.kind = ProvidedChunk::Kind::kEmpty;
+      p.origin = kFromDest;
+      return p;
+    }
+    static RateLimiter rl;
+    uint64_t suppressed = 0;
+    if (read && rl.Allow(&suppressed))
+      LogWarning("DEST file " + ChunkRel(plan_, level, idx) + " does not match its manifest entry (" +
+                 (data.ok() ? std::string("size or checksum differs") : data.status().message()) +
+                 "); computing it instead" +
+                 (suppressed ? " (" + std::to_string(suppressed) + " similar warnings suppressed)" : ""));
+    return p;
+  }
+
+ private:
+  struct Entry {
+    int level = 0;
+    Vec3 idx{0, 0, 0};
+    bool empty = false;
+    uint64_t size = 0, hash = 0;
+  };
+  static bool Less(const Entry& a, const Entry& b) {
+    return std::tie(a.level, a.idx[0], a.idx[1], a.idx[2]) < std::tie(b.level, b.idx[0], b.idx[1], b.idx[2]);
+  }
+
+  void Load() {
+    DIR* d = opendir(units_dir_.c_str());
+    if (!d) return;
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != ".." && n.rfind(".tmp.", 0) != 0) names.push_back(std::move(n));
+    }
+    closedir(d);
+    for (const std::string& n : names) {
+      auto text = ReadFile(units_dir_ + "/" + n);
+      if (!text.ok()) continue;
+      auto manifest = ParseManifest(*text, plan_.tree_id);  // other trees' manifests: not ours
+      if (!manifest) continue;
+      for (const ManifestEntry& m : *manifest) {
+        Entry e;
+        if (!ParseChunkRel(plan_, m.rel, &e.level, &e.idx)) continue;
+        e.empty = m.empty;
+        e.size = m.size;
+        e.hash = m.hash;
+        entries_.push_back(e);
+      }
+    }
+    std::sort(entries_.begin(), entries_.end(), Less);
+  }
+
+  const Plan plan_;
+  const std::string dest_, units_dir_;
+  std::once_flag loaded_;
+  std::vector<Entry> entries_;  // sorted; written once under loaded_
+};
+
+// DEST first (a chunk there needs no write), then the shared cache. Counts the chunks of levels
+// below the run's lowest level read from each.
+class ExistingChunks : public ChunkProvider {
+ public:
+  ExistingChunks(ChunkProvider* dest, ChunkProvider* cache, int min_level)
+      : dest_(dest), cache_(cache), min_level_(min_level) {}
+  bool Has(int level, const Vec3& idx) override {
+    return (dest_ && dest_->Has(level, idx)) || (cache_ && cache_->Has(level, idx));
+  }
+  ProvidedChunk Fetch(int level, const Vec3& idx) override {
+    ProvidedChunk p;
+    if (dest_ && dest_->Has(level, idx)) p = dest_->Fetch(level, idx);
+    if (p.kind == ProvidedChunk::Kind::kMissing && cache_ && cache_->Has(level, idx)) p = cache_->Fetch(level, idx);
+    if (level < min_level_ && p.kind != ProvidedChunk::Kind::kMissing)
+      (p.origin == kFromDest ? lower_from_dest : lower_from_cache)++;
+    return p;
+  }
+  std::atomic<uint64_t> lower_from_dest{0}, lower_from_cache{0};
+
+ private:
+  ChunkProvider* dest_;
+  ChunkProvider* cache_;
+  const int min_level_;
+};
+
+// Differences between DEST's .zarray documents and this tree's, member by member (layout and
+// members DEST has in addition do not count), e.g.
+// "0/.zarray: compressor is null in DEST, {...} in this run"; empty if none (or none in DEST).
+std::string ZarrayDifferences(const std::string& dest, const Plan& p, VirtualTree& tree) {
+  std::string out;
+  for (int l = 0; l < p.levels; ++l) {
+    const std::string rel = p.levels > 1 ? std::to_string(l) + "/.zarray" : ".zarray";
+    auto theirs = ReadFile(dest + "/" + rel);
+    auto ours = tree.Read("/" + rel);
+    if (!theirs.ok() || !ours.ok() || *theirs == **ours) continue;
+    const auto a = nlohmann::json::parse(*theirs, nullptr, false);
+    const auto b = nlohmann::json::parse(**ours, nullptr, false);
+    std::string what;
+    if (!a.is_object()) {
+      what = "not a JSON object in DEST";
+    } else {
+      for (auto it = b.begin(); it != b.end(); ++it) {
+        auto mine = a.find(it.key());
+        if (mine != a.end() && *mine == it.value()) continue;
+        what += (what.empty() ? "" : ", ") + it.key() + " is " + (mine != a.end() ? mine->dump() : "missing") +
+                " in DEST, " + it.value().dump() + " in this run";
+      }
+    }
+    if (!what.empty()) out += (out.empty() ? "" : "; ") + rel + ": " + what;
   }
   return out;
 }
@@ -247,10 +422,25 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
                                   " is not empty and was not written by omezarr-materialize; pass --overwrite "
                                   "to write into it anyway (files of the tree are replaced, others kept unless "
                                   "--delete)");
-    if (ours && !same && !o.overwrite)
+    if (ours && !same && !o.overwrite) {
+      const std::string diff = ZarrayDifferences(dest, plan, *s.tree);
       return InvalidArgumentError("DEST " + dest +
                                   " was written by omezarr-materialize from another source state or with other "
-                                  "options; pass --overwrite to rewrite it");
+                                  "options" +
+                                  (diff.empty() ? std::string() : " (" + diff + ")") +
+                                  "; run with the same SOURCE and -o options, or pass --overwrite to rewrite it "
+                                  "(everything is then computed from the source)");
+    }
+    // Same tree: its files are reused (as the base of upper levels, or kept), so its metadata must
+    // say so too. A .zarray edited since is not silently replaced.
+    if (same && !o.overwrite) {
+      const std::string diff = ZarrayDifferences(dest, plan, *s.tree);
+      if (!diff.empty())
+        return InvalidArgumentError("DEST " + dest + " holds .zarray documents that differ from this tree's (" + diff +
+                                    "), so its chunk files may not be what this run expects; restore them, or pass "
+                                    "--overwrite to replace them (chunk files are reused only where they match "
+                                    "their manifests)");
+    }
     if (!same && o.parts > 1)
       LogWarning("--overwrite with --part: other parts must use the same options, or they will redo this part's units");
   }
@@ -276,6 +466,25 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
   };
   const std::string range = std::to_string(plan.min_level) + "-" + std::to_string(plan.top);
   int dest_fd = open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  // Existing chunks: DEST's own (earlier runs of this tree), then the shared cache, if any.
+  DestChunks dest_chunks(plan, dest, units_dir);
+  std::unique_ptr<DiskCache> cache;
+  std::unique_ptr<ChunkProvider> cache_chunks;
+  if (!o.cache_dir.empty()) {
+    DiskCacheOptions co;
+    co.dir = o.cache_dir;
+    co.stats = &s.stats;
+    auto c = DiskCache::OpenReadOnly(co);
+    if (c.ok()) {
+      cache = std::move(c).value();
+      cache_chunks = s.engine->MakeCacheProvider(cache.get(), kFromCache);
+    } else {
+      LogWarning("cache=" + o.cache_dir + " is not used: " + c.status().message() + "; computing every chunk");
+    }
+  }
+  ExistingChunks existing(&dest_chunks, cache_chunks.get(), plan.min_level);
+  const uint64_t source_bytes0 = s.stats.source_bytes_read;
 
   for (int64_t zc = plan.zc0; zc < plan.zc1; ++zc) {
     for (int64_t yc = 0; yc < plan.ny; ++yc) {
@@ -310,7 +519,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       }
       std::vector<ManifestEntry> entries;
       std::set<std::string> made_dirs;
-      auto sink = [&](int level, const Vec3& idx, const Result<ChunkBytes>& chunk) -> Status {
+      auto sink = [&](int level, const Vec3& idx, const Result<ChunkBytes>& chunk, int origin) -> Status {
         ManifestEntry e;
         e.rel = ChunkRel(plan, level, idx);
         const std::string path = dest + "/" + e.rel;
@@ -331,6 +540,10 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
           // Empty chunk with empty=omit: no file (remove a stale one).
           if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + path);
           e.empty = true;
+        } else if (origin == kFromDest) {
+          // This very file, checked against an earlier manifest just now: kept as it is.
+          e.size = (*chunk)->size();
+          e.hash = Xxh64(**chunk);
         } else {
           AtomicWriteOptions wo;
           wo.fsync_file = false;  // one syncfs per unit instead (see the manifest step)
@@ -341,14 +554,21 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
           e.hash = Xxh64(**chunk);
         }
         std::lock_guard<std::mutex> l(mu);
-        (e.empty ? report.counts.chunks_empty : report.counts.chunks_written)++;
+        if (e.empty) {
+          report.counts.chunks_empty++;
+        } else if (origin == kFromDest) {
+          report.counts.chunks_kept++;
+        } else {
+          report.counts.chunks_written++;
+          report.counts.bytes_written += e.size;
+          if (origin == kFromCache) report.counts.chunks_from_cache++;
+        }
         report.counts.chunks_done++;
-        report.counts.bytes_written += e.size;
         entries.push_back(std::move(e));
         tick();
         return OkStatus();
       };
-      Status us = s.engine->ComputeTree(plan.top, zc, yc, plan.min_level, sink);
+      Status us = s.engine->ComputeTree(plan.top, zc, yc, plan.min_level, sink, &existing);
       if (us.ok() && o.fsync && dest_fd >= 0 && syncfs(dest_fd) != 0) us = ErrnoError(errno, "syncfs " + dest);
       if (us.ok()) us = WriteFileAtomic(manifest_path, FormatManifest(plan.tree_id, entries));
       if (!us.ok()) {
@@ -362,6 +582,9 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
     }
   }
   if (dest_fd >= 0) close(dest_fd);
+  report.counts.lower_from_dest = existing.lower_from_dest;
+  report.counts.lower_from_cache = existing.lower_from_cache;
+  report.counts.source_bytes_read = s.stats.source_bytes_read - source_bytes0;
 
   if (o.delete_extra) {
     if (!report.failed.empty()) {

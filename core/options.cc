@@ -12,6 +12,14 @@ std::string_view AlgorithmName(Algorithm a) {
   return "?";
 }
 
-std::string_view CompressionName(Compression c) { return c == Compression::kNone ? "none" : "blosc"; }
+std::string_view CompressionName(Compression c) {
+  switch (c) {
+    case Compression::kNone: return "none";
+    case Compression::kBlosc: return "blosc";
+    case Compression::kZlib: return "zlib";
+    case Compression::kGzip: return "gzip";
+  }
+  return "?";
+}
 
 }  // namespace oz

@@ -9,7 +9,7 @@
 namespace oz {
 
 enum class Algorithm { kMean, kNearest, kMax };
-enum class Compression { kNone, kBlosc };
+enum class Compression { kNone, kBlosc, kZlib, kGzip };
 enum class EmptyPolicy { kOmit, kKeep };
 enum class BadSlicePolicy { kError, kZero };
 
@@ -19,6 +19,26 @@ struct SliceRange {
   std::optional<int64_t> start;
   std::optional<int64_t> stop;
   bool operator==(const SliceRange&) const = default;
+};
+
+// Remote (http:// and https://) sources: the HTTP client's connection, timeout, retry and
+// authentication settings. Durations are in seconds. Worst case for one key read (documented in
+// --help): (retries + 1) * timeout + retries * max(retry_after_max, 30 s), not counting the wait
+// for a free connection slot.
+struct HttpOptions {
+  int max_connections = 10;         // requests in flight at once, 1..256
+  double connect_timeout = 10;      // per attempt: DNS + TCP + TLS handshake
+  double timeout = 120;             // per attempt, total (all redirect hops included)
+  uint64_t low_speed_limit = 1024;  // bytes/s; an attempt slower than this ...
+  int low_speed_time = 30;          // ... for this many seconds is aborted (and retried)
+  int retries = 6;                  // retries after the first attempt, 0..100
+  double retry_delay = 0.5;         // first backoff; doubles per retry up to 30 s; jittered
+  double retry_after_max = 60;      // longest Retry-After wait honoured (longer ones are capped)
+  std::string netrc;                // netrc file; empty = ~/.netrc when it exists
+  std::string credentials;          // file holding user:password (mode 0600); empty = none
+  std::string cacert;               // CA bundle for TLS verification; empty = system default
+
+  bool operator==(const HttpOptions&) const = default;
 };
 
 struct Options {
@@ -35,17 +55,35 @@ struct Options {
   std::string blosc_cname = "lz4";  // blosclz, lz4, lz4hc, zlib, zstd (snappy if built in)
   int blosc_clevel = 5;             // 0..9
   int blosc_shuffle = 1;            // 0 none, 1 byte, 2 bit (numcodecs convention)
+  int zlib_level = 1;               // 0..9, compression=zlib or gzip (numcodecs' default)
   EmptyPolicy empty = EmptyPolicy::kOmit;
   // Metadata.
   std::array<double, 3> voxel_size{1.0, 1.0, 1.0};  // z, y, x
   std::string unit;                                 // OME-NGFF unit name, empty = none
   // Source handling.
   BadSlicePolicy bad_slices = BadSlicePolicy::kError;
+  int source_level = 0;  // zarr OME-Zarr group source: index into multiscales[0].datasets
   // Resources.
   std::string cache_dir;              // empty = default ($XDG_CACHE_HOME or ~/.cache)
   uint64_t cache_size = 10ull << 30;  // bytes
   uint64_t memory = 1ull << 30;       // bytes of decoded source data held in memory
   int threads = 0;                    // 0 = number of CPUs
+  // Remote sources.
+  HttpOptions http;
+
+  // Which of the settings above were given explicitly (-o). The values above are the TIFF
+  // defaults; a zarr source supplies its own defaults for the settings not given (chunk from its
+  // chunk shape, compression and its parameters from its compressor; see ApplyZarrDefaults).
+  struct Given {
+    bool chunk = false;
+    bool compression = false;
+    bool blosc_cname = false;
+    bool blosc_clevel = false;
+    bool blosc_shuffle = false;
+    bool zlib_level = false;
+    bool operator==(const Given&) const = default;
+  };
+  Given given;
 
   bool operator==(const Options&) const = default;
 };

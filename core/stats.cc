@@ -23,7 +23,16 @@ std::string Stats::ToText() const {
   add("source_files_opened", source_files_opened);
   add("strips_decoded", strips_decoded);
   add("strip_cache_hits", strip_cache_hits);
+  add("source_chunk_reads", source_chunk_reads);
+  add("source_chunks_missing", source_chunks_missing);
+  add("source_chunks_decoded", source_chunks_decoded);
+  add("source_chunk_cache_hits", source_chunk_cache_hits);
   add("errors", errors);
+  add("http_requests", http_requests);
+  add("http_retries", http_retries);
+  add("http_errors", http_errors);
+  add("source_fetches", source_fetches);
+  add("source_cache_hits", source_cache_hits);
   return s;
 }
 

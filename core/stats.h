@@ -21,6 +21,17 @@ struct Stats {
   std::atomic<uint64_t> strips_decoded{0};  // TIFF strips/tiles decoded
   std::atomic<uint64_t> strip_cache_hits{0};
   std::atomic<uint64_t> errors{0};  // failed chunk computations
+  // Zarr sources. source_bytes_read also counts the (compressed) chunk bytes fetched.
+  std::atomic<uint64_t> source_chunk_reads{0};       // chunk reads ZarrVolume asked of its store
+  std::atomic<uint64_t> source_chunks_missing{0};    // absent source chunks, read as the fill value
+  std::atomic<uint64_t> source_chunks_decoded{0};    // source chunks decompressed
+  std::atomic<uint64_t> source_chunk_cache_hits{0};  // served from the decoded-chunk cache
+  // Below ZarrVolume: CachedKvStore (every zarr store) and HttpStore.
+  std::atomic<uint64_t> source_fetches{0};     // reads that went to the store itself (file or server)
+  std::atomic<uint64_t> source_cache_hits{0};  // fetched chunks (or their absence) served by the disk cache
+  std::atomic<uint64_t> http_requests{0};      // HTTP requests sent (retries and redirect hops included)
+  std::atomic<uint64_t> http_retries{0};       // attempts after the first, over all reads
+  std::atomic<uint64_t> http_errors{0};        // reads that failed (after their retries)
 
   // "name value\n" lines, stable order.
   std::string ToText() const;

@@ -9,6 +9,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <initializer_list>
 #include <limits>
 #include <new>
@@ -309,6 +310,7 @@ Status ApplyUnit(std::string_view name, std::string_view value, Options* o, Moun
 // Scalar options.
 
 Status ApplyChunk(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.chunk = true;
   return ParseIntInto(n, v, 1, 4096, "a positive integer", &o->chunk);
 }
 Status ApplyLevels(std::string_view n, std::string_view v, Options* o, MountFlags*) {
@@ -326,18 +328,33 @@ Status ApplyBadSlices(std::string_view n, std::string_view v, Options* o, MountF
                                          &o->bad_slices);
 }
 Status ApplyCompression(std::string_view n, std::string_view v, Options* o, MountFlags*) {
-  return ParseChoiceInto<Compression>(n, v, {{"none", Compression::kNone}, {"blosc", Compression::kBlosc}},
+  o->given.compression = true;
+  return ParseChoiceInto<Compression>(n, v,
+                                      {{"none", Compression::kNone},
+                                       {"blosc", Compression::kBlosc},
+                                       {"zlib", Compression::kZlib},
+                                       {"gzip", Compression::kGzip}},
                                       &o->compression);
 }
 Status ApplyBloscCname(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.blosc_cname = true;
   return ParseChoiceInto<std::string>(
       n, v, {{"blosclz", "blosclz"}, {"lz4", "lz4"}, {"lz4hc", "lz4hc"}, {"zlib", "zlib"}, {"zstd", "zstd"}},
       &o->blosc_cname);
 }
 Status ApplyBloscClevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.blosc_clevel = true;
   return ParseIntInto(n, v, 0, 9, "an integer", &o->blosc_clevel);
 }
+Status ApplyZlibLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.zlib_level = true;
+  return ParseIntInto(n, v, 0, 9, "an integer", &o->zlib_level);
+}
+Status ApplySourceLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 1000, "an integer", &o->source_level);
+}
 Status ApplyBloscShuffle(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.blosc_shuffle = true;
   return ParseChoiceInto<int>(n, v, {{"0", 0}, {"1", 1}, {"2", 2}, {"noshuffle", 0}, {"shuffle", 1}, {"bitshuffle", 2}},
                               &o->blosc_shuffle);
 }
@@ -357,6 +374,64 @@ Status ApplyMemory(std::string_view n, std::string_view v, Options* o, MountFlag
 Status ApplyThreads(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseIntInto(n, v, 0, 1024, "an integer (0 = one per CPU)", &o->threads);
 }
+
+// Remote sources (HttpOptions).
+Status ParseSecondsInto(std::string_view name, std::string_view value, double lo, bool lo_inclusive, double hi,
+                        double* out) {
+  std::optional<double> v = ParseDouble(value);
+  auto range = [&] {
+    std::string r = "expected seconds (a fraction is allowed, e.g. 0.5) ";
+    r += lo_inclusive ? "from " : "above ";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g to %g", lo, hi);
+    return r + buf;
+  };
+  if (!v || !std::isfinite(*v)) return Bad(name, value, range());
+  if (*v > hi || *v < lo || (!lo_inclusive && *v == lo)) return Bad(name, value, "out of range; " + range());
+  *out = *v;
+  return OkStatus();
+}
+Status ApplyMaxConnections(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 1, 256, "an integer", &o->http.max_connections);
+}
+Status ApplyConnectTimeout(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseSecondsInto(n, v, 0, false, 3600, &o->http.connect_timeout);
+}
+Status ApplyTimeout(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseSecondsInto(n, v, 0, false, 86400, &o->http.timeout);
+}
+Status ApplyLowSpeedLimit(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  OZ_RETURN_IF_ERROR(ParseSizeInto(n, v, 0, "0", "", &o->http.low_speed_limit));
+  if (o->http.low_speed_limit > (uint64_t{1} << 31) - 1) return Bad(n, v, "at most 2G (bytes per second)");
+  return OkStatus();
+}
+Status ApplyLowSpeedTime(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 3600, "whole seconds", &o->http.low_speed_time);
+}
+Status ApplyRetries(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 100, "an integer", &o->http.retries);
+}
+Status ApplyRetryDelay(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseSecondsInto(n, v, 0, true, 30, &o->http.retry_delay);
+}
+Status ApplyRetryAfterMax(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseSecondsInto(n, v, 0, true, 3600, &o->http.retry_after_max);
+}
+Status ApplyPathInto(std::string_view n, std::string_view v, std::string* out) {
+  if (v.empty()) return Bad(n, v, "expected a file name");
+  *out = std::string(v);
+  return OkStatus();
+}
+Status ApplyNetrc(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ApplyPathInto(n, v, &o->http.netrc);
+}
+Status ApplyCredentials(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ApplyPathInto(n, v, &o->http.credentials);
+}
+Status ApplyCacert(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ApplyPathInto(n, v, &o->http.cacert);
+}
+
 Status ApplyLog(std::string_view, std::string_view v, Options*, MountFlags* f) {
   f->log_file = std::string(v);
   return OkStatus();
@@ -394,7 +469,7 @@ Status ApplyFuseString(std::string_view n, std::string_view v, Options*, MountFl
 // ---------------------------------------------------------------------------------------------
 // The option table: parser and help text in one place.
 
-enum class Section { kPyramid, kView, kEncoding, kMetadata, kResources, kLogging, kFuse };
+enum class Section { kPyramid, kView, kEncoding, kMetadata, kResources, kRemote, kLogging, kFuse };
 
 struct OptionSpec {
   std::string_view name;
@@ -407,7 +482,8 @@ struct OptionSpec {
 };
 
 constexpr OptionSpec kOptionTable[] = {
-    {"chunk", true, Section::kPyramid, "chunk=N", "128", "chunk edge in voxels (cubic chunks), 1..4096", ApplyChunk},
+    {"chunk", true, Section::kPyramid, "chunk=N", "128",
+     "chunk edge in voxels (cubic chunks), 1..4096; zarr SOURCE: below", ApplyChunk},
     {"levels", true, Section::kPyramid, "levels=N", "6", "pyramid levels, 1..32; 1 = full resolution only",
      ApplyLevels},
     {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max", "mean",
@@ -419,13 +495,17 @@ constexpr OptionSpec kOptionTable[] = {
     {"bytes", true, Section::kView, "bytes=1|2", "2", "2 = uint16 as stored, 1 = uint8 (value / 256)", ApplyBytes},
     {"bad_slices", true, Section::kView, "bad_slices=error|zero", "error",
      "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
-    {"compression", true, Section::kEncoding, "compression=none|blosc", "none", "compressor of the served chunks",
-     ApplyCompression},
+    {"source_level", true, Section::kView, "source_level=N", "0",
+     "OME-Zarr group SOURCE: read multiscales[0].datasets[N]", ApplySourceLevel},
+    {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip", "none",
+     "served chunks' compressor; zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
      "blosc codec (with compression=blosc)", ApplyBloscCname},
     {"blosc_clevel", true, Section::kEncoding, "blosc_clevel=0..9", "5", "blosc compression level", ApplyBloscClevel},
     {"blosc_shuffle", true, Section::kEncoding, "blosc_shuffle=0|1|2", "1",
      "0 or noshuffle, 1 or shuffle (bytes), 2 or bitshuffle", ApplyBloscShuffle},
+    {"zlib_level", true, Section::kEncoding, "zlib_level=0..9", "1", "compression level of zlib and gzip",
+     ApplyZlibLevel},
     {"empty", true, Section::kEncoding, "empty=omit|keep", "omit",
      "all-zero chunks: absent (fill_value 0) or real files", ApplyEmpty},
     {"voxel_size", true, Section::kMetadata, "voxel_size=v|x,y,z", "1",
@@ -438,6 +518,27 @@ constexpr OptionSpec kOptionTable[] = {
     {"memory", true, Section::kResources, "memory=SIZE", "1G", "budget for decoded source data, at least 16M",
      ApplyMemory},
     {"threads", true, Section::kResources, "threads=N", "0", "worker threads, 0..1024; 0 = one per CPU", ApplyThreads},
+    {"max_connections", true, Section::kRemote, "max_connections=N", "10", "HTTP requests in flight at once, 1..256",
+     ApplyMaxConnections},
+    {"connect_timeout", true, Section::kRemote, "connect_timeout=SECONDS", "10",
+     "per attempt: name lookup, TCP and TLS handshake", ApplyConnectTimeout},
+    {"timeout", true, Section::kRemote, "timeout=SECONDS", "120", "per attempt: the whole request, redirects included",
+     ApplyTimeout},
+    {"low_speed_limit", true, Section::kRemote, "low_speed_limit=SIZE", "1K",
+     "an attempt slower than SIZE bytes/s for low_speed_time ...", ApplyLowSpeedLimit},
+    {"low_speed_time", true, Section::kRemote, "low_speed_time=SECONDS", "30", "... is aborted and retried; 0 = never",
+     ApplyLowSpeedTime},
+    {"retries", true, Section::kRemote, "retries=N", "6", "retries of a failed request, 0..100 (worst case below)",
+     ApplyRetries},
+    {"retry_delay", true, Section::kRemote, "retry_delay=SECONDS", "0.5",
+     "first retry wait; doubles per retry up to 30 s, jittered 50-100%", ApplyRetryDelay},
+    {"retry_after_max", true, Section::kRemote, "retry_after_max=SECONDS", "60",
+     "longest Retry-After wait honoured (longer ones are cut)", ApplyRetryAfterMax},
+    {"netrc", true, Section::kRemote, "netrc=FILE", "~/.netrc", "login and password by host (mode 0600)", ApplyNetrc},
+    {"credentials", true, Section::kRemote, "credentials=FILE", "none",
+     "file holding user:password for the source's host (mode 0600)", ApplyCredentials},
+    {"cacert", true, Section::kRemote, "cacert=FILE", "system CAs", "CA certificates that verify the server (PEM)",
+     ApplyCacert},
     {"log", true, Section::kLogging, "log=FILE", "none", "also append log lines to FILE", ApplyLog},
     {"log_level", true, Section::kLogging, "log_level=debug|info|warning|error", "info", "least severe level logged",
      ApplyLogLevel},
@@ -566,6 +667,7 @@ std::string_view SectionTitle(Section s) {
     case Section::kEncoding: return "Chunk encoding options:";
     case Section::kMetadata: return "Metadata options:";
     case Section::kResources: return "Resource options:";
+    case Section::kRemote: return "Remote source options (http:// and https:// sources):";
     case Section::kLogging: return "Logging options:";
     case Section::kFuse: return "FUSE options (passed to libfuse unchanged):";
   }
@@ -704,8 +806,9 @@ std::string OptionsHelpText() {
       "       omezarrfs -h|--help\n"
       "       omezarrfs -V|--version\n"
       "\n"
-      "Serves SOURCE, a directory of z-slice TIFFs, at MOUNTPOINT as a read-only OME-Zarr 0.4\n"
-      "(zarr v2) multiscale tree. Chunks are computed on read and kept in a disk cache.\n"
+      "Serves SOURCE, a directory of z-slice TIFFs or a zarr v2 array or OME-Zarr group, at\n"
+      "MOUNTPOINT as a read-only OME-Zarr 0.4 (zarr v2) multiscale tree. Chunks are computed on read\n"
+      "and kept in a disk cache.\n"
       "\n"
       "Flags (before, between or after SOURCE and MOUNTPOINT):\n"
       "  -o opt[,opt...]   mount options, below; may repeat, later ones win; may be glued (-oallow_other)\n"
@@ -750,6 +853,11 @@ std::string OptionsHelpText() {
       "  view voxel v shows source voxel v - shift when that lies in the window, else 0.\n"
       "  Negative values allowed (as zarr_to_ome --shift).\n"
       "\n"
+      "zarr SOURCE (a directory with .zarray, or an OME-Zarr group whose .zattrs multiscales list\n"
+      "  the arrays): unless given, chunk is the source's chunk edge when its chunks are cubic\n"
+      "  (clamped to 16..512), else 128; compression and blosc_*/zlib_level are the source's\n"
+      "  compressor and its settings (null -> none). A group serves datasets[source_level].\n"
+      "\n"
       "Values with commas (window, shift, voxel_size) can be written in three ways:\n"
       "  window=0:10/0:20/5:         '/' between the items; works everywhere, best for /etc/fstab\n"
       "  window=0:10\\,0:20\\,5:       '\\,' is a literal comma, '\\\\' a literal backslash\n"
@@ -758,6 +866,14 @@ std::string OptionsHelpText() {
       "                              are neither name=value nor a flag continue the value\n"
       "  so shift=5/-3/0, shift=5\\,-3\\,0 and shift=5,-3,0 are the same, as are\n"
       "  voxel_size=7.91/7.91/7.91, voxel_size=7.91 and voxel_size=7.91,7.91,7.91.\n"
+      "\n"
+      "Remote sources: a request that times out, is cut short or gets 408, 429 or 5xx is retried up\n"
+      "  to retries times; it waits the server's Retry-After (at most retry_after_max) or else\n"
+      "  retry_delay*2^n (at most 30 s). The worst case for one read is\n"
+      "  (retries+1)*timeout + retries*max(retry_after_max,30s): 20 min with the defaults. 404 and\n"
+      "  410 mean absent (fill_value); 401 and 403 are permission errors. Credentials go only to\n"
+      "  the URL's own scheme, host and port, never to another host a redirect leads to; a URL\n"
+      "  with user:password@ is refused (it would show in ps and the mount table).\n"
       "\n"
       "SIZE: a byte count with an optional binary suffix K, M, G, T, P or E (1K = 1024), optionally\n"
       "  followed by B or iB, any case; fractions allowed: 512, 64K, 10M, 1.5G, 2TiB.\n"

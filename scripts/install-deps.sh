@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang-format
-  fuse3 libfuse3-dev libtiff-dev libblosc-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
+  fuse3 libfuse3-dev libtiff-dev libblosc-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
   python3 python3-zarr python3-tifffile python3-numpy python3-numcodecs
   attr procps util-linux
   clang libclang-rt-14-dev

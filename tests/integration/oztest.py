@@ -10,10 +10,13 @@ Contents
   tmpdir()        temp dirs below one per-process root, removed at the end of Suite.main().
   make_volume()   seeded, non-trivial test data (gradient + noise + exact-zero masked regions).
   make_stack()    writes a z-slice TIFF directory with tifffile (layouts, codecs, BigTIFF, BE).
+  make_zarr()     writes a zarr v2 array source with zarr-python (codecs, separators, >u2, holes);
+  make_ome_zarr() an OME-Zarr group source (multiscales datasets, as zarr_to_ome writes them).
   reference_*     independent numpy reference of the view (window/shift/bytes) and pyramid.
   Mount           context manager: mounts the binary, always unmounts and reaps the daemon.
   read_level*     read a served level with zarr, or with a raw reader that does not use zarr.
   stats()         the user.omezarrfs.stats xattr as a dict.
+  tree_diff()     names and bytes that differ between two directory trees.
 """
 
 import ctypes
@@ -509,6 +512,47 @@ def verify_stack(directory, vol, names="{z}.tif", gaps=(), use_tifffile=None):
                     raise
                 continue
             assert_array_equal(t, vol[zi], "fixture %s via tifffile" % name)
+
+
+# --- zarr v2 sources (written by zarr-python, as real stores are) --------------------------------
+
+
+def make_zarr(directory, vol, chunks, dtype=None, compressor=None, dimension_separator=".",
+              order="C", fill_value=0, absent=()):
+    """Write `vol` as a zarr v2 array at `directory` with zarr-python.  compressor: a numcodecs
+    codec or None (uncompressed).  dtype: e.g. '>u2' to store big-endian.  absent: chunk indices
+    (tuples) whose chunk files are deleted afterwards.  Returns the volume a reader must see
+    (native dtype; absent chunks = fill_value, null = 0)."""
+    dt = np.dtype(dtype or vol.dtype)
+    arr = zarr.open_array(directory, mode="w", shape=vol.shape, chunks=chunks, dtype=dt,
+                          compressor=compressor, dimension_separator=dimension_separator,
+                          order=order, fill_value=fill_value)
+    arr[...] = vol.astype(dt)
+    want = vol.astype(dt.newbyteorder("=")).copy()
+    sep = dimension_separator
+    for ci in absent:
+        path = os.path.join(directory, *(sep.join(str(i) for i in ci).split("/")))
+        os.remove(path)
+        sl = tuple(slice(i * c, (i + 1) * c) for i, c in zip(ci, chunks))
+        want[sl] = 0 if fill_value is None else fill_value
+    return want
+
+
+def make_ome_zarr(directory, arrays, chunks, compressor=None, paths=None, dimension_separator="/"):
+    """An OME-Zarr 0.4 group at `directory` whose multiscales[0].datasets are `arrays` (at
+    `paths`, default "0", "1", ...), like scroll2zarr's zarr_to_ome output."""
+    paths = paths or [str(i) for i in range(len(arrays))]
+    g = zarr.open_group(directory, mode="w")
+    for p, a in zip(paths, arrays):
+        g.create_dataset(p, data=a, chunks=chunks, compressor=compressor,
+                         dimension_separator=dimension_separator)
+    g.attrs["multiscales"] = [{
+        "version": "0.4",
+        "axes": [{"name": n, "type": "space"} for n in "zyx"],
+        "datasets": [{"path": p, "coordinateTransformations": [
+            {"type": "scale", "scale": [2.0 ** i] * 3}]} for i, p in enumerate(paths)],
+    }]
+    return directory
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1023,6 +1067,29 @@ def walk_files(root):
                 else:
                     files.append(r)
     return sorted(files), sorted(dirs)
+
+
+def tree_diff(a, b, ignore=(".omezarr-materialize",)):
+    """Differences between two directory trees (names, types and bytes)."""
+    import filecmp
+    out = []
+
+    def walk(rel):
+        da, db = os.path.join(a, rel), os.path.join(b, rel)
+        na = set(os.listdir(da)) - set(ignore)
+        nb = set(os.listdir(db)) - set(ignore)
+        for n in sorted(na ^ nb):
+            out.append("only in %s: %s" % (a if n in na else b, os.path.join(rel, n)))
+        for n in sorted(na & nb):
+            pa, pb = os.path.join(da, n), os.path.join(db, n)
+            if os.path.isdir(pa) != os.path.isdir(pb):
+                out.append("type differs: " + os.path.join(rel, n))
+            elif os.path.isdir(pa):
+                walk(os.path.join(rel, n))
+            elif not filecmp.cmp(pa, pb, shallow=False):
+                out.append("bytes differ: " + os.path.join(rel, n))
+    walk("")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 #!/usr/bin/python3
 """omezarr-materialize: DEST equals a mount byte for byte (recursive compare) and reads right with
 zarr-python; kill -9 then resume gives the right tree; N parts in parallel give the same tree as
-one run; dry-run writes nothing; a foreign DEST is refused; --delete and --verify work."""
+one run; dry-run writes nothing; a foreign DEST is refused; --delete and --verify work; --levels
+A-B builds on DEST's own lower levels without reading the source; a mount's cache is shared
+read-only (while mounted too), its chunks copied, not recomputed."""
 import filecmp
 import os
+import re
+import shutil
 import signal
 import subprocess
 import time
@@ -180,6 +184,192 @@ def verify_catches_same_size_corruption():
     with oz.Mount(d, o) as m:
         diff = tree_diff(m.path, dest)
         oz.check(not diff, "--verify did not repair: %s" % diff[:5])
+
+
+def summary(res):
+    """The counts of the run's summary lines."""
+    m = re.search(r"(\d+) chunks: (\d+) written \((\d+) copied from the cache\), (\d+) kept", res.stderr)
+    oz.check(m, "no summary in: %s" % res.stderr[-600:])
+    out = {"total": int(m.group(1)), "written": int(m.group(2)), "from_cache": int(m.group(3)),
+           "kept": int(m.group(4))}
+    m = re.search(r"source bytes read: (\d+)", res.stderr)
+    oz.check(m, "no source bytes in: %s" % res.stderr[-600:])
+    out["source_bytes"] = int(m.group(1))
+    m = re.search(r"read from DEST: (\d+), from the cache: (\d+)", res.stderr)
+    out["lower_from_dest"], out["lower_from_cache"] = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    return out
+
+
+def swap_source(d, seed):
+    """Moves the stack at d aside and puts another one there with the same names, sizes and mtimes
+    (so the same fingerprint) but other pixels: a run that reads it writes other bytes. Returns a
+    function that puts the original back."""
+    orig = d + ".orig"
+    os.rename(d, orig)
+    names = sorted(os.listdir(orig))
+    import tifffile
+    shape = tifffile.imread(os.path.join(orig, names[0])).shape
+    other = oz.make_stack(d, (len(names),) + shape, np.uint16, seed=seed)
+    oz.check(not np.array_equal(other, tifffile.imread([os.path.join(orig, n) for n in names])),
+             "the swapped stack has the same pixels")
+    for n in names:
+        a, b = os.stat(os.path.join(orig, n)), os.stat(os.path.join(d, n))
+        oz.check(a.st_size == b.st_size, "swapped slice %s has another size" % n)
+        os.utime(os.path.join(d, n), ns=(a.st_atime_ns, a.st_mtime_ns))
+
+    def restore():
+        shutil.rmtree(d)
+        os.rename(orig, d)
+    return restore
+
+
+def levels_split(options, first, second):
+    def case():
+        d, _ = stack((37, 70, 90), seed=5)
+        full = os.path.join(oz.tmpdir("mat-full"), "out.zarr")
+        run([d, full, "--quiet"] + opts_list(options))
+        dest = os.path.join(oz.tmpdir("mat-dst"), "out.zarr")
+        run([d, dest, "--quiet", "--levels", first] + opts_list(options))
+        # The second run must not read the source: it gets other pixels behind the same fingerprint.
+        restore = swap_source(d, seed=6)
+        try:
+            res = run([d, dest, "--quiet", "--levels", second] + opts_list(options))
+        finally:
+            restore()
+        c = summary(res)
+        oz.check(c["source_bytes"] == 0, "the source was read: %s" % res.stderr)
+        oz.check(c["lower_from_dest"] > 0, "nothing read from DEST: %s" % res.stderr)
+        diff = tree_diff(full, dest)
+        oz.check(not diff, "--levels %s then %s differs from one run: %s" % (first, second, diff[:5]))
+        with oz.Mount(d, options) as m:
+            diff = tree_diff(m.path, dest)
+            oz.check(not diff, "DEST differs from the mount: %s" % diff[:5])
+        # Another range over levels DEST has: the files are checked and kept, not rewritten.
+        top = int(options["levels"]) - 1
+        probe = os.path.join(dest, str(top), "0", "0", "0")
+        before = os.stat(probe)
+        c = summary(run([d, dest, "--quiet", "--levels", "%d-%d" % (top, top)] + opts_list(options)))
+        oz.check(c["written"] == 0 and c["kept"] > 0 and c["source_bytes"] == 0, "rerun: %s" % c)
+        oz.check(os.stat(probe).st_ino == before.st_ino, "a kept file was rewritten")
+        oz.check(not tree_diff(full, dest), "rerun changed DEST")
+    return case
+
+
+S.add("levels_0_then_1_up_builds_on_dest_not_source", levels_split({"chunk": 16, "levels": 4}, "0-0", "1-3"))
+S.add("levels_01_then_2_up_blosc_odd_chunk", levels_split({"chunk": 13, "levels": 4, "compression": "blosc",
+                                                          "blosc_cname": "zstd", "empty": "keep"}, "0-1", "2-3"))
+
+
+@S.case
+def levels_split_missing_or_bad_lower_level_falls_back_to_source():
+    d, _ = stack((40, 70, 90), seed=8)
+    o = {"chunk": 8, "levels": 4}
+    dest = os.path.join(oz.tmpdir("mat-dst"), "out.zarr")
+    run([d, dest, "--quiet", "--levels", "0-0"] + opts_list(o))
+    units = os.path.join(dest, ".omezarr-materialize", "units")
+    # One level-0 row never written (as if its part never ran): manifest and files gone.
+    gone = "L0-z1-y2-levels0-0"
+    os.remove(os.path.join(units, gone))
+    shutil.rmtree(os.path.join(dest, "0", "1", "2"))
+    # One level-0 file changed after its run (same size): not used.
+    victim = os.path.join(dest, "0", "3", "4", "5")
+    data = bytearray(open(victim, "rb").read())
+    data[100] ^= 0xFF
+    open(victim, "wb").write(bytes(data))
+    res = run([d, dest, "--quiet", "--levels", "1-3"] + opts_list(o))
+    c = summary(res)
+    oz.check(c["source_bytes"] > 0 and c["lower_from_dest"] > 0, "expected some of each: %s" % c)
+    oz.check("0/3/4/5 does not match its manifest entry" in res.stderr, "no warning: %s" % res.stderr[-600:])
+    with oz.Mount(d, o) as m:
+        for lvl in (1, 2, 3):
+            diff = tree_diff(os.path.join(m.path, str(lvl)), os.path.join(dest, str(lvl)))
+            oz.check(not diff, "level %d differs from the mount: %s" % (lvl, diff[:5]))
+    # Without any level 0 in DEST: computed from the source, as before.
+    empty_dest = os.path.join(oz.tmpdir("mat-dst"), "out.zarr")
+    c = summary(run([d, empty_dest, "--quiet", "--levels", "1-3"] + opts_list(o)))
+    oz.check(c["source_bytes"] > 0 and c["lower_from_dest"] == 0, "empty DEST: %s" % c)
+    oz.check(not tree_diff(os.path.join(dest, "2"), os.path.join(empty_dest, "2")), "differs")
+
+
+@S.case
+def levels_split_with_other_options_refused_naming_the_difference():
+    d, _ = stack()
+    dest = os.path.join(oz.tmpdir("mat-dst"), "out.zarr")
+    run([d, dest, "--quiet", "--levels", "0-0", "-o", "chunk=16,levels=3,compression=blosc"])
+    res = run([d, dest, "--quiet", "--levels", "1-2", "-o", "chunk=16,levels=3"], check=False)
+    oz.check(res.returncode != 0 and "0/.zarray: compressor is" in res.stderr and "--overwrite" in res.stderr,
+             "other options not refused clearly: %s" % res.stderr)
+    # Same options, but a level's .zarray edited since: refused too, naming it.
+    path = os.path.join(dest, "0", ".zarray")
+    text = open(path).read()
+    open(path, "w").write(text.replace('"fill_value": 0', '"fill_value": 7'))
+    res = run([d, dest, "--quiet", "--levels", "1-2", "-o", "chunk=16,levels=3,compression=blosc"], check=False)
+    oz.check(res.returncode != 0 and "fill_value is 7 in DEST, 0 in this run" in res.stderr,
+             "edited .zarray not refused clearly: %s" % res.stderr)
+    # The same members in another layout are the same document.
+    import json
+    open(path, "w").write(json.dumps(json.loads(text), indent=1, sort_keys=True))
+    c = summary(run([d, dest, "--quiet", "--levels", "1-2", "-o", "chunk=16,levels=3,compression=blosc"]))
+    oz.check(c["source_bytes"] == 0, "level 0 not reused: %s" % c)
+    oz.check(open(path).read() == text, "the .zarray was not rewritten as the tree's")
+
+
+def cache_files(cache):
+    """name -> (size, mtime_ns) of every file under the cache directory."""
+    out = {}
+    for r, _, fs in os.walk(cache):
+        for f in fs:
+            st = os.stat(os.path.join(r, f))
+            out[os.path.join(r, f)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+@S.case
+def shares_a_mount_cache_read_only():
+    d, _ = stack((37, 70, 90), seed=4)
+    o = {"chunk": 16, "levels": 4}
+    cache = oz.tmpdir("cache")
+    copt = ["-o", "cache=%s,%s" % (cache, oz.format_options(o))]
+    one = os.path.join(oz.tmpdir("mat-one"), "out.zarr")
+    with oz.Mount(d, o, cache=cache) as m:
+        # The top level's computation puts levels 2 and 3 into the cache (written in the background).
+        for r, _, fs in os.walk(os.path.join(m.path, "3")):
+            for f in fs:
+                open(os.path.join(r, f), "rb").read()
+        deadline = time.monotonic() + 30
+        while len(cache_files(os.path.join(cache, "v1"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The mount holds the cache's lock: materialize reads it without one.
+        c = summary(run([d, one, "--quiet"] + copt))
+        oz.check(c["from_cache"] > 0, "nothing copied from the cache while mounted: %s" % c)
+        diff = tree_diff(m.path, one)
+        oz.check(not diff, "DEST differs from the mount: %s" % diff[:5])
+        oz.check(len(os.listdir(os.path.join(m.path, "0"))) > 0, "the mount stopped working")
+    # Unmounted (its writes drained): all of levels 2-3 are in the cache.
+    before = cache_files(cache)
+    two = os.path.join(oz.tmpdir("mat-two"), "out.zarr")
+    c = summary(run([d, two, "--quiet"] + copt))
+    oz.check(c["from_cache"] > 0, "nothing copied from the cache: %s" % c)
+    oz.check(not tree_diff(one, two), "DEST differs from the first one")
+    top = os.path.join(oz.tmpdir("mat-top"), "out.zarr")
+    c = summary(run([d, top, "--quiet", "--levels", "2-3"] + copt))
+    oz.check(c["source_bytes"] == 0 and c["written"] == c["from_cache"] > 0, "levels 2-3: %s" % c)
+    for lvl in ("2", "3"):
+        oz.check(not tree_diff(os.path.join(one, lvl), os.path.join(top, lvl)), "level %s differs" % lvl)
+    oz.check(cache_files(cache) == before, "materialize changed the cache directory")
+    # Other options: the cache is not hit, and the tree is still right.
+    other = dict(o, compression="blosc")
+    three = os.path.join(oz.tmpdir("mat-three"), "out.zarr")
+    c = summary(run([d, three, "--quiet", "-o", "cache=%s,%s" % (cache, oz.format_options(other))]))
+    oz.check(c["from_cache"] == 0, "a cache of other options was hit: %s" % c)
+    with oz.Mount(d, other) as m:
+        diff = tree_diff(m.path, three)
+        oz.check(not diff, "DEST (other options) differs from the mount: %s" % diff[:5])
+    # A directory without a cache: a warning, and everything computed.
+    res = run([d, os.path.join(oz.tmpdir("mat-four"), "out.zarr"), "--quiet",
+               "-o", "cache=%s,%s" % (oz.tmpdir("nocache"), oz.format_options(o))])
+    oz.check("is not used" in res.stderr and summary(res)["from_cache"] == 0, "no warning: %s" % res.stderr)
+
 
 
 if __name__ == "__main__":

@@ -614,6 +614,83 @@ TEST_CASE("DiskCache stays consistent under concurrent Put/Get with a tight budg
   for (const auto& [key, path] : files) CHECK(cache->Contains(key));
 }
 
+// Every file and directory under dir with its size and mtime (ns): a read-only user changes none.
+std::map<std::string, std::pair<uint64_t, int64_t>> Snapshot(const std::string& dir) {
+  std::map<std::string, std::pair<uint64_t, int64_t>> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    struct stat st;
+    REQUIRE(::lstat(e.path().c_str(), &st) == 0);
+    out[e.path().string()] = {S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0,
+                              int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+  }
+  return out;
+}
+
+TEST_CASE("DiskCache OpenReadOnly reads a cache its owner holds locked, and changes nothing on disk") {
+  TempDir t;
+  auto owner = OpenCache(t.path);
+  REQUIRE(owner->Put("a", Entry("data of a")).ok());
+  REQUIRE(owner->Put("empty", Entry("", 1)).ok());
+  REQUIRE(owner->Put("bad", Entry(std::string(3000, 'b'))).ok());
+  REQUIRE(owner->Put("gone", Entry("evicted by the owner later")).ok());
+  const auto files = EntryFilesByKey(t.path);
+  FlipBit(files.at("bad"), kHeader + 3 + 100);
+  const std::string fan = fs::path(files.at("a")).parent_path().string();
+  Spit(fan + "/.tmp.0123456789abcdef", "stale temp");
+  SetMtimeAgo(fan + "/.tmp.0123456789abcdef", 3600);
+  Spit(fan + "/notes.txt", "stray");
+  for (const auto& [key, path] : files) SetMtimeAgo(path, 3600);  // a hit would touch these
+  const auto before = Snapshot(t.path);
+
+  Stats stats;
+  LogCapture log;
+  DiskCacheOptions o;
+  o.dir = t.path;
+  o.stats = &stats;
+  o.max_bytes = 1;  // ignored: nothing is evicted
+  auto ro = DiskCache::OpenReadOnly(o);
+  INFO(ro.status().ToString());
+  REQUIRE(ro.ok());
+  CHECK((*ro)->entry_count() == 4);
+  CHECK((*ro)->Contains("a"));
+  auto a = (*ro)->Get("a");
+  REQUIRE(a.has_value());
+  CHECK(a->data == "data of a");
+  auto empty = (*ro)->Get("empty");
+  REQUIRE(empty.has_value());
+  CHECK(empty->flags == 1);
+  CHECK_FALSE((*ro)->Get("bad").has_value());  // corrupt: a miss, left in place
+  CHECK(stats.cache_corrupt == 1);
+  CHECK_THAT(log.All(), Catch::Contains("left in place"));
+  CHECK_FALSE((*ro)->Get("missing").has_value());
+  auto put = (*ro)->Put("new", Entry("x"));
+  CHECK(put.code() == ErrorCode::kReadOnly);
+  CHECK(Snapshot(t.path) == before);  // no touch, sweep, stray removal, eviction or lock write
+
+  // The owner goes on working; the reader sees the entries of its snapshot only.
+  REQUIRE(owner->Put("later", Entry("after the reader opened")).ok());
+  CHECK_FALSE((*ro)->Get("later").has_value());
+  REQUIRE(fs::remove(files.at("gone")));
+  CHECK_FALSE((*ro)->Get("gone").has_value());
+  CHECK(owner->Get("a").has_value());
+}
+
+TEST_CASE("DiskCache OpenReadOnly of a directory without a cache creates nothing") {
+  TempDir t;
+  DiskCacheOptions o;
+  o.dir = t.path + "/nothing-here";
+  auto ro = DiskCache::OpenReadOnly(o);
+  REQUIRE_FALSE(ro.ok());
+  CHECK(ro.status().code() == ErrorCode::kNotFound);
+  CHECK_THAT(ro.status().message(), Catch::Contains(o.dir));
+  CHECK_FALSE(fs::exists(o.dir));
+  Spit(t.path + "/v1", "a file, not a directory");
+  o.dir = t.path;
+  ro = DiskCache::OpenReadOnly(o);
+  REQUIRE_FALSE(ro.ok());
+  CHECK(ro.status().code() == ErrorCode::kNotDirectory);
+}
+
 TEST_CASE("DefaultCacheRoot follows XDG_CACHE_HOME, then HOME") {
   auto saved = [](const char* name) -> std::optional<std::string> {
     const char* v = std::getenv(name);

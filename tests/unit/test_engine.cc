@@ -2,14 +2,19 @@
 // both dtypes, empty-chunk policy, single-flight and error propagation.
 #include <unistd.h>
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "core/chunk_engine.h"
+#include "core/log.h"
 #include "core/view.h"
 #include "mem_volume.h"
 
@@ -396,6 +401,251 @@ TEST_CASE("Engine: 8 concurrent readers in random order compute each chunk once"
   CHECK(failures == 0);
   CHECK(stats.chunks_computed == all.size());
   e->reset();  // drains the cache writes before the directory goes
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace oz
+
+namespace oz {
+namespace {
+
+using ChunkMap = std::map<std::pair<int, std::array<int64_t, 3>>, std::string>;  // "" = no file (empty)
+
+// Captures log lines while alive (the log sink is process-wide).
+struct LogCapture {
+  std::mutex mu;
+  std::string text;
+  LogCapture() {
+    SetLogSink([this](LogLevel, std::string_view m) {
+      std::lock_guard<std::mutex> l(mu);
+      text += std::string(m) + "\n";
+    });
+  }
+  ~LogCapture() { SetLogSink(nullptr); }
+  std::string All() {
+    std::lock_guard<std::mutex> l(mu);
+    return text;
+  }
+};
+
+std::pair<int, std::array<int64_t, 3>> K(int level, const Vec3& idx) { return {level, {idx[0], idx[1], idx[2]}}; }
+
+// Everything ComputeTree hands to its sink, checking that no chunk comes twice.
+struct Collected {
+  std::unique_ptr<std::mutex> mu = std::make_unique<std::mutex>();
+  ChunkMap chunks;
+  std::map<int, int> by_origin;
+  int duplicates = 0;
+  ChunkEngine::ChunkSink Sink() {
+    return [this](int level, const Vec3& idx, const Result<ChunkBytes>& r, int origin) -> Status {
+      if (!r.ok() && r.status().code() != ErrorCode::kNotFound) return r.status();
+      std::lock_guard<std::mutex> l(*mu);
+      if (!chunks.emplace(K(level, idx), r.ok() ? **r : std::string()).second) duplicates++;
+      by_origin[origin]++;
+      return OkStatus();
+    };
+  }
+};
+
+// Every unit tree of `top` with levels [min_level, top].
+Collected RunTree(ChunkEngine& e, int top, int min_level, ChunkProvider* provider) {
+  Collected c;
+  const Vec3 g = e.pyramid().grid(top);
+  for (int64_t z = 0; z < g[0]; ++z)
+    for (int64_t y = 0; y < g[1]; ++y) REQUIRE(e.ComputeTree(top, z, y, min_level, c.Sink(), provider).ok());
+  CHECK(c.duplicates == 0);
+  return c;
+}
+
+// A map-backed provider with fault injection and a fetch counter.
+struct FakeProvider : ChunkProvider {
+  ChunkMap have;                                          // "" = known empty
+  std::set<std::pair<int, std::array<int64_t, 3>>> lost;  // claimed by Has, missing at Fetch
+  std::atomic<int> fetches{0};
+  bool Has(int level, const Vec3& idx) override { return have.count(K(level, idx)) || lost.count(K(level, idx)); }
+  ProvidedChunk Fetch(int level, const Vec3& idx) override {
+    fetches++;
+    ProvidedChunk p;
+    auto it = have.find(K(level, idx));
+    if (it == have.end()) return p;
+    p.origin = 7;
+    if (it->second.empty()) {
+      p.kind = ProvidedChunk::Kind::kEmpty;
+    } else {
+      p.kind = ProvidedChunk::Kind::kBytes;
+      p.bytes = std::make_shared<const std::string>(it->second);
+    }
+    return p;
+  }
+  void AddLevel(const ChunkMap& from, int level) {
+    for (auto& [k, v] : from)
+      if (k.first == level) have[k] = v;
+  }
+};
+
+TEST_CASE("ComputeTree with a provider: lower levels read from it, not the source; same bytes") {
+  const int64_t chunk = GENERATE(8, 5);
+  const bool blosc = GENERATE(false, true);
+  Options o;
+  o.chunk = chunk;
+  o.levels = 4;
+  o.window[2] = SliceRange{2, std::nullopt};
+  o.shift = {0, 3, 9};  // chunks outside the data region count as provided (empty)
+  if (blosc) o.compression = Compression::kBlosc;
+  Harness h({29, 30, 31}, DType::kUint16, o, 0.3);
+  const int top = o.levels - 1;
+  const Collected full = RunTree(*h.engine, top, 0, nullptr);
+  const uint64_t computed = h.stats.chunks_computed;
+
+  SECTION("level 0 provided: levels 1..top built from it") {
+    FakeProvider p;
+    p.AddLevel(full.chunks, 0);
+    const int reads = h.mem->reads;
+    Collected c = RunTree(*h.engine, top, 1, &p);
+    CHECK(h.mem->reads == reads);
+    for (auto& [k, v] : c.chunks) CHECK(full.chunks.at(k) == v);
+    size_t want = 0;
+    for (auto& [k, v] : full.chunks) want += k.first >= 1;
+    CHECK(c.chunks.size() == want);
+    CHECK(c.by_origin.count(7) == 0);  // nothing of levels 1..top was in the provider
+  }
+  SECTION("levels 0 and 1 provided: level 1 is the base") {
+    FakeProvider p;
+    p.AddLevel(full.chunks, 0);
+    p.AddLevel(full.chunks, 1);
+    const int reads = h.mem->reads;
+    Collected c = RunTree(*h.engine, top, 2, &p);
+    CHECK(h.mem->reads == reads);
+    for (auto& [k, v] : c.chunks) CHECK(full.chunks.at(k) == v);
+    const Vec3 g1 = h.engine->pyramid().grid(1);
+    CHECK(p.fetches <= static_cast<int>(g1[0] * g1[1] * g1[2]));  // level 0 never fetched
+  }
+  SECTION("every level provided: all copied, nothing computed or read") {
+    FakeProvider p;
+    for (int l = 0; l <= top; ++l) p.AddLevel(full.chunks, l);
+    const int reads = h.mem->reads;
+    Collected c = RunTree(*h.engine, top, 0, &p);
+    CHECK(h.mem->reads == reads);
+    CHECK(h.stats.chunks_computed == computed);
+    CHECK(c.chunks == full.chunks);
+    CHECK(c.by_origin[7] > 0);
+  }
+  SECTION("nothing provided: computed from the source as without a provider") {
+    FakeProvider p;
+    Collected c = RunTree(*h.engine, top, 0, &p);
+    CHECK(c.chunks == full.chunks);
+    CHECK(c.by_origin.count(7) == 0);
+  }
+}
+
+TEST_CASE("ComputeTree with a provider: corrupt, foreign, lost and wrong chunks are never handed on") {
+  const bool blosc = GENERATE(false, true);
+  Options o;
+  o.chunk = 8;
+  o.levels = 3;
+  o.empty = EmptyPolicy::kKeep;
+  if (blosc) o.compression = Compression::kBlosc;
+  Harness h({32, 24, 40}, DType::kUint16, o);
+  const int top = o.levels - 1;
+  const Collected full = RunTree(*h.engine, top, 0, nullptr);
+  LogCapture log;
+
+  FakeProvider p;
+  for (int l = 0; l <= top; ++l) p.AddLevel(full.chunks, l);
+  // Level 0: a truncated chunk (its unit is computed; the rest of the unit is still copied).
+  std::string& trunc = p.have.at(K(0, {1, 1, 2}));
+  trunc.resize(trunc.size() / 2);
+  // Level 1: a chunk claimed but gone at Fetch (evicted meanwhile), so its unit is computed, and
+  // in that unit another chunk's bytes (right size and a fine checksum: only the computation can
+  // tell; a unit taken whole relies on the provider's checksum).
+  p.have.erase(K(1, {1, 1, 1}));
+  p.lost.insert(K(1, {1, 1, 1}));
+  p.have.at(K(1, {1, 1, 0})) = full.chunks.at(K(1, {1, 0, 0}));
+  // Level 2: garbage.
+  p.have.at(K(2, {0, 0, 0})) = std::string(100, 'x');
+
+  const int reads = h.mem->reads;
+  Collected c = RunTree(*h.engine, top, 0, &p);
+  CHECK(c.duplicates == 0);
+  CHECK(h.mem->reads > reads);  // the bad units were computed
+  for (auto& [k, v] : full.chunks) {
+    INFO("level " << k.first << " chunk " << k.second[0] << "," << k.second[1] << "," << k.second[2]);
+    CHECK(c.chunks.at(k) == v);
+  }
+  CHECK(c.by_origin[7] > 0);  // the good ones were still copied
+  CHECK_THAT(log.All(), Catch::Contains("does not decode to a full chunk"));
+  CHECK_THAT(log.All(), Catch::Contains("differs from the one computed now"));
+}
+
+TEST_CASE("ComputeTree shares a mount's disk cache read-only: copies its chunks, same bytes") {
+  const std::string dir = TempDir("share");
+  Options o;
+  o.chunk = 8;
+  o.levels = 4;
+  o.compression = Compression::kBlosc;
+  auto mem = std::make_shared<MemVolume>(Vec3{40, 33, 47}, DType::kUint16, 7, 0.2);  // as Harness's
+  auto g = ComputeViewGeometry(mem->shape(), o);
+  auto view = std::make_shared<ViewVolume>(mem, *g, false);
+  ThreadPool pool(2);
+  Stats stats;
+  auto cache = DiskCache::Open(DiskCacheOptions{dir, 1 << 30, &stats});
+  REQUIRE(cache.ok());
+  ChunkEngineConfig cfg;
+  cfg.options = o;
+  cfg.pool = &pool;
+  cfg.stats = &stats;
+  cfg.cache = cache->get();
+  auto mount = ChunkEngine::Make(view, cfg);
+  REQUIRE(mount.ok());
+  REQUIRE((*mount)->GetChunk(3, {0, 0, 0}).ok());  // fills levels 2 and 3 (and children)
+  std::map<std::pair<int, std::array<int64_t, 3>>, std::string> served;
+  for (int l = 0; l < 4; ++l) {
+    const Vec3 gr = (*mount)->pyramid().grid(l);
+    for (int64_t z = 0; z < gr[0]; ++z)
+      for (int64_t y = 0; y < gr[1]; ++y)
+        for (int64_t x = 0; x < gr[2]; ++x) {
+          auto r = (*mount)->GetChunk(l, {z, y, x});
+          served[K(l, {z, y, x})] = r.ok() ? **r : std::string();
+        }
+  }
+  mount->reset();  // drains its writes; the cache stays open (locked) as a mount's would
+
+  auto shared = [&](Stats* st) {
+    DiskCacheOptions co;
+    co.dir = dir;
+    co.stats = st;
+    auto ro = DiskCache::OpenReadOnly(co);  // while `cache` holds the lock
+    REQUIRE(ro.ok());
+    return std::move(ro).value();
+  };
+  SECTION("same options: levels 2..3 copied, no source reads") {
+    Stats st;
+    auto ro = shared(&st);
+    Harness m({40, 33, 47}, DType::kUint16, o, 0.2);
+    auto provider = m.engine->MakeCacheProvider(ro.get(), 3);
+    const int reads = m.mem->reads;
+    Collected c = RunTree(*m.engine, 3, 2, provider.get());
+    CHECK(m.mem->reads == reads);
+    CHECK(c.by_origin[3] == static_cast<int>(c.chunks.size()));
+    for (auto& [k, v] : c.chunks) CHECK(served.at(k) == v);
+    Collected all = RunTree(*m.engine, 3, 0, provider.get());
+    for (auto& [k, v] : all.chunks) CHECK(served.at(k) == v);
+    CHECK(all.chunks.size() == served.size());
+    CHECK(all.by_origin[3] > 0);
+  }
+  SECTION("other options: the cache is never hit") {
+    Options other = o;
+    other.compression = Compression::kNone;  // (the algorithm alone would still share level 0)
+    Stats st;
+    auto ro = shared(&st);
+    Harness m({40, 33, 47}, DType::kUint16, other, 0.2);
+    auto provider = m.engine->MakeCacheProvider(ro.get(), 3);
+    Collected c = RunTree(*m.engine, 3, 0, provider.get());
+    CHECK(c.by_origin.count(3) == 0);
+    CHECK(c.chunks == RunTree(*m.engine, 3, 0, nullptr).chunks);
+  }
+  cache->reset();
   std::filesystem::remove_all(dir);
 }
 
