@@ -144,7 +144,6 @@ TEST_CASE("ZarrVolume: absent chunks are fetched once and read as the fill value
   CHECK(stats.source_chunk_reads == 8);
   CHECK(stats.source_chunks_missing == 1);
   CHECK(stats.source_chunks_decoded == 7);
-  CHECK(stats.source_bytes_read > 0);
   REQUIRE(v->ReadBox(BoxFromShape({16, 16, 16}), buf.data()).ok());
   CHECK(stats.source_chunk_reads == 8);  // all from the cache, the absent chunk too
   CHECK(stats.source_chunk_cache_hits == 8);
