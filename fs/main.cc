@@ -179,8 +179,14 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
   fuse_unmount(f);
   fuse_destroy(f);
   fuse_opt_free_args(&fargs);
+  // 0: unmounted; > 0: stopped by that signal (SIGTERM from `systemctl stop`, Ctrl-C): both are
+  // a clean stop, which a service manager must not count as a failure. < 0: -errno.
+  if (rc < 0) {
+    oz::LogError(std::string("the FUSE loop failed: ") + std::strerror(-rc));
+    return kExitStartFailed;
+  }
   oz::LogInfo("unmounted " + cl.mountpoint);
-  return rc == 0 ? kExitOk : kExitStartFailed;
+  return kExitOk;
 }
 
 }  // namespace
