@@ -137,6 +137,12 @@ def options_head_and_ranges():
         oz.check("GET" in h.get("access-control-allow-methods", "") and
                  "range" in h.get("access-control-allow-headers", "").lower(),
                  "preflight does not allow GET with Range: %r" % h)
+        st, h, _ = srv.get(key, {"Origin": "https://neuroglancer-demo.appspot.com",
+                                 "Access-Control-Request-Method": "GET",
+                                 "Access-Control-Request-Private-Network": "true"},
+                           method="OPTIONS")
+        oz.check(h.get("access-control-allow-private-network") == "true",
+                 "Private Network Access preflight not allowed: %r" % h)
         st, h, body = srv.get(key, method="HEAD")
         oz.check(st == 200 and body == b"" and int(h["content-length"]) == size and
                  h.get("accept-ranges") == "bytes", "HEAD: %d %r" % (st, h))
