@@ -24,10 +24,10 @@ endfunction()
 
 set(read_perms OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 set(exec_perms OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
-if(OZ_WITH_FUSE)
+if(OZ_WITH_FUSE)  # omezarr-serve@ serves the mount of omezarrfs@ (BindsTo=)
   oz_install_generated(systemd/omezarrfs@.service.in "${unit_dir}/omezarrfs@.service" "${read_perms}")
+  oz_install_generated(systemd/omezarr-serve@.service.in "${unit_dir}/omezarr-serve@.service" "${read_perms}")
 endif()
-oz_install_generated(systemd/omezarr-serve@.service.in "${unit_dir}/omezarr-serve@.service" "${read_perms}")
 
 if(OZ_WITH_FUSE AND NOT OZ_HELPER_DIR STREQUAL "")
   # The helper lives outside the prefix (mount(8) only looks in /sbin). A non-root install to a
