@@ -17,6 +17,8 @@ Per latency, medians of --reps:
 - materialize: `omezarr-materialize URL DEST --quiet` with the defaults (source chunk 128, the
   source's blosc, 6 levels, max_connections=10) and a fresh cache dir, then `sync`.
 - ratio: materialize / curl.
+- the same materialize from the store as a local directory (compute + write, no HTTP), and
+  materialize / max(curl, local): how far the remote run is from the slower of its two bounds.
 """
 
 import argparse
@@ -93,21 +95,29 @@ def main():
                 with open(cfg, "w") as f:
                     for k in keys:
                         f.write('url = "%s/%s"\noutput = "/dev/null"\n' % (base, k))
-                curl_t, mat_t = [], []
+                curl_t, mat_t, local_t = [], [], []
                 for _ in range(reps):
+                    dest = os.path.join(work, "out.zarr")
+                    cache = os.path.join(work, "cache")
+                    shutil.rmtree(dest, ignore_errors=True)
+                    shutil.rmtree(cache, ignore_errors=True)
+                    t = timed([tool, store, dest, "--quiet", "-o", "cache=" + cache],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    local_t.append(t + timed(["sync"]))
                     curl_t.append(timed(["curl", "-sS", "--fail", "--parallel", "--parallel-max", "10",
                                          "-K", cfg]))
                     dest = os.path.join(work, "out.zarr")
                     cache = os.path.join(work, "cache")
                     shutil.rmtree(dest, ignore_errors=True)
                     shutil.rmtree(cache, ignore_errors=True)
-                    t = timed([tool, base, dest, "--quiet", "-o", "cache=" + cache])
+                    t = timed([tool, base, dest, "--quiet", "-o", "cache=" + cache],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     t += timed(["sync"])
                     mat_t.append(t)
-                c, m = statistics.median(curl_t), statistics.median(mat_t)
-                rows.append((delay, c, m, curl_t, mat_t))
-                print("delay %g ms: curl %.2f s (%.0f MB/s), materialize %.2f s, ratio %.2f" %
-                      (delay, c, nbytes / c / 1e6, m, m / c), flush=True)
+                c, m, lo = statistics.median(curl_t), statistics.median(mat_t), statistics.median(local_t)
+                rows.append((delay, c, m, lo, curl_t, mat_t))
+                print("delay %g ms: curl %.2f s (%.0f MB/s), materialize %.2f s, ratio %.2f; "
+                      "same store as a local directory %.2f s" % (delay, c, nbytes / c / 1e6, m, m / c, lo), flush=True)
             finally:
                 srv.terminate()
                 srv.wait()
@@ -119,11 +129,12 @@ def main():
            "Store %s: %d chunk files, %.0f MiB compressed (blosc lz4), %.0f MiB raw; faultserver.py; "
            "10 connections on both sides; medians of %d." %
            (name, len(keys), nbytes / 2**20, shape[0] * shape[1] * shape[2] * 2 / 2**20, reps), "",
-           "| added latency per request | curl (bound) | materialize + sync | ratio | runs (curl / materialize) |",
-           "|---|---|---|---|---|"]
-    for delay, c, m, ct, mt in rows:
-        out.append("| %g ms | %.2f s | %.2f s | %.2f | %s / %s |" % (
-            delay, c, m, m / c, ", ".join("%.2f" % v for v in ct), ", ".join("%.2f" % v for v in mt)))
+           "| added latency per request | curl (bound) | materialize + sync | ratio | local-directory materialize (compute + write) | max(curl, local) ratio | runs (curl / materialize) |",
+           "|---|---|---|---|---|---|---|"]
+    for delay, c, m, lo, ct, mt in rows:
+        out.append("| %g ms | %.2f s | %.2f s | %.2f | %.2f s | %.2f | %s / %s |" % (
+            delay, c, m, m / c, lo, m / max(c, lo), ", ".join("%.2f" % v for v in ct),
+            ", ".join("%.2f" % v for v in mt)))
     print("\n".join(out))
     if a.record:
         with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
