@@ -92,5 +92,37 @@ def blosc_uint8_window_shift_every_level():
              (24, 70, 90), window=window, shift=(1, 0, 3), bytes1=True)
 
 
+@S.case
+def remote_store_with_basic_auth_viewed_without_credentials():
+    """The proxy of the zarr-source issue: a password-protected zarr store on a loopback server,
+    mounted with a credentials file, served by omezarr-serve; zarrita.js reads every level
+    without any credentials and gets the reference."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from faultserver import FaultServer
+    password = "zarrita-s3cret-91"
+    store_root = oz.tmpdir("remote")
+    vol = oz.make_volume((24, 70, 90), np.dtype(np.uint16), seed=13)
+    oz.make_zarr(os.path.join(store_root, "s.zarr"), vol, (16, 16, 16))
+    want = oz.reference_pyramid(vol, 3, "mean")
+    creds = os.path.join(oz.tmpdir("secret"), "cred")
+    with open(creds, "w") as f:
+        f.write("viewer:%s\n" % password)
+    os.chmod(creds, 0o600)
+    serve_root = oz.tmpdir("www")
+    mnt = os.path.join(serve_root, "remote.zarr")
+    os.mkdir(mnt)
+    with FaultServer(root=store_root) as origin:
+        origin.add("*", "auth", user="viewer", password=password)
+        opts = {"levels": 3, "credentials": creds, "retry_delay": "0.05"}
+        with oz.Mount(origin.url("s.zarr"), opts, mountpoint=mnt), ozserve.Server(serve_root) as srv:
+            got = read_with_zarrita(srv.url("remote.zarr/"))
+            check_levels(got, want, 16)
+            oz.check(set(int(k) for k in got["statuses"]) <= {200, 404},
+                     "HTTP statuses other than 200/404: %r" % got["statuses"])
+        oz.check(origin.count("s.zarr/*") > 0 and all(r.authorization for r in origin.requests),
+                 "the origin saw requests without credentials")
+
+
 if __name__ == "__main__":
     S.main()
