@@ -10,6 +10,7 @@ ngcheck tool is absent."""
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 
@@ -50,17 +51,15 @@ def test_volume(n=96):
     return vol
 
 
-@S.case
-def neuroglancer_renders_a_served_mount():
+def render_and_check(source, options):
+    """Mounts `source` under a served directory, renders it with the real Neuroglancer and
+    checks the gray levels and the HTTP statuses the viewer saw."""
     ng = ngcheck_copy()
-    src = oz.tmpdir("src")
-    vol = oz.make_stack(src, volume=test_volume())
-    oz.check(set(np.unique(vol)) == set(VALUES), "test volume values %r" % np.unique(vol))
     serve_root = oz.tmpdir("www")
     mnt = os.path.join(serve_root, "scroll.zarr")
     os.mkdir(mnt)
     out = oz.tmpdir("ngcheck-out")
-    with oz.Mount(src, {"chunk": 32, "levels": 3}, mountpoint=mnt):
+    with oz.Mount(source, options, mountpoint=mnt):
         env = dict(os.environ, NGCHECK_NO_SETUP="1", NGCHECK_TIMEOUT="120",
                    NGCHECK_EXPECT_GRAY=",".join(map(str, VALUES)))
         r = subprocess.run([os.path.join(ng, "run.sh"), serve_root, "scroll.zarr", out], env=env,
@@ -83,6 +82,34 @@ def neuroglancer_renders_a_served_mount():
     oz.check(any(c == "200" for _, c in chunk), "no chunk served: %r" % reqs)
     oz.check(any(c == "404" for _, c in chunk),
              "no empty chunk was requested (404 -> fill value): %r" % reqs)
+
+
+@S.case
+def neuroglancer_renders_a_served_mount():
+    src = oz.tmpdir("src")
+    vol = oz.make_stack(src, volume=test_volume())
+    oz.check(set(np.unique(vol)) == set(VALUES), "test volume values %r" % np.unique(vol))
+    render_and_check(src, {"chunk": 32, "levels": 3})
+
+
+@S.case
+def neuroglancer_renders_a_password_protected_remote_store_without_credentials():
+    """A zarr store behind basic auth on a loopback server, mounted with a credentials file;
+    the browser gets the view through the served mount without any credentials."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from faultserver import FaultServer
+    password = "ng-s3cret-5521"
+    store_root = oz.tmpdir("remote")
+    oz.make_zarr(os.path.join(store_root, "s.zarr"), test_volume(), (32, 32, 32))
+    creds = os.path.join(oz.tmpdir("secret"), "cred")
+    with open(creds, "w") as f:
+        f.write("viewer:%s\n" % password)
+    os.chmod(creds, 0o600)
+    with FaultServer(root=store_root) as origin:
+        origin.add("*", "auth", user="viewer", password=password)
+        render_and_check(origin.url("s.zarr"), {"levels": 3, "credentials": creds})
+        oz.check(origin.count("s.zarr/*") > 0 and all(r.authorization for r in origin.requests),
+                 "the origin saw requests without credentials")
 
 
 if __name__ == "__main__":
