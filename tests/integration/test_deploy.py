@@ -25,6 +25,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -312,15 +313,36 @@ def documented_fstab(paths):
 
 @S.case
 def fstab_documented_lines_mount_with_mount_T():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from faultserver import FaultServer
     src, vol = stack((20, 40, 50))
     mnt, remote_mnt = oz.tmpdir("mnt"), oz.tmpdir("mnt")
+    # The remote line's store: a password-protected loopback server standing in for https://host.
+    store_root = oz.tmpdir("remote")
+    remote_vol = oz.make_volume((20, 40, 50), np.dtype(np.uint16), seed=4)
+    oz.make_zarr(os.path.join(store_root, "scroll.zarr"), remote_vol, (16, 16, 16))
+    cred = os.path.join(oz.tmpdir("etc"), "scroll-remote.cred")
+    with open(cred, "w") as f:
+        f.write("lab:fstab-pw-77\n")
+    os.chmod(cred, 0o600)
+    origin = FaultServer(root=store_root).start()
+    origin.add("*", "auth", user="lab", password="fstab-pw-77")
     fstab = os.path.join(oz.tmpdir("fstab"), "fstab")
     with open(fstab, "w") as f:
         f.write(documented_fstab({
             "/data/volumes/20230205180739": src, "/mnt/scroll1.zarr": mnt,
             "/var/cache/omezarrfs/scroll1": oz.tmpdir("cache"),
+            "https://host/path/scroll.zarr": origin.url("scroll.zarr"),
+            "/etc/omezarrfs/scroll-remote.cred": cred,
             "/mnt/scroll-remote.zarr": remote_mnt,
             "/var/cache/omezarrfs/scroll-remote": oz.tmpdir("cache")}))
+    try:
+        _fstab_mounts(fstab, mnt, vol, remote_mnt, remote_vol)
+    finally:
+        origin.stop()
+
+
+def _fstab_mounts(fstab, mnt, vol, remote_mnt, remote_vol):
     # util-linux's own check of the file: no parse errors and no errors.
     r = subprocess.run(["findmnt", "--verify", "--verbose", "--tab-file", fstab],
                        capture_output=True, text=True)
@@ -345,13 +367,16 @@ def fstab_documented_lines_mount_with_mount_T():
     finally:
         if oz.is_mounted(mnt):
             subprocess.run(["umount", "-l", mnt])
-    # The remote line reaches omezarrfs with its URL (HTTP sources are not served yet).
+    # The remote line, with its credentials file, mounts the password-protected store.
     rc, out = run(["mount", "-T", fstab, remote_mnt])
-    if oz.is_mounted(remote_mnt):
-        subprocess.run(["umount", "-l", remote_mnt])
-    else:
-        oz.check(rc != 0 and "omezarrfs:" in out and "https://host/path/scroll.zarr" in out,
-                 "remote line: exit %s: %r" % (rc, out))
+    try:
+        oz.check(rc == 0 and oz.is_mounted(remote_mnt), "mount -T (remote): exit %s: %s" % (rc, out))
+        oz.assert_array_equal(oz.read_level(remote_mnt, 0, 6), remote_vol, "level 0 of the remote line")
+        rc, out = run(["umount", remote_mnt])
+        oz.check(rc == 0 and not oz.is_mounted(remote_mnt), "umount (remote): %s" % out)
+    finally:
+        if oz.is_mounted(remote_mnt):
+            subprocess.run(["umount", "-l", remote_mnt])
 
 
 @S.case
