@@ -115,6 +115,7 @@ struct CachedKvStore::Impl {
     }
     if (stats != nullptr) stats->source_fetches++;
     Value r = base->Read(key, max_bytes);
+    if (stats != nullptr && r.ok() && r->has_value()) stats->source_bytes_read += (*r)->data.size();
     if (cacheable && r.ok()) Store(key, *r);
     return r;
   }

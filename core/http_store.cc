@@ -457,10 +457,7 @@ class HttpStore final : public KvStore {
     }
     const Clock::time_point t0 = Clock::now();
     const CURLcode rc = curl_easy_perform(h);
-    if (stats_ != nullptr) {
-      stats_->http_requests++;
-      stats_->source_bytes_read += t.body.size();
-    }
+    if (stats_ != nullptr) stats_->http_requests++;
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (status == 0) status = t.status;

@@ -91,6 +91,10 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
     zo.memory_bytes = params.options.memory * 3 / 8;
     zo.pool = s->pool.get();
     zo.stats = &s->stats;
+    if (remote) {
+      s->fetch_pool = std::make_unique<ThreadPool>(std::max(1, params.options.http.max_connections));
+      zo.fetch_pool = s->fetch_pool.get();
+    }
     // Chunks are read through a CachedKvStore: single-flight and the source_fetches count for
     // every store; for a remote one also the disk cache of fetched chunks (and absences), keyed
     // by the volume's fingerprint so changed metadata starts a fresh set.

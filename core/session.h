@@ -33,6 +33,7 @@ struct Session {
   std::string source;     // absolute path, or the URL
   std::string cache_dir;  // resolved
   std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<ThreadPool> fetch_pool;  // remote sources: max_connections fetch threads
   Stats stats;
   std::unique_ptr<DiskCache> cache;  // before the volume: a remote source's store writes to it
   std::shared_ptr<Volume> volume;

@@ -21,7 +21,8 @@ struct Stats {
   std::atomic<uint64_t> strips_decoded{0};  // TIFF strips/tiles decoded
   std::atomic<uint64_t> strip_cache_hits{0};
   std::atomic<uint64_t> errors{0};  // failed chunk computations
-  // Zarr sources. source_bytes_read also counts the (compressed) chunk bytes fetched.
+  // Zarr sources. source_bytes_read also counts the (compressed) chunk bytes CachedKvStore fetched
+  // from the store itself (not from the disk cache).
   std::atomic<uint64_t> source_chunk_reads{0};       // chunk reads ZarrVolume asked of its store
   std::atomic<uint64_t> source_chunks_missing{0};    // absent source chunks, read as the fill value
   std::atomic<uint64_t> source_chunks_decoded{0};    // source chunks decompressed

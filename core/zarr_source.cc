@@ -175,7 +175,6 @@ Result<DecodedPtr> ZarrVolume::Impl::Load(const Vec3& ci) const {
     if (stats) ++stats->source_chunks_missing;
     return DecodedPtr(std::move(d));
   }
-  if (stats) stats->source_bytes_read += v->data.size();
   const uint64_t file_bytes = meta.chunk_bytes();
   std::unique_ptr<uint8_t[]> raw(new (std::nothrow) uint8_t[file_bytes]);
   if (!raw) return ResourceExhaustedError("out of memory decoding " + Location(key) + " (" + MiB(file_bytes) + ")");
@@ -378,8 +377,9 @@ Status ZarrVolume::ReadBox(const Box& box, void* out) {
       results[i] = InternalError("unexpected exception reading source chunk " + ToString(ci));
     }
   };
-  if (impl.options.pool && count > 1)
-    impl.options.pool->ParallelFor(count, work);
+  ThreadPool* pool = impl.options.fetch_pool ? impl.options.fetch_pool : impl.options.pool;
+  if (pool && count > 1)
+    pool->ParallelFor(count, work);
   else
     for (size_t i = 0; i < count; ++i) work(i);
   for (Status& st : results)

@@ -25,6 +25,10 @@ struct ZarrSourceOptions {
   // Pool for decoding the chunks of one ReadBox in parallel (not owned; nullptr = calling
   // thread only). ReadBox may itself run on a pool thread (ParallelFor nests safely).
   ThreadPool* pool = nullptr;
+  // Pool for fetching and decoding the chunks of one ReadBox when the store has latency (HTTP):
+  // as many threads as connections, so a box's chunks are in flight together however few CPUs
+  // there are. nullptr = `pool`. Not owned.
+  ThreadPool* fetch_pool = nullptr;
   Stats* stats = nullptr;  // not owned; may be nullptr
   // Optional: the store chunks are read from, given the metadata store and the volume's
   // Fingerprint() once the metadata is read (e.g. the session wraps an HTTP store in a

@@ -3,10 +3,13 @@
 // Start-up: parse and validate everything, fork (before any thread exists), open the source and
 // mount in the child, then tell the parent through a pipe; the parent exits 0 only once the mount
 // is in place, or 1 after the child printed why it could not start (squashfuse's notify_pipe).
+// Under systemd (a Type=notify unit running it with -f) the same point sends READY=1.
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -17,7 +20,9 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -65,6 +70,25 @@ oz::Status CheckMountpoint(const std::string& mp) {
   return oz::OkStatus();
 }
 
+// Tells systemd (a Type=notify service, systemd/omezarrfs@.service) that the mount answers, by
+// the sd_notify datagram protocol to `socket_path` ($NOTIFY_SOCKET; empty = not under systemd).
+void NotifySystemdReady(const std::string& socket_path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.empty() || (socket_path[0] != '/' && socket_path[0] != '@') ||
+      socket_path.size() >= sizeof addr.sun_path)
+    return;
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  if (socket_path[0] == '@') addr.sun_path[0] = '\0';  // abstract socket
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  const std::string msg = "READY=1\nMAINPID=" + std::to_string(getpid()) + "\n";
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + socket_path.size());
+  if (sendto(fd, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) < 0)
+    oz::LogWarning(std::string("cannot notify systemd through NOTIFY_SOCKET: ") + std::strerror(errno));
+  close(fd);
+}
+
 void SyslogSink(oz::LogLevel level, std::string_view m) {
   int prio = level == oz::LogLevel::kError     ? LOG_ERR
              : level == oz::LogLevel::kWarning ? LOG_WARNING
@@ -73,7 +97,7 @@ void SyslogSink(oz::LogLevel level, std::string_view m) {
   syslog(prio, "%.*s", static_cast<int>(m.size()), m.data());
 }
 
-int Serve(const oz::CommandLine& cl, int notify_fd) {
+int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_socket) {
   auto notify = [&](char code) {
     if (notify_fd >= 0) {
       (void)!write(notify_fd, &code, 1);
@@ -145,6 +169,7 @@ int Serve(const oz::CommandLine& cl, int notify_fd) {
     (void)!chdir("/");
     notify(0);
   }
+  NotifySystemdReady(systemd_socket);
   // A signal or an unmount ends the session, but libfuse returns from its loop only once the
   // requests in flight are answered, and computing a coarse chunk can take minutes: cancel the
   // computations as soon as the session is over (they fail at their next unit).
@@ -174,8 +199,14 @@ int Serve(const oz::CommandLine& cl, int notify_fd) {
   fuse_unmount(f);
   fuse_destroy(f);
   fuse_opt_free_args(&fargs);
+  // 0: unmounted; > 0: stopped by that signal (SIGTERM from `systemctl stop`, Ctrl-C): both are
+  // a clean stop, which a service manager must not count as a failure. < 0: -errno.
+  if (rc < 0) {
+    oz::LogError(std::string("the FUSE loop failed: ") + std::strerror(-rc));
+    return kExitStartFailed;
+  }
   oz::LogInfo("unmounted " + cl.mountpoint);
-  return rc == 0 ? kExitOk : kExitStartFailed;
+  return kExitOk;
 }
 
 }  // namespace
@@ -217,8 +248,12 @@ int main(int argc, char** argv) {
     Err(s.message());
     return kExitStartFailed;
   }
+  // Read once and removed, so that helpers libfuse starts (fusermount3) do not inherit it.
+  std::string systemd_socket;
+  if (const char* ns = std::getenv("NOTIFY_SOCKET")) systemd_socket = ns;
+  unsetenv("NOTIFY_SOCKET");
   const bool foreground = cl.flags.foreground || cl.flags.debug;
-  if (foreground) return Serve(cl, -1);
+  if (foreground) return Serve(cl, -1, systemd_socket);
 
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -233,7 +268,7 @@ int main(int argc, char** argv) {
   if (pid == 0) {
     close(fds[0]);
     setsid();
-    return Serve(cl, fds[1]);
+    return Serve(cl, fds[1], systemd_socket);
   }
   close(fds[1]);
   char code = 1;

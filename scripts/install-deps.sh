@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
-# Installs every Debian package omezarrfs needs to build, test and run (idempotent, needs root).
+# Installs every Debian package omezarrfs needs to build, test and run (idempotent, needs root),
+# then sets up the web-client checks (scripts/setup-viewer-checks.sh: zarrita.js with npm ci, and
+# Neuroglancer in headless Chromium). --no-viewers skips Chromium and that setup (scripts/demo.sh
+# uses it: building and mounting need neither).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+viewers=1
+[ "${1:-}" = "--no-viewers" ] && viewers=0
 PKGS=(
   build-essential cmake pkg-config clang-format
   fuse3 libfuse3-dev libtiff-dev libblosc-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
   python3 python3-zarr python3-tifffile python3-numpy python3-numcodecs
-  attr procps util-linux
+  attr procps
+  # deployment tests: mount(8)/findmnt/setpriv, systemd-analyze and systemd-fstab-generator,
+  # man(1)/groff for the man pages, libseccomp for the units' syscall filters
+  util-linux mount systemd man-db groff-base python3-seccomp
+  # fuzzing (scripts/test.sh): clang with libFuzzer
   clang libclang-rt-14-dev
 )
+[ $viewers = 1 ] && PKGS+=(chromium)  # Neuroglancer's headless browser (test_neuroglancer)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+t0=$SECONDS
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  echo "install-deps: Debian packages installed in $((SECONDS - t0)) s"
 else
   echo "install-deps: all packages present"
 fi
+[ $viewers = 1 ] && ./scripts/setup-viewer-checks.sh
+exit 0

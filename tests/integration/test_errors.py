@@ -172,7 +172,7 @@ MALFORMED = [
     ("levels_zero", "levels", "0"),
     ("algorithm_unknown", "algorithm", "median"),
     ("shift_two_values", "shift", "1/2"),
-    ("compression_unknown", "compression", "gzip"),
+    ("compression_unknown", "compression", "lzma"),
     ("empty_unknown", "empty", "sometimes"),
     ("bad_slices_unknown", "bad_slices", "skip"),
     ("blosc_shuffle_out_of_range", "blosc_shuffle", "7"),
