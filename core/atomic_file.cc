@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "core/fault.h"
+
 namespace oz {
 namespace {
 
@@ -107,10 +109,21 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, const Ato
     ::unlink(tmp.c_str());
     return ErrnoError(err, std::string(what) + " " + path);
   };
-  if (int err = WriteAll(fd, data)) {
+  auto fault = [&](std::string_view step) {
+    if (options.fault_site) FaultPoint(options.fault_site, step);
+  };
+  fault("created");
+  const size_t half = options.fault_site && FaultsEnabled() ? data.size() / 2 : 0;
+  if (int err = WriteAll(fd, data.substr(0, half))) {
     ::close(fd);
     return fail(err, "write");
   }
+  if (half) fault("half_written");
+  if (int err = WriteAll(fd, data.substr(half))) {
+    ::close(fd);
+    return fail(err, "write");
+  }
+  fault("written");
   if (options.fsync_file) {
     if (int err = FsyncRetry(fd)) {
       ::close(fd);
@@ -126,6 +139,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, const Ato
     int err = errno;
     return fail(err, "rename temp file to");
   }
+  fault("renamed");
   if (options.fsync_dir) return FsyncDir(dir, path);
   return OkStatus();
 }

@@ -13,6 +13,9 @@ struct AtomicWriteOptions {
   bool fsync_file = true;  // fsync the temp file before rename
   bool fsync_dir = true;   // fsync the directory after rename
   unsigned mode = 0644;    // of the new file, minus the umask
+  // Names this write path for fault injection ("cache", "materialize"; see core/fault.h).
+  // nullptr: no fault points.
+  const char* fault_site = nullptr;
 };
 
 // Writes `data` to `path` atomically: a temp file ".tmp.<16 hex>" in the same directory

@@ -320,9 +320,14 @@ void ChunkEngine::WriterLoop() {
     Status s =
         config_.cache->Put(CacheKey(w.key.level, w.key.idx), CacheEntry{w.flags, w.bytes ? *w.bytes : std::string()});
     if (!s.ok()) {
-      config_.stats->cache_put_failures++;
-      static RateLimiter rl;
-      if (rl.Allow()) LogWarning("could not store chunk in the cache (reads go on): " + s.ToString());
+      // Counted by the cache (stats->cache_put_failures). A full or read-only cache disk fails
+      // every write: one line, then one a minute with the count.
+      static RateLimiter rl(1, std::chrono::seconds(60));
+      uint64_t suppressed = 0;
+      if (rl.Allow(&suppressed))
+        LogWarning(
+            "could not store chunk in the cache (reads go on; failures are counted in the stats): " + s.ToString() +
+            (suppressed ? " (" + std::to_string(suppressed) + " more since the last message)" : ""));
     }
     l.lock();
     write_queue_bytes_ -= w.bytes ? w.bytes->size() : 0;
@@ -540,6 +545,8 @@ void ChunkEngine::ParallelDownsample(const uint8_t* in, const Vec3& in_shape, ui
 }
 
 Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
+  if (cancelled_.load(std::memory_order_relaxed))
+    return Status(ErrorCode::kCancelled, "cancelled: the file system is shutting down");
   const int64_t c = pyramid_.chunk();
   const size_t bpv = DTypeSize(dtype());
   const Box box = UnitBox(u);

@@ -14,6 +14,7 @@
 // computation and its result or error (single-flight). Failed results are never cached.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -122,6 +123,11 @@ class ChunkEngine {
   // A provider of the chunks in `cache` (e.g. a mount's cache opened read-only) under this
   // engine's keys: entries of other sources or options are never seen. `cache` must outlive it.
   std::unique_ptr<ChunkProvider> MakeCacheProvider(DiskCache* cache, int origin) const;
+
+  // Shutdown: computations in progress stop at their next unit (within about one unit's source
+  // read) and fail with kCancelled, as do later ones; chunks already known, hot or cached are
+  // still served. Irreversible. Thread-safe (a relaxed atomic store).
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
 
   // Cache key of a chunk (for tests and materialize's cache sharing).
   std::string CacheKey(int level, const Vec3& idx) const;
@@ -236,6 +242,7 @@ class ChunkEngine {
   std::unordered_map<Key, ChunkBytes, KeyHash> pending_;  // queued, not yet written; write_mu_
   bool stop_writer_ = false;                              // guarded by write_mu_
   std::thread writer_;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace oz

@@ -46,8 +46,6 @@ constexpr uint32_t kHeaderVersion = 1;
 constexpr size_t kHeaderSize = 32;
 constexpr size_t kChecksumStart = 16;
 constexpr const char* kFormatDir = "v1";
-// Temps younger than this may belong to a Put in flight (of a previous process, so not ours).
-constexpr int kStaleTempSeconds = 60;
 // A hit rewrites the file's mtime (the recency that survives restarts) at most this often.
 constexpr int64_t kTouchIntervalSeconds = 60;
 
@@ -409,6 +407,7 @@ struct DiskCache::Impl {
     AtomicWriteOptions wo;
     wo.fsync_file = options.fsync;
     wo.fsync_dir = options.fsync;
+    wo.fault_site = "cache";
     Status s = WriteFileAtomic(path, bytes, wo);
     if (s.code() == ErrorCode::kNotFound) {
       OZ_RETURN_IF_ERROR(MakeDirs(FanoutDir(hex)));
@@ -597,7 +596,8 @@ struct DiskCache::Impl {
       std::string fan_name = fe->d_name;
       if (!IsFanoutName(fan_name)) continue;  // not ours: leave alone
       std::string fan_dir = format_dir + "/" + fan_name;
-      if (!read_only) SweepTempFiles(fan_dir, kStaleTempSeconds);
+      // Every temp is a leftover of a dead process: only the holder of the lock writes here.
+      if (!read_only) SweepTempFiles(fan_dir, 0);
       DIR* fan = ::opendir(fan_dir.c_str());
       if (fan == nullptr) continue;
       while (struct dirent* e = ::readdir(fan)) {

@@ -41,8 +41,8 @@ class DiskCache {
   // Opens (creating) the directory, takes an exclusive lock file so a second process (or a second
   // DiskCache in this one) on the same directory gets kUnavailable naming the directory and the
   // lock holder's pid, scans existing entries to rebuild the LRU index (by mtime; contents are
-  // checked on Get, not here), sweeps temp files older than a minute, removes files with invalid
-  // names from the fan-out directories, and evicts down to max_bytes.
+  // checked on Get, not here), sweeps every temp file (the lock makes each one a dead writer's),
+  // removes files with invalid names from the fan-out directories, and evicts down to max_bytes.
   // Errors: directory cannot be created or written: kPermission/kNotDirectory/kIoError naming it;
   // empty dir: kInvalidArgument. The lock is released by destruction or process exit (any kind).
   static Result<std::unique_ptr<DiskCache>> Open(const DiskCacheOptions& options);

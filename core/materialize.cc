@@ -453,6 +453,8 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
     OZ_ASSIGN_OR_RETURN(ChunkBytes doc, s.tree->Read("/" + rel));
     const std::string path = dest + "/" + rel;
     OZ_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/'))));
+    // Metadata temps of killed runs (DEST and DEST/L); younger ones may be a sibling part's.
+    SweepTempFiles(path.substr(0, path.rfind('/')), 60);
     OZ_RETURN_IF_ERROR(WriteFileAtomic(path, *doc));
   }
 
@@ -546,6 +548,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
           AtomicWriteOptions wo;
           wo.fsync_file = false;  // one syncfs per unit instead (see the manifest step)
           wo.fsync_dir = false;
+          wo.fault_site = "materialize";
           OZ_RETURN_IF_ERROR(WriteFileAtomic(path, **chunk, wo));
           e.size = (*chunk)->size();
           e.hash = Xxh64(**chunk);

@@ -25,7 +25,7 @@ enum class ErrorCode {
   kNameTooLong,        // ENAMETOOLONG
   kResourceExhausted,  // out of memory or budget (ENOMEM)
   kUnavailable,        // transient; retrying may help (EIO at the edge)
-  kCancelled,          // operation cancelled (EINTR)
+  kCancelled,          // operation cancelled, e.g. at shutdown (ECONNABORTED)
   kInternal,           // a bug (EIO)
 };
 

@@ -16,10 +16,13 @@
 #include <cstdio>
 #include <cstring>
 #include <list>
+#include <map>
 #include <mutex>
 #include <new>
+#include <tuple>
 #include <unordered_map>
 
+#include "core/fault.h"
 #include "core/log.h"
 
 namespace oz {
@@ -303,9 +306,12 @@ class StripCache {
   explicit StripCache(uint64_t budget) : budget_(budget) {}
 
   // Returns the cached block for `key`, or runs `load` once for all concurrent callers.
-  // A failed load is shared with the callers waiting on it but not cached.
+  // A failed load is shared with the callers waiting on it but not cached. `bytes` is the size
+  // the load will allocate: blocks being decoded count against the budget with the cached ones
+  // (which are evicted to make room), so a burst of parallel decodes of big strips waits its turn
+  // instead of growing past the budget. A block larger than the budget is decoded alone.
   template <typename Load>
-  Result<BlockPtr> Get(const UnitKey& key, Stats* stats, Load&& load) {
+  Result<BlockPtr> Get(const UnitKey& key, uint64_t bytes, Stats* stats, Load&& load) {
     std::shared_ptr<Flight> flight;
     {
       std::unique_lock<std::mutex> l(mu_);
@@ -326,6 +332,15 @@ class StripCache {
       flight = std::make_shared<Flight>();
       flights_.emplace(key, flight);
     }
+    const uint64_t reserved = std::min(bytes, budget_);
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] {
+        while (inflight_bytes_ + bytes_ + reserved > budget_ && !lru_.empty()) EvictOldest();
+        return inflight_bytes_ + reserved <= budget_;
+      });
+      inflight_bytes_ += reserved;
+    }
     Result<BlockPtr> r = InternalError("strip load did not run");
     try {
       r = load();
@@ -336,6 +351,7 @@ class StripCache {
     }
     {
       std::lock_guard<std::mutex> l(mu_);
+      inflight_bytes_ -= reserved;
       flight->done = true;
       if (r.ok()) {
         flight->block = *r;
@@ -360,15 +376,18 @@ class StripCache {
     std::list<UnitKey>::iterator lru;
   };
 
-  // Requires mu_. Blocks larger than the whole budget are served but not kept.
+  // Requires mu_.
+  void EvictOldest() {
+    auto victim = map_.find(lru_.back());
+    bytes_ -= victim->second.block->size;
+    map_.erase(victim);
+    lru_.pop_back();
+  }
+
+  // Requires mu_. Blocks that do not fit beside the decodes in flight are served but not kept.
   void Insert(const UnitKey& key, const BlockPtr& block) {
-    if (block->size > budget_) return;
-    while (bytes_ + block->size > budget_ && !lru_.empty()) {
-      auto victim = map_.find(lru_.back());
-      bytes_ -= victim->second.block->size;
-      map_.erase(victim);
-      lru_.pop_back();
-    }
+    if (block->size + inflight_bytes_ > budget_) return;
+    while (bytes_ + inflight_bytes_ + block->size > budget_ && !lru_.empty()) EvictOldest();
     lru_.push_front(key);
     map_.emplace(key, Entry{block, lru_.begin()});
     bytes_ += block->size;
@@ -376,12 +395,13 @@ class StripCache {
 
   const uint64_t budget_;
   std::mutex mu_;
-  std::condition_variable cv_;  // signalled when any flight completes
+  std::condition_variable cv_;  // signalled when any flight completes (and its bytes are free)
   // All guarded by mu_.
   std::unordered_map<UnitKey, Entry, UnitKeyHash> map_;
   std::list<UnitKey> lru_;  // front = most recently used
   std::unordered_map<UnitKey, std::shared_ptr<Flight>, UnitKeyHash> flights_;
-  uint64_t bytes_ = 0;
+  uint64_t bytes_ = 0;           // cached blocks
+  uint64_t inflight_bytes_ = 0;  // reserved by loads in progress
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -432,7 +452,10 @@ std::string CodecName(uint16_t c) {
 }
 
 // Reads and checks one slice header; fills info. Errors name the slice and field.
-Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, Stats* stats) {
+// max_unit: the decoded-strip budget; a strip or tile that decodes to more is refused, so a
+// hostile header (a 1 MB file whose one deflate strip inflates to gigabytes) cannot take memory
+// beyond -o memory=.
+Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, uint64_t max_unit, Stats* stats) {
   const std::string& name = info->file.name;
   const std::string path = dir + "/" + name;
   struct stat st;
@@ -491,6 +514,14 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
   const uint64_t row_bytes = static_cast<uint64_t>(w) * bps;
   const uint64_t file_size = info->file.size;
 
+  auto too_big = [&](const char* what, uint64_t bytes) {
+    char m[160];
+    std::snprintf(m, sizeof m, "one %s decodes to %.1f MiB, more than the %.1f MiB of decoded-strip memory", what,
+                  static_cast<double>(bytes) / (1 << 20), static_cast<double>(max_unit) / (1 << 20));
+    return ResourceExhaustedError("slice " + name + ": " + m +
+                                  " (3/8 of -o memory=); mount with a larger memory= or re-save the slices with "
+                                  "smaller strips or tiles");
+  };
   auto past_end = [&](const char* what, uint64_t index, uint64_t off, uint64_t len) {
     return InvalidArgumentError("slice " + name + " is truncated or corrupt: " + what + " " + std::to_string(index) +
                                 " needs bytes " + std::to_string(off) + "-" + std::to_string(off + len) +
@@ -504,6 +535,7 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
     info->layout = Layout::kTiles;
     info->tile_w = tw;
     info->tile_h = th;
+    if (uint64_t tile_bytes = uint64_t{tw} * th * bps; tile_bytes > max_unit) return too_big("tile", tile_bytes);
     uint32_t n = TIFFNumberOfTiles(tif);
     uint64_t expected = static_cast<uint64_t>(CeilDiv(w, tw)) * static_cast<uint64_t>(CeilDiv(hgt, th));
     if (n < expected)
@@ -568,6 +600,7 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
     }
   } else {
     info->layout = Layout::kStrips;
+    if (uint64_t strip_bytes = uint64_t{rps} * row_bytes; strip_bytes > max_unit) return too_big("strip", strip_bytes);
   }
   return OkStatus();
 }
@@ -670,8 +703,18 @@ class SliceReader {
  public:
   SliceReader(const std::string& dir, const SliceInfo& s, Stats* stats) : dir_(dir), s_(s), stats_(stats) {}
 
+  // The unit's pixels, checked against a change of the file while it was read (a writer
+  // rewriting the slice in place): such bytes are dropped, never cached or served.
   Result<BlockPtr> Load(const UnitRect& u) {
     OZ_RETURN_IF_ERROR(EnsureOpen());
+    FaultPoint("source", "read");
+    Result<BlockPtr> r = LoadUnit(u);
+    if (r.ok()) OZ_RETURN_IF_ERROR(CheckUnchanged("while it was read"));
+    return r;
+  }
+
+ private:
+  Result<BlockPtr> LoadUnit(const UnitRect& u) {
     const int64_t bps = s_.bits / 8;
     const std::string& name = s_.file.name;
     if (stats_) ++stats_->strips_decoded;
@@ -729,7 +772,6 @@ class SliceReader {
     return InternalError("unknown slice layout");
   }
 
- private:
   Status EnsureOpen() {
     if (opened_) return open_status_;
     opened_ = true;
@@ -737,12 +779,25 @@ class SliceReader {
     open_status_ = h_.OpenFd(dir_ + "/" + s_.file.name, s_.file.name, stats_, &st);
     if (!open_status_.ok()) {
       open_status_ = IoError(open_status_.message());
-    } else if (static_cast<uint64_t>(st.st_size) != s_.file.size || MtimeNs(st) != s_.file.mtime_ns) {
-      open_status_ =
-          IoError("slice " + s_.file.name + " changed since mount (size " + std::to_string(s_.file.size) + " -> " +
-                  std::to_string(st.st_size) + " bytes or modification time differs); remount to serve the new data");
+    } else {
+      open_status_ = Unchanged(st, "since mount");
     }
     return open_status_;
+  }
+
+  // Size and mtime as at mount (any write moves the mtime past the mount's scan).
+  Status Unchanged(const struct stat& st, const char* when) const {
+    if (static_cast<uint64_t>(st.st_size) == s_.file.size && MtimeNs(st) == s_.file.mtime_ns) return OkStatus();
+    return IoError("slice " + s_.file.name + " changed " + when + " (size " + std::to_string(s_.file.size) + " -> " +
+                   std::to_string(st.st_size) + " bytes or modification time differs); remount to serve the new data");
+  }
+
+  Status CheckUnchanged(const char* when) {
+    struct stat st;
+    if (::fstat(h_.fd(), &st) != 0) return ErrnoError(errno, "cannot stat slice " + s_.file.name);
+    Status u = Unchanged(st, when);
+    if (!u.ok()) open_status_ = u;  // later units of this slice fail too: never a mix
+    return u;
   }
 
   Status EnsureTiff() {
@@ -770,8 +825,10 @@ Status TiffStack::Impl::ReadSlice(const SliceInfo& s, const Box& box, uint8_t* p
     int64_t band_end = box.hi[1];
     for (int64_t x = box.lo[2]; x < box.hi[2];) {
       UnitRect u = UnitAt(s, y, x);
-      OZ_ASSIGN_OR_RETURN(BlockPtr block,
-                          cache->Get(UnitKey{s.file.z, u.index}, options.stats, [&]() { return reader.Load(u); }));
+      const int64_t unit_rows = s.layout == Layout::kTiles ? s.tile_h : u.y1 - u.y0;
+      const uint64_t unit_bytes = static_cast<uint64_t>(unit_rows * u.stride_px * bps);
+      OZ_ASSIGN_OR_RETURN(BlockPtr block, cache->Get(UnitKey{s.file.z, u.index}, unit_bytes, options.stats,
+                                                     [&]() { return reader.Load(u); }));
       const int64_t y1 = std::min(box.hi[1], u.y1), x1 = std::min(box.hi[2], u.x1);
       const size_t row_len = static_cast<size_t>((x1 - x) * bps);
       for (int64_t yy = y; yy < y1; ++yy) {
@@ -826,7 +883,7 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
     auto scan = [&](size_t i) {
       SliceInfo& info = impl->infos[i];
       try {
-        info.status = ScanHeader(dir, &info, unit_bytes, options.stats);
+        info.status = ScanHeader(dir, &info, unit_bytes, options.memory_bytes, options.stats);
       } catch (const std::bad_alloc&) {
         info.status = ResourceExhaustedError("out of memory reading the header of slice " + info.file.name);
       } catch (...) {
@@ -838,12 +895,21 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
     else
       for (size_t i = 0; i < impl->infos.size(); ++i) scan(i);
 
-    // The first good slice sets the shape and type; the others must match it.
+    // The shape and type most good slices share (the first such slice on a tie) is the stack's;
+    // the others must match it. A majority, not simply the first slice, so that one odd or
+    // hostile slice (say 0.tif claiming 65535x65535) is the one named and zeroed, never the rest.
     const SliceInfo* ref = nullptr;
-    for (const SliceInfo& s : impl->infos) {
-      if (s.status.ok()) {
-        ref = &s;
-        break;
+    {
+      std::map<std::tuple<int64_t, int64_t, int>, std::pair<size_t, const SliceInfo*>> shapes;
+      for (const SliceInfo& s : impl->infos) {
+        if (!s.status.ok()) continue;
+        auto& [count, first] = shapes[{s.width, s.height, s.bits}];
+        if (count++ == 0) first = &s;
+      }
+      size_t best = 0;
+      for (const auto& [shape, vote] : shapes) {
+        const auto& [count, first] = vote;
+        if (count > best || (count == best && first->file.z < ref->file.z)) best = count, ref = first;
       }
     }
     const std::string context = "TIFF stack " + dir;

@@ -45,8 +45,9 @@ class TiffStack : public Volume {
   //  - no slice files: kInvalidArgument
   //  - duplicate z: kInvalidArgument naming both files
   //  - a slice that cannot be opened or whose header is bad, or whose shape/type differs from
-  //    the first slice (message names the offender and both shapes): kInvalidArgument, unless
-  //    bad_slices=zero, where it is logged and read as zeros
+  //    the one most slices share (the first such slice on a tie; the message names the offender
+  //    and both shapes): kInvalidArgument, unless bad_slices=zero, where it is logged and read
+  //    as zeros
   //  - unsupported pixel type (not uint8/uint16, samples per pixel != 1, planar, float, ...):
   //    kUnsupported naming the file and the field value.
   //  - a slice whose strip/tile data lies past the end of the file (truncated copy): as a bad

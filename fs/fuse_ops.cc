@@ -26,7 +26,7 @@ int ErrnoFromStatus(const Status& s) {
     case ErrorCode::kIsDirectory: return EISDIR;
     case ErrorCode::kNameTooLong: return ENAMETOOLONG;
     case ErrorCode::kResourceExhausted: return ENOMEM;
-    case ErrorCode::kCancelled: return EINTR;
+    case ErrorCode::kCancelled: return ECONNABORTED;  // shutting down: as the kernel answers after
     case ErrorCode::kIoError:
     case ErrorCode::kCorrupt:
     case ErrorCode::kUnsupported:

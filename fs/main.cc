@@ -17,13 +17,16 @@
 #include <blosc.h>
 #include <tiffio.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/log.h"
@@ -31,6 +34,8 @@
 #include "core/version.h"
 #include "fs/fuse_ops.h"
 #include "mountopts/mount_options.h"
+
+#include <fuse_lowlevel.h>  // fuse_session_exited (after fs/fuse_ops.h, which sets FUSE_USE_VERSION)
 
 namespace {
 
@@ -165,6 +170,19 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
     notify(0);
   }
   NotifySystemdReady(systemd_socket);
+  // A signal or an unmount ends the session, but libfuse returns from its loop only once the
+  // requests in flight are answered, and computing a coarse chunk can take minutes: cancel the
+  // computations as soon as the session is over (they fail at their next unit).
+  std::atomic<bool> loop_done{false};
+  std::thread watcher([&] {
+    while (!loop_done.load()) {
+      if (fuse_session_exited(se)) {
+        s.engine->Cancel();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
   int rc;
   if (cl.flags.single_thread) {
     rc = fuse_loop(f);
@@ -175,6 +193,8 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
     rc = fuse_loop_mt(f, lc);
     fuse_loop_cfg_destroy(lc);
   }
+  loop_done = true;
+  watcher.join();
   fuse_remove_signal_handlers(se);
   fuse_unmount(f);
   fuse_destroy(f);

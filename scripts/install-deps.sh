@@ -15,6 +15,8 @@ PKGS=(
   # deployment tests: mount(8)/findmnt/setpriv, systemd-analyze and systemd-fstab-generator,
   # man(1)/groff for the man pages, libseccomp for the units' syscall filters
   util-linux mount systemd man-db groff-base python3-seccomp
+  # fuzzing (scripts/test.sh): clang with libFuzzer
+  clang libclang-rt-14-dev
 )
 [ $viewers = 1 ] && PKGS+=(chromium)  # Neuroglancer's headless browser (test_neuroglancer)
 missing=()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command: set up and run every test — unit, FUSE-ops, real-mount
-# integration tests (Release build), the clang-format check, a build of core without FUSE with
-# its tests, then the unit and FUSE-ops tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# integration tests (Release build, the robustness tests among them), the clang-format check, a
+# build of core without FUSE with its tests, the unit and FUSE-ops tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, the concurrency tests under ThreadSanitizer, and
+# a short libFuzzer run of every fuzz target (FUZZ_SECONDS per target, default 45).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -17,4 +19,30 @@ BUILD_DIR=build-nofuse ./scripts/build.sh -DOMEZARRFS_FUSE=OFF -DOMEZARRFS_WERRO
 echo "== ASan+UBSan build and tests"
 BUILD_DIR=build-asan ./scripts/build.sh -DSANITIZE=address,undefined
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --timeout 900 -j2 -L 'unit|fs')
+echo "== ThreadSanitizer build and the concurrency tests"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE=thread -DOMEZARRFS_FUSE=OFF >/dev/null
+cmake --build build-tsan -j"$(nproc)" --target unit_tests
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/unit_tests "[concurrency],*oncurrent*"
+echo "== fuzzing: libFuzzer + ASan + UBSan (clang); replay the corpus and past crashes, then fuzz"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOMEZARRFS_FUZZ=ON \
+  -DSANITIZE=address,undefined -DOMEZARRFS_FUSE=OFF -DOMEZARRFS_TESTS=OFF >/dev/null
+FUZZ_TARGETS=(fuzz_mount_options fuzz_tiff_slice fuzz_codec fuzz_cache_entry)
+cmake --build build-fuzz -j"$(nproc)" --target "${FUZZ_TARGETS[@]}"
+for t in "${FUZZ_TARGETS[@]}"; do
+  inputs=(fuzz/corpus/$t)
+  [ -d fuzz/regressions/$t ] && inputs+=(fuzz/regressions/$t)
+  build-fuzz/fuzz/$t -runs=0 "${inputs[@]}" 2>&1 | tail -1
+  work=$(mktemp -d)
+  cp fuzz/corpus/$t/* "$work"/
+  rc=0
+  build-fuzz/fuzz/$t -max_total_time="${FUZZ_SECONDS:-45}" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="build-fuzz/crash-$t-" -print_final_stats=1 "$work" >"$work.log" 2>&1 || rc=$?
+  grep -E "^(stat::number_of_executed_units|Done)" "$work.log" || true
+  if [ $rc -ne 0 ]; then
+    tail -40 "$work.log"
+    echo "fuzz: $t failed; its input is build-fuzz/crash-$t-*: fix the bug and add it to fuzz/regressions/$t"
+    exit 1
+  fi
+  rm -rf "$work" "$work.log"
+done
 echo "== all tests passed"

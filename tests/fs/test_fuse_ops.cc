@@ -62,6 +62,7 @@ TEST_CASE("errno table") {
   CHECK(ErrnoFromStatus(Status(ErrorCode::kNotDirectory, "x")) == ENOTDIR);
   CHECK(ErrnoFromStatus(Status(ErrorCode::kNameTooLong, "x")) == ENAMETOOLONG);
   CHECK(ErrnoFromStatus(ResourceExhaustedError("x")) == ENOMEM);
+  CHECK(ErrnoFromStatus(Status(ErrorCode::kCancelled, "x")) == ECONNABORTED);  // shutdown, not a retry
 }
 
 TEST_CASE("getattr: metadata, directories, chunks, absent names") {

@@ -398,6 +398,22 @@ TEST_CASE("Mismatched slice: error names both files and shapes; bad_slices=zero 
   CHECK(CheckBox(stack, BoxFromShape(stack.shape()), {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}) == 0);
 }
 
+TEST_CASE("The shape most slices share wins: an odd first slice is the one named and zeroed") {
+  TempDir dir;
+  TiffSpec good;
+  TiffSpec odd = good;
+  odd.width = 4000;  // e.g. a hostile or stray 0.tif
+  WriteSlice(dir, "0.tif", 0, odd);
+  for (int z = 1; z < 4; ++z) WriteSlice(dir, std::to_string(z) + ".tif", z, good);
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "slice 0.tif is 4000x130 uint16 but 1.tif is 67x130 uint16"));
+  auto z = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  CHECK((*z)->shape() == Vec3{4, 130, 67});
+  CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {0}) == 0);
+}
+
 TEST_CASE("A uint8 slice among uint16 slices is a mismatch") {
   TempDir dir;
   TiffSpec a;
@@ -613,6 +629,28 @@ TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError 
   CHECK(st.code() == ErrorCode::kIoError);
   CHECK(Contains(st.message(), "1.tif changed since mount"));
   CHECK(CheckBox(**r, Box{{2, 0, 0}, {3, 130, 67}}) == 0);
+}
+
+TEST_CASE("A strip or tile that decodes to more than the strip budget is refused (deflate bombs)") {
+  TempDir dir;
+  TiffSpec strip;  // 67x130 uint16 in one deflate strip: 17420 bytes decoded
+  strip.compression = COMPRESSION_ADOBE_DEFLATE;
+  TiffSpec tile = strip;
+  tile.tile = 96;  // 96x96x2 = 18432 bytes per tile
+  WriteSlice(dir, "0.tif", 0, strip);
+  WriteSlice(dir, "1.tif", 1, tile);
+  WriteSlice(dir, "2.tif", 2, TiffSpec{});  // uncompressed: read in row ranges, never refused
+  auto r = OpenStack(dir, nullptr, 16 << 10);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == ErrorCode::kResourceExhausted);
+  CHECK(Contains(r.status().message(), "slice 0.tif: one strip decodes to 0.0 MiB, more than the 0.0 MiB"));
+  CHECK(Contains(r.status().message(), "(1 more bad slices)"));
+  auto z = OpenStack(dir, nullptr, 16 << 10, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {0, 1}) == 0);
+  auto big = OpenStack(dir, nullptr, 64 << 10);
+  REQUIRE(big.ok());
+  CHECK(CheckBox(**big, BoxFromShape((*big)->shape())) == 0);
 }
 
 TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec") {
