@@ -26,7 +26,7 @@ TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/unit_tes
 echo "== fuzzing: libFuzzer + ASan + UBSan (clang); replay the corpus and past crashes, then fuzz"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOMEZARRFS_FUZZ=ON \
   -DSANITIZE=address,undefined -DOMEZARRFS_FUSE=OFF -DOMEZARRFS_TESTS=OFF >/dev/null
-FUZZ_TARGETS=(fuzz_mount_options fuzz_tiff_slice fuzz_codec fuzz_cache_entry)
+FUZZ_TARGETS=(fuzz_mount_options fuzz_tiff_slice fuzz_codec fuzz_cache_entry fuzz_zarr_metadata)
 cmake --build build-fuzz -j"$(nproc)" --target "${FUZZ_TARGETS[@]}"
 for t in "${FUZZ_TARGETS[@]}"; do
   inputs=(fuzz/corpus/$t)
