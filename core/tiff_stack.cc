@@ -451,6 +451,30 @@ std::string CodecName(uint16_t c) {
   return s;
 }
 
+// A slice file must hold one full-resolution image: a second page that is not a reduced-resolution
+// copy (NewSubfileType bit 0 clear) is a z-stack, channels or time points in one file, and serving
+// only the first page would silently drop the rest. Walks the IFD chain once, at Open, and leaves
+// the handle on the first directory.
+Status CheckSinglePage(TIFF* tif, const std::string& name) {
+  constexpr int kMaxDirs = 1 << 16;  // bound on the walk (libtiff itself refuses IFD loops)
+  int full = 1, dirs = 1;
+  while (dirs < kMaxDirs && TIFFReadDirectory(tif)) {
+    ++dirs;
+    uint32_t subfile = 0;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SUBFILETYPE, &subfile);
+    if (!(subfile & FILETYPE_REDUCEDIMAGE)) ++full;
+  }
+  if (dirs > 1 && !TIFFSetDirectory(tif, 0))
+    return InvalidArgumentError("slice " + name + ": cannot return to its first page; fix or remove it");
+  if (full == 1) return OkStatus();
+  return UnsupportedError("slice " + name + " is a multi-page TIFF with " + (dirs >= kMaxDirs ? "at least " : "") +
+                          std::to_string(full) +
+                          " full-resolution pages (a z-stack, channels or time points in one file); omezarrfs "
+                          "reads one page per slice file and will not serve only the first page. Split it into "
+                          "one file per page (tiffsplit FILE, or tifffile: for i, p in enumerate(imread(FILE)): "
+                          "imwrite(f'{i:05d}.tif', p)) and mount the directory of those files");
+}
+
 // Reads and checks one slice header; fills info. Errors name the slice and field.
 // max_unit: the decoded-strip budget; a strip or tile that decodes to more is refused, so a
 // hostile header (a 1 MB file whose one deflate strip inflates to gigabytes) cannot take memory
@@ -473,6 +497,7 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
   info->file.mtime_ns = MtimeNs(st);
   OZ_RETURN_IF_ERROR(h.OpenTiff(name));
   TIFF* tif = h.tif();
+  OZ_RETURN_IF_ERROR(CheckSinglePage(tif, name));
 
   uint32_t w = 0, hgt = 0;
   uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, photometric = PHOTOMETRIC_MINISBLACK, compression = 1;
@@ -861,7 +886,10 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
         int e = errno;
         if (e == ENOENT) return NotFoundError("TIFF stack directory " + dir + " does not exist; check the path");
         if (e == ENOTDIR)
-          return InvalidArgumentError(dir + " is not a directory; give the directory holding the NNNN.tif slices");
+          return InvalidArgumentError(
+              dir + " is a file, not a directory; give the directory holding the NNNN.tif slices (one page each). "
+                    "A single multi-page TIFF (a z-stack in one file) is not mounted yet: split it into one file "
+                    "per page (tiffsplit FILE) and mount their directory");
         return ErrnoError(e, "cannot list TIFF stack directory " + dir);
       }
       errno = 0;

@@ -51,6 +51,42 @@ def source_missing():
 
 
 @S.case
+def multipage_stack_in_one_file_refused():
+    # tifffile writes a 3-D array as one page per z: served as its first page this would be
+    # (1, H, W) with the rest silently dropped.
+    d = oz.tmpdir("mp")
+    vol = oz.make_volume((5, 20, 30), np.uint16, seed=3)
+    tifffile.imwrite(os.path.join(d, "0000.tif"), vol)
+    expect_mount_error(d, {"chunk": 16}, mention=["0000.tif", "multi-page", "5 full-resolution pages", "tiffsplit"])
+    # The file itself as SOURCE.
+    expect_mount_error(os.path.join(d, "0000.tif"), {"chunk": 16}, mention=["0000.tif", "multi-page", "tiffsplit"])
+
+
+@S.case
+def slice_with_second_channel_page_refused():
+    d = oz.tmpdir("mp2")
+    vol = oz.make_stack(d, (4, 20, 30), np.uint16, seed=4)
+    with tifffile.TiffWriter(os.path.join(d, "2.tif")) as w:  # slice 2: two full-size pages
+        w.write(vol[2], photometric="minisblack")
+        w.write(vol[2] // 2, photometric="minisblack")
+    expect_mount_error(d, {"chunk": 16}, mention=["2.tif", "2 full-resolution pages"])
+
+
+@S.case
+def reduced_resolution_pages_are_not_pages():
+    # A page marked NewSubfileType=1 (a thumbnail or overview) is not data: the slice mounts and
+    # serves its full-resolution page.
+    d = oz.tmpdir("mp3")
+    vol = oz.make_stack(d, (3, 20, 30), np.uint16, seed=6)
+    with tifffile.TiffWriter(os.path.join(d, "1.tif")) as w:
+        w.write(vol[1], photometric="minisblack")
+        w.write(vol[1][::2, ::2].copy(), photometric="minisblack", subfiletype=1)
+    with oz.Mount(d, {"chunk": 16, "levels": 1}) as m:
+        got = oz.read_level(m.path, 0, levels=1)
+    oz.assert_array_equal(got, vol, "level 0 of a stack with a reduced-resolution page")
+
+
+@S.case
 def source_is_a_file():
     p = os.path.join(oz.tmpdir("x"), "plainfile")
     with open(p, "w") as f:
