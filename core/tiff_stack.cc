@@ -887,9 +887,10 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
         if (e == ENOENT) return NotFoundError("TIFF stack directory " + dir + " does not exist; check the path");
         if (e == ENOTDIR)
           return InvalidArgumentError(
-              dir + " is a file, not a directory; give the directory holding the NNNN.tif slices (one page each). "
-                    "A single multi-page TIFF (a z-stack in one file) is not mounted yet: split it into one file "
-                    "per page (tiffsplit FILE) and mount their directory");
+              dir +
+              " is a file, not a directory; give the directory holding the NNNN.tif slices (one page each). "
+              "A single multi-page TIFF (a z-stack in one file) is not mounted yet: split it into one file "
+              "per page (tiffsplit FILE) and mount their directory");
         return ErrnoError(e, "cannot list TIFF stack directory " + dir);
       }
       errno = 0;
