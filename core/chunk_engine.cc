@@ -347,20 +347,22 @@ Result<uint64_t> ChunkEngine::ChunkSize(int level, const Vec3& idx) {
   return static_cast<uint64_t>(b->size());
 }
 
-Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t y) {
+Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t y, int64_t x0, int64_t x1) {
   if (level < 0 || level >= pyramid_.levels() || !pyramid_.ValidChunk(level, {z, y, 0}))
     return NotFoundError("no chunk row " + std::to_string(z) + "/" + std::to_string(y) + " at level " +
                          std::to_string(level));
   const int64_t nx = pyramid_.grid(level)[2];
+  if (x1 < 0 || x1 > nx) x1 = nx;
+  x0 = std::clamp<int64_t>(x0, 0, x1);
   std::vector<int64_t> xs;
   if (config_.options.empty == EmptyPolicy::kKeep) {
-    for (int64_t x = 0; x < nx; ++x) xs.push_back(x);
+    for (int64_t x = x0; x < x1; ++x) xs.push_back(x);
     return xs;
   }
   std::vector<char> present(nx, 0);
   std::vector<std::pair<int64_t, std::shared_ptr<Flight>>> claimed;
   std::vector<int64_t> others;  // in flight elsewhere
-  for (int64_t x = 0; x < nx; ++x) {
+  for (int64_t x = x0; x < x1; ++x) {
     if (ProvablyEmpty(level, {z, y, x})) continue;
     if (Lookup(Key{level, {z, y, x}}).state == State::kPresent) {
       present[x] = 1;
@@ -430,7 +432,7 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
   });
   for (auto& e : errs)
     if (e) return *e;
-  for (int64_t x = 0; x < nx; ++x)
+  for (int64_t x = x0; x < x1; ++x)
     if (present[x]) xs.push_back(x);
   return xs;
 }

@@ -94,10 +94,11 @@ class ChunkEngine {
   // (raw encoding with empty=keep needs no computation). Same errors as GetChunk.
   Result<uint64_t> ChunkSize(int level, const Vec3& idx);
 
-  // x indices of the chunk files that exist in the row (level, z, y): all with empty=keep; with
-  // empty=omit the non-empty ones, computing unknown chunks of the row in parallel.
-  // Errors: kNotFound for a row outside the grid; a compute error of any chunk in the row.
-  Result<std::vector<int64_t>> ListRow(int level, int64_t z, int64_t y);
+  // x indices in [x0, x1) (x1 < 0: the row's end) of the chunk files that exist in the row
+  // (level, z, y): all with empty=keep; with empty=omit the non-empty ones, computing the unknown
+  // chunks of the range together as one unit (one pass over their source band).
+  // Errors: kNotFound for a row outside the grid; a compute error of any chunk in the range.
+  Result<std::vector<int64_t>> ListRow(int level, int64_t z, int64_t y, int64_t x0 = 0, int64_t x1 = -1);
 
   // Receives one chunk of a unit tree: its file bytes, or kNotFound when it is empty and
   // empty=omit (no file). origin: 0 when the engine computed the chunk, else the ProvidedChunk

@@ -32,6 +32,14 @@ class ChunkCodec {
   // Identifies the encoding for cache keys ("raw", "blosc:lz4:5:1", "zlib:1", "gzip:1").
   std::string CacheTag() const;
 
+  // The parameters, for formats that describe the codec in their own metadata.
+  Compression compression() const { return compression_; }
+  const std::string& blosc_cname() const { return cname_; }
+  int blosc_clevel() const { return clevel_; }
+  int blosc_shuffle() const { return shuffle_; }
+  size_t typesize() const { return typesize_; }
+  int zlib_level() const { return zlib_level_; }
+
  private:
   Compression compression_ = Compression::kNone;
   std::string cname_;

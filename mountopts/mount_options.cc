@@ -5,6 +5,9 @@
 // on success, so a caller never sees half-applied options.
 #include "mountopts/mount_options.h"
 
+#include "core/format/format.h"
+#include "core/format/zarr3/zarr3_format.h"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -361,6 +364,19 @@ Status ApplyBloscShuffle(std::string_view n, std::string_view v, Options* o, Mou
 Status ApplyEmpty(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<EmptyPolicy>(n, v, {{"omit", EmptyPolicy::kOmit}, {"keep", EmptyPolicy::kKeep}}, &o->empty);
 }
+Status ApplyFormat(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  if (!FindFormat(v)) return Bad(n, v, "expected one of " + FormatNames(", "));
+  o->format = std::string(v);
+  return OkStatus();
+}
+Status ApplyShard(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  int shard = 0;
+  OZ_RETURN_IF_ERROR(ParseIntInto(n, v, 1, kMaxZarr3Shard, "an integer", &shard));
+  if (shard & (shard - 1))
+    return Bad(n, v, "expected a power of two (1, 2, 4 .. 64), so that shards align with the pyramid's 2x steps");
+  o->shard = shard;
+  return OkStatus();
+}
 Status ApplyCache(std::string_view, std::string_view v, Options* o, MountFlags*) {
   o->cache_dir = std::string(v);
   return OkStatus();
@@ -508,6 +524,10 @@ constexpr OptionSpec kOptionTable[] = {
      ApplyZlibLevel},
     {"empty", true, Section::kEncoding, "empty=omit|keep", "omit",
      "all-zero chunks: absent (fill_value 0) or real files", ApplyEmpty},
+    {"format", true, Section::kEncoding, "format=ome-zarr-0.4|ome-zarr-0.5", "ome-zarr-0.4",
+     "output format: zarr v2 / OME-Zarr 0.4, or zarr v3 / OME-Zarr 0.5", ApplyFormat},
+    {"shard", true, Section::kEncoding, "shard=N", "4 with ome-zarr-0.5",
+     "0.5: inner chunks per shard edge (1, 2, 4 .. 64); 1 = no sharding", ApplyShard},
     {"voxel_size", true, Section::kMetadata, "voxel_size=v|x,y,z", "1",
      "voxel size at level 0, positive; one value = isotropic", ApplyVoxelSize},
     {"unit", true, Section::kMetadata, "unit=NAME", "none", "space unit of voxel_size (list below)", ApplyUnit},
