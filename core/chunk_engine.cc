@@ -246,11 +246,17 @@ std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& 
   if (!config_.cache) return std::nullopt;
   const Key k{level, idx};
   {
-    std::lock_guard<std::mutex> l(write_mu_);
-    auto it = pending_.find(k);
-    if (it != pending_.end()) {
-      if (!it->second) return Result<ChunkBytes>(EmptyResult());
-      return Result<ChunkBytes>(it->second);
+    // A queued write answers first. EmptyResult takes mu_, so it runs after write_mu_ is released
+    // (lock rule: write_mu_ is never held while taking mu_).
+    std::optional<ChunkBytes> queued;
+    {
+      std::lock_guard<std::mutex> l(write_mu_);
+      auto it = pending_.find(k);
+      if (it != pending_.end()) queued = it->second;
+    }
+    if (queued) {
+      if (!*queued) return Result<ChunkBytes>(EmptyResult());
+      return Result<ChunkBytes>(*queued);
     }
   }
   auto e = config_.cache->Get(CacheKey(level, idx));

@@ -83,6 +83,8 @@ class ChunkEngine {
   DType dtype() const { return level0_->dtype(); }
   const ChunkCodec& codec() const { return codec_; }
   const Options& options() const { return config_.options; }
+  // The disk cache (nullptr: none), for formats that keep small derived records beside the chunks.
+  DiskCache* disk_cache() const { return config_.cache; }
   // Bytes of a full uncompressed chunk.
   uint64_t raw_chunk_bytes() const { return raw_bytes_; }
 

@@ -3,6 +3,7 @@
 #include "core/format/zarr_tree.h"
 
 #include "core/format/zarr3/shard.h"
+#include "core/log.h"
 
 namespace oz {
 namespace {
@@ -137,9 +138,30 @@ Result<std::shared_ptr<ZarrTree::ShardIndex>> ZarrTree::GetShardIndex(int level,
   const ShardKey key{level, sidx};
   if (auto hit = shard_indexes_.Get(key)) return hit;
   const int64_t n = layout_.shard;
+  const size_t count = static_cast<size_t>(n * n * n);
+  // The sizes are also kept in the disk cache beside the chunks (under the first inner chunk's
+  // key, which names the source state and every option), so stat of a shard after a remount
+  // reads one small entry instead of every inner chunk.
+  DiskCache* cache = engine_->disk_cache();
+  const std::string cache_key = "zarr3-shard-sizes 1|n=" + std::to_string(n) + "|" +
+                                engine_->CacheKey(level, {sidx[0] * n, sidx[1] * n, sidx[2] * n});
+  if (cache) {
+    if (auto e = cache->Get(cache_key); e && e->data.size() == count * 8) {
+      auto index = std::make_shared<ShardIndex>();
+      index->sizes.resize(count);
+      for (size_t i = 0; i < count; ++i) {
+        uint64_t v = 0;
+        for (int b = 0; b < 8; ++b) v |= static_cast<uint64_t>(static_cast<uint8_t>(e->data[i * 8 + b])) << (8 * b);
+        index->sizes[i] = v;
+        if (v != kShardAbsent) index->empty = false;
+      }
+      shard_indexes_.Put(key, index, 1);
+      return index;
+    }
+  }
   const Vec3 g = engine_->pyramid().grid(level);
   auto index = std::make_shared<ShardIndex>();
-  index->sizes.assign(static_cast<size_t>(n * n * n), kShardAbsent);
+  index->sizes.assign(count, kShardAbsent);
   const int64_t x0 = sidx[2] * n, x1 = std::min(g[2], x0 + n);
   for (int64_t dz = 0; dz < n && sidx[0] * n + dz < g[0]; ++dz) {
     for (int64_t dy = 0; dy < n && sidx[1] * n + dy < g[1]; ++dy) {
@@ -154,6 +176,13 @@ Result<std::shared_ptr<ZarrTree::ShardIndex>> ZarrTree::GetShardIndex(int level,
     }
   }
   shard_indexes_.Put(key, index, 1);
+  if (cache) {
+    CacheEntry e;
+    e.data.reserve(count * 8);
+    for (uint64_t v : index->sizes)
+      for (int b = 0; b < 8; ++b) e.data.push_back(static_cast<char>((v >> (8 * b)) & 0xFF));
+    if (Status st = cache->Put(cache_key, e); !st.ok()) LogWarning("cache: shard index not stored: " + st.ToString());
+  }
   return index;
 }
 

@@ -164,6 +164,33 @@ def shard_layout_matches_v2_chunks():
 
 
 @S.case
+def remount_stats_shards_from_the_cache():
+    """After a remount on the same cache, stat of every shard and a read of each needs no
+    computation and no source read: the shard sizes come from one small cache entry per shard."""
+    src, vol = stack()
+    cache = oz.tmpdir("cache")
+    opts = {"chunk": 8, "levels": 3, "format": "ome-zarr-0.5", "shard": 2, "compression": "blosc"}
+
+    def all_shards(mnt):
+        out = {}
+        for lv in range(3):
+            for sidx, size, entries in zarr3_ref.shard_report(os.path.join(mnt, str(lv))):
+                if size is not None:
+                    with open(os.path.join(mnt, str(lv), "c", *[str(i) for i in sidx]), "rb") as f:
+                        out[(lv, sidx)] = f.read()
+        return out
+
+    with oz.Mount(src, opts, cache=cache) as m:
+        first = all_shards(m.path)
+    with oz.Mount(src, opts, cache=cache) as m:
+        second = all_shards(m.path)
+        st = oz.stats(m.path)
+    oz.check(first and first == second, "shards differ after a remount")
+    oz.check(st["chunks_computed"] == 0 and st["source_bytes_read"] == 0,
+             "remount computed %d chunks and read %d source bytes" % (st["chunks_computed"], st["source_bytes_read"]))
+
+
+@S.case
 def range_reads_equal_whole_shard():
     src, vol = stack()
     with oz.Mount(src, {"chunk": 8, "levels": 2, "format": "ome-zarr-0.5", "shard": 4, "compression": "gzip"}) as m:
