@@ -15,7 +15,7 @@ namespace oz {
 class ChunkCodec {
  public:
   // Errors: kInvalidArgument for an unknown blosc cname (naming the compiled-in ones) or a level
-  // or shuffle out of range, or a zlib/gzip level out of range.
+  // or shuffle out of range, or a zlib/gzip/zstd level out of range.
   static Result<ChunkCodec> Make(const Options& options, DType dtype);
 
   // Encodes a full chunk (dense, native endianness) into zarr v2 chunk bytes (little-endian
@@ -39,6 +39,7 @@ class ChunkCodec {
   int blosc_shuffle() const { return shuffle_; }
   size_t typesize() const { return typesize_; }
   int zlib_level() const { return zlib_level_; }
+  int zstd_level() const { return zstd_level_; }
 
  private:
   Compression compression_ = Compression::kNone;
@@ -47,6 +48,7 @@ class ChunkCodec {
   int shuffle_ = 1;
   size_t typesize_ = 1;
   int zlib_level_ = 1;
+  int zstd_level_ = 3;
 };
 
 }  // namespace oz

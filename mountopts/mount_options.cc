@@ -336,7 +336,8 @@ Status ApplyCompression(std::string_view n, std::string_view v, Options* o, Moun
                                       {{"none", Compression::kNone},
                                        {"blosc", Compression::kBlosc},
                                        {"zlib", Compression::kZlib},
-                                       {"gzip", Compression::kGzip}},
+                                       {"gzip", Compression::kGzip},
+                                       {"zstd", Compression::kZstd}},
                                       &o->compression);
 }
 Status ApplyBloscCname(std::string_view n, std::string_view v, Options* o, MountFlags*) {
@@ -352,6 +353,9 @@ Status ApplyBloscClevel(std::string_view n, std::string_view v, Options* o, Moun
 Status ApplyZlibLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   o->given.zlib_level = true;
   return ParseIntInto(n, v, 0, 9, "an integer", &o->zlib_level);
+}
+Status ApplyZstdLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 1, 22, "an integer", &o->zstd_level);
 }
 Status ApplySourceLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseIntInto(n, v, 0, 1000, "an integer", &o->source_level);
@@ -513,7 +517,7 @@ constexpr OptionSpec kOptionTable[] = {
      "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
     {"source_level", true, Section::kView, "source_level=N", "0",
      "OME-Zarr group SOURCE: read multiscales[0].datasets[N]", ApplySourceLevel},
-    {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip", "none",
+    {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip|zstd", "none",
      "served chunks' compressor; zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
      "blosc codec (with compression=blosc)", ApplyBloscCname},
@@ -522,6 +526,7 @@ constexpr OptionSpec kOptionTable[] = {
      "0 or noshuffle, 1 or shuffle (bytes), 2 or bitshuffle", ApplyBloscShuffle},
     {"zlib_level", true, Section::kEncoding, "zlib_level=0..9", "1", "compression level of zlib and gzip",
      ApplyZlibLevel},
+    {"zstd_level", true, Section::kEncoding, "zstd_level=1..22", "3", "compression level of zstd", ApplyZstdLevel},
     {"empty", true, Section::kEncoding, "empty=omit|keep", "omit",
      "all-zero chunks: absent (fill_value 0) or real files", ApplyEmpty},
     {"format", true, Section::kEncoding, "format=ome-zarr-0.4|ome-zarr-0.5", "ome-zarr-0.4",
@@ -827,8 +832,9 @@ std::string OptionsHelpText() {
       "       omezarrfs -V|--version\n"
       "\n"
       "Serves SOURCE, a directory of z-slice TIFFs or a zarr v2 array or OME-Zarr group, at\n"
-      "MOUNTPOINT as a read-only OME-Zarr 0.4 (zarr v2) multiscale tree. Chunks are computed on read\n"
-      "and kept in a disk cache.\n"
+      "MOUNTPOINT as a read-only multiscale tree: OME-Zarr 0.4 (zarr v2), or with\n"
+      "format=ome-zarr-0.5 OME-Zarr 0.5 (zarr v3, sharded). Chunks are computed on read and kept in\n"
+      "a disk cache.\n"
       "\n"
       "Flags (before, between or after SOURCE and MOUNTPOINT):\n"
       "  -o opt[,opt...]   mount options, below; may repeat, later ones win; may be glued (-oallow_other)\n"

@@ -69,6 +69,13 @@ def gzip_default_shard_equals_v2():
 
 
 @S.case
+def zstd_shard2_equals_v2():
+    # compression=zstd: the 0.4 side is read by zarr-python through numcodecs' Zstd.
+    src, vol = stack()
+    compare_with_v2(src, {"chunk": 16, "levels": 3, "shard": 2, "compression": "zstd", "zstd_level": 5}, vol)
+
+
+@S.case
 def blosc_zstd_window_shift_bytes1_shard4():
     src, vol = stack()
     window = ((2, 30), (None, 60), (5, None))

@@ -117,6 +117,11 @@ def v05_unsharded_blosc_every_level():
 
 
 @S.case
+def v05_sharded_zstd_every_level():
+    run_v3_case({"chunk": 16, "levels": 3, "shard": 2, "compression": "zstd"}, (37, 70, 90))
+
+
+@S.case
 def v05_unsharded_raw_every_level():
     run_v3_case({"chunk": 16, "levels": 3, "shard": 1}, (37, 70, 90))
 

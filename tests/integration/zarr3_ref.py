@@ -1,5 +1,5 @@
 """An independent zarr v3 reader written from the specs (zarr v3 core: zarr.json, regular chunk
-grid, default and v2 chunk key encodings; codecs bytes, transpose, blosc, gzip, zstd is left out,
+grid, default and v2 chunk key encodings; codecs bytes, transpose, blosc, gzip, zstd,
 crc32c; sharding_indexed with the index at the start or the end), with numpy and numcodecs only.
 It shares no code with omezarrfs: tests compare what the mount serves against what this decodes.
 
@@ -70,6 +70,8 @@ def decode_chunk(data, codecs, shape, dtype):
         elif c["name"] == "gzip":
             _check(data[:2] == b"\x1f\x8b", "gzip codec: not a gzip stream")
             data = gzip.decompress(data)
+        elif c["name"] == "zstd":
+            data = numcodecs.Zstd().decode(data)
         elif c["name"] == "crc32c":
             _check(len(data) >= 4, "crc32c: short")
             body, crc = data[:-4], struct.unpack("<I", data[-4:])[0]

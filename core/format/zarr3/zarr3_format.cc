@@ -35,6 +35,9 @@ json Zarr3CodecsJson(const ChunkCodec& codec, int64_t chunk, int64_t shard) {
     case Compression::kGzip:
       inner.push_back({{"name", "gzip"}, {"configuration", {{"level", codec.zlib_level()}}}});
       break;
+    case Compression::kZstd:
+      inner.push_back({{"name", "zstd"}, {"configuration", {{"level", codec.zstd_level()}, {"checksum", false}}}});
+      break;
     case Compression::kZlib: break;  // refused by PrepareZarr3
   }
   if (shard == 1) return inner;
