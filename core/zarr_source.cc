@@ -4,14 +4,14 @@
 #include "core/zarr_source.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
-#include <list>
 #include <mutex>
 #include <new>
 #include <unordered_map>
 
 #include "core/log.h"
+#include "core/sync/lru_cache.h"
+#include "core/sync/single_flight.h"
 
 namespace oz {
 namespace {
@@ -35,90 +35,40 @@ struct Vec3Hash {
   }
 };
 
-// LRU under a byte budget; concurrent Gets of one key run `load` once and share its result or
-// error. Errors are not cached. Entries larger than the whole budget are served, not kept.
+// Decoded chunks: an LRU under a byte budget in front of a single-flight, so concurrent Gets of
+// one key run `load` once and share its result or error. Errors are not cached. Entries larger
+// than the whole budget are served, not kept.
 class ChunkCache {
  public:
-  explicit ChunkCache(uint64_t budget) : budget_(budget) {}
+  explicit ChunkCache(uint64_t budget) : lru_(budget) {}
 
   template <typename Load>
   Result<DecodedPtr> Get(const Vec3& key, Stats* stats, Load&& load) {
-    std::shared_ptr<Flight> flight;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      auto it = map_.find(key);
-      if (it != map_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second.lru);
-        if (stats) ++stats->source_chunk_cache_hits;
-        return it->second.value;
-      }
-      auto f = flights_.find(key);
-      if (f != flights_.end()) {
-        std::shared_ptr<Flight> other = f->second;
-        cv_.wait(l, [&] { return other->done; });
-        if (!other->status.ok()) return other->status;
-        if (stats) ++stats->source_chunk_cache_hits;
-        return other->value;
-      }
-      flight = std::make_shared<Flight>();
-      flights_.emplace(key, flight);
+    if (DecodedPtr hit = lru_.Get(key)) {
+      if (stats) ++stats->source_chunk_cache_hits;
+      return hit;
     }
-    Result<DecodedPtr> r = InternalError("chunk load did not run");
-    try {
-      r = load();
-    } catch (const std::bad_alloc&) {
-      r = ResourceExhaustedError("out of memory decoding source chunk " + ToString(key));
-    } catch (...) {
-      r = InternalError("unexpected exception decoding source chunk " + ToString(key));
-    }
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      flight->done = true;
-      if (r.ok()) {
-        flight->value = *r;
-        Insert(key, *r);
-      } else {
-        flight->status = r.status();
-      }
-      flights_.erase(key);
-    }
-    cv_.notify_all();
+    bool joined = false;
+    Result<DecodedPtr> r = flights_.Do(
+        key,
+        [&]() -> Result<DecodedPtr> {
+          if (DecodedPtr hit = lru_.Get(key)) return hit;  // a flight completed since the miss
+          try {
+            OZ_ASSIGN_OR_RETURN(DecodedPtr v, load());
+            lru_.Put(key, v, v->cost);
+            return v;
+          } catch (const std::bad_alloc&) {
+            return ResourceExhaustedError("out of memory decoding source chunk " + ToString(key));
+          }
+        },
+        &joined);
+    if (joined && r.ok() && stats) ++stats->source_chunk_cache_hits;
     return r;
   }
 
  private:
-  struct Flight {
-    bool done = false;  // guarded by ChunkCache::mu_
-    Status status;
-    DecodedPtr value;
-  };
-  struct Entry {
-    DecodedPtr value;
-    std::list<Vec3>::iterator lru;
-  };
-
-  // Requires mu_.
-  void Insert(const Vec3& key, const DecodedPtr& v) {
-    if (v->cost > budget_) return;
-    while (bytes_ + v->cost > budget_ && !lru_.empty()) {
-      auto victim = map_.find(lru_.back());
-      bytes_ -= victim->second.value->cost;
-      map_.erase(victim);
-      lru_.pop_back();
-    }
-    lru_.push_front(key);
-    map_.emplace(key, Entry{v, lru_.begin()});
-    bytes_ += v->cost;
-  }
-
-  const uint64_t budget_;
-  std::mutex mu_;
-  std::condition_variable cv_;  // signalled when any flight completes
-  // All guarded by mu_.
-  std::unordered_map<Vec3, Entry, Vec3Hash> map_;
-  std::list<Vec3> lru_;  // front = most recently used
-  std::unordered_map<Vec3, std::shared_ptr<Flight>, Vec3Hash> flights_;
-  uint64_t bytes_ = 0;
+  LruCache<Vec3, const Decoded, Vec3Hash> lru_;
+  SingleFlight<Vec3, DecodedPtr, Vec3Hash> flights_;
 };
 
 uint16_t Load16(const uint8_t* p, bool big_endian) {

@@ -1,12 +1,11 @@
 // CRC-32C test vectors, the zarr v3 shard index layout, ShardContent range reads and their
-// refusal of an inner chunk whose size changed, the LRU cache, and the format= / shard= options.
+// refusal of an inner chunk whose size changed, and the format= / shard= options.
 #include <catch2/catch.hpp>
 #include <cstring>
 
 #include "core/codec/crc32c.h"
 #include "core/format/format.h"
 #include "core/format/zarr3/shard.h"
-#include "core/sync/lru_cache.h"
 #include "mountopts/mount_options.h"
 
 namespace oz {
@@ -77,24 +76,6 @@ TEST_CASE("shard assembly and ranged reads agree; a changed inner chunk is an er
   auto tail = failing.ReadAt(8, 100, buf.data());
   REQUIRE(tail.ok());
   CHECK(*tail == 4 * 16 + 4);
-}
-
-TEST_CASE("LruCache evicts least recently used under its budget", "[sync]") {
-  LruCache<int, int> c(3);
-  c.Put(1, std::make_shared<int>(10), 1);
-  c.Put(2, std::make_shared<int>(20), 1);
-  c.Put(3, std::make_shared<int>(30), 1);
-  REQUIRE(c.Get(1));  // 1 is now the newest
-  c.Put(4, std::make_shared<int>(40), 1);
-  CHECK(c.Get(2) == nullptr);
-  CHECK(*c.Get(1) == 10);
-  CHECK(*c.Get(4) == 40);
-  c.Put(5, std::make_shared<int>(50), 4);  // over budget: not kept, nothing evicted
-  CHECK(c.Get(5) == nullptr);
-  CHECK(c.used() == 3);
-  c.Put(1, std::make_shared<int>(11), 2);  // replace
-  CHECK(*c.Get(1) == 11);
-  CHECK(c.used() <= 3);
 }
 
 TEST_CASE("format= and shard= options", "[zarr3][options]") {
