@@ -85,7 +85,8 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
       pyramid_(std::move(pyramid)),
       codec_(std::move(codec)),
       work_budget_(config.work_memory),
-      buffers_(config.work_memory / 2) {
+      buffers_(config.work_memory / 2),
+      hot_(config.hot_bytes) {
   const Options& o = config_.options;
   raw_bytes_ = static_cast<uint64_t>(o.chunk * o.chunk * o.chunk) * DTypeSize(level0_->dtype());
   const ViewGeometry& g = level0_->geometry();
@@ -124,26 +125,11 @@ void ChunkEngine::Record(const Key& k, State s, uint64_t size) {
   known_[k] = Info{s, size};
 }
 
-ChunkBytes ChunkEngine::HotGet(const Key& k) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = hot_index_.find(k);
-  if (it == hot_index_.end()) return nullptr;
-  hot_lru_.splice(hot_lru_.begin(), hot_lru_, it->second);
-  return it->second->second;
-}
+ChunkBytes ChunkEngine::HotGet(const Key& k) { return hot_.Get(k); }
 
 void ChunkEngine::HotPut(const Key& k, const ChunkBytes& b) {
-  if (b->size() > config_.hot_bytes / 4) return;
-  std::lock_guard<std::mutex> l(mu_);
-  if (hot_index_.count(k)) return;
-  hot_lru_.emplace_front(k, b);
-  hot_index_[k] = hot_lru_.begin();
-  hot_used_ += b->size();
-  while (hot_used_ > config_.hot_bytes && !hot_lru_.empty()) {
-    hot_used_ -= hot_lru_.back().second->size();
-    hot_index_.erase(hot_lru_.back().first);
-    hot_lru_.pop_back();
-  }
+  if (b->size() > config_.hot_bytes / 4) return;  // one huge chunk would flush the rest
+  hot_.Put(k, b, b->size());
 }
 
 Result<ChunkBytes> ChunkEngine::EmptyResult() {
@@ -445,10 +431,7 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
 
 bool ChunkEngine::Available(int level, const Vec3& idx) {
   if (ProvablyEmpty(level, idx)) return true;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (hot_index_.count(Key{level, idx})) return true;
-  }
+  if (hot_.Contains(Key{level, idx})) return true;
   {
     std::lock_guard<std::mutex> l(write_mu_);
     if (pending_.count(Key{level, idx})) return true;

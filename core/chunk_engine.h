@@ -35,6 +35,7 @@
 #include "core/options.h"
 #include "core/pyramid.h"
 #include "core/stats.h"
+#include "core/sync/lru_cache.h"
 #include "core/thread_pool.h"
 #include "core/view.h"
 
@@ -226,10 +227,7 @@ class ChunkEngine {
   std::mutex mu_;
   std::unordered_map<Key, Info, KeyHash> known_;                        // guarded by mu_
   std::unordered_map<Key, std::shared_ptr<Flight>, KeyHash> inflight_;  // guarded by mu_
-  // Hot LRU: front = most recent. Guarded by mu_.
-  std::list<std::pair<Key, ChunkBytes>> hot_lru_;
-  std::unordered_map<Key, std::list<std::pair<Key, ChunkBytes>>::iterator, KeyHash> hot_index_;
-  uint64_t hot_used_ = 0;
+  LruCache<Key, const std::string, KeyHash> hot_;                       // recently served chunk bytes (own lock)
   ChunkBytes empty_bytes_;  // guarded by mu_; encoded all-zero chunk (empty=keep)
 
   // Background cache writes. Lock order: write_mu_ is never held while taking mu_.

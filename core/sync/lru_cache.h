@@ -25,6 +25,12 @@ class LruCache {
     return it->second->value;
   }
 
+  // True if k is cached (recency unchanged).
+  bool Contains(const K& k) const {
+    std::lock_guard<std::mutex> l(mu_);
+    return index_.count(k) != 0;
+  }
+
   // Inserts or replaces; a value costing more than the budget is not kept.
   void Put(const K& k, std::shared_ptr<V> v, uint64_t cost) {
     std::lock_guard<std::mutex> l(mu_);
