@@ -5,9 +5,10 @@
 #include <cstdint>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 #include <utility>
+
+#include "core/sync/mutex.h"
 
 namespace oz {
 
@@ -18,7 +19,7 @@ class LruCache {
 
   // The value, marked most recently used; nullptr on a miss.
   std::shared_ptr<V> Get(const K& k) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     auto it = index_.find(k);
     if (it == index_.end()) return nullptr;
     lru_.splice(lru_.begin(), lru_, it->second);
@@ -27,13 +28,13 @@ class LruCache {
 
   // True if k is cached (recency unchanged).
   bool Contains(const K& k) const {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     return index_.count(k) != 0;
   }
 
   // Inserts or replaces; a value costing more than the budget is not kept.
   void Put(const K& k, std::shared_ptr<V> v, uint64_t cost) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     if (auto it = index_.find(k); it != index_.end()) {
       used_ -= it->second->cost;
       lru_.erase(it->second);
@@ -51,7 +52,7 @@ class LruCache {
   }
 
   uint64_t used() const {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     return used_;
   }
 
@@ -62,10 +63,10 @@ class LruCache {
     uint64_t cost;
   };
   const uint64_t budget_;
-  mutable std::mutex mu_;
-  std::list<Node> lru_;                                                    // guarded by mu_; front = newest
-  std::unordered_map<K, typename std::list<Node>::iterator, Hash> index_;  // guarded by mu_
-  uint64_t used_ = 0;                                                      // guarded by mu_
+  mutable Mutex mu_;
+  std::list<Node> lru_ OZ_GUARDED_BY(mu_);  // front = newest
+  std::unordered_map<K, typename std::list<Node>::iterator, Hash> index_ OZ_GUARDED_BY(mu_);
+  uint64_t used_ OZ_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace oz

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "core/status.h"
+#include "core/sync/mutex.h"
 
 namespace oz {
 
@@ -26,7 +27,7 @@ class SingleFlight {
     std::shared_ptr<Flight> flight;
     bool leader = false;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(mu_);
       auto [it, inserted] = flights_.try_emplace(key);
       if (inserted) it->second = std::make_shared<Flight>();
       flight = it->second;
@@ -47,7 +48,7 @@ class SingleFlight {
       r = InternalError(std::string("unexpected exception: ") + e.what());
     }
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(mu_);
       flights_.erase(key);
     }
     {
@@ -66,8 +67,8 @@ class SingleFlight {
     bool done = false;                                                        // guarded by mu
     Result<V> result{Status(ErrorCode::kInternal, "single-flight pending")};  // guarded by mu
   };
-  std::mutex mu_;
-  std::unordered_map<K, std::shared_ptr<Flight>, Hash> flights_;  // guarded by mu_
+  Mutex mu_;
+  std::unordered_map<K, std::shared_ptr<Flight>, Hash> flights_ OZ_GUARDED_BY(mu_);
 };
 
 }  // namespace oz
