@@ -44,6 +44,7 @@ class Bench:
         self.a = a
         self.work = a.work
         self.n = 0
+        self.live = {}  # mnt -> pid, unmounted at exit even after an error
 
     def new_dir(self, kind):
         self.n += 1
@@ -58,9 +59,11 @@ class Bench:
         if r.returncode:
             raise RuntimeError("mount failed: " + r.stderr)
         pid = int(subprocess.run(["pgrep", "-f", "--", mnt], capture_output=True, text=True).stdout.split()[0])
+        self.live[mnt] = pid
         return mnt, pid
 
     def umount(self, mnt, pid):
+        self.live.pop(mnt, None)
         for _ in range(40):
             if subprocess.run(["fusermount3", "-u", mnt], capture_output=True).returncode == 0:
                 break
@@ -124,6 +127,14 @@ def main():
     a.mat = os.path.join(a.build, "cli", "omezarr-materialize")
     a.reader = os.path.join(a.build, "bench", "oz_bench_read_tree")
     b = Bench(a)
+    try:
+        run(a, b)
+    finally:
+        for mnt, pid in list(b.live.items()):
+            b.umount(mnt, pid)
+
+
+def run(a, b):
     shape = [int(v) for v in a.shape.split(",")]
     c = a.chunk
     base = "chunk=%d,levels=5,compression=%s" % (c, a.compression)

@@ -242,6 +242,14 @@ Result<std::vector<DirEntry>> ZarrTree::List(std::string_view path) {
         for (int64_t x : xs) out.push_back({std::to_string(x), NodeKind::kFile});
         return out;
       }
+      // Listing a shard row computes every inner chunk row across the whole level width first
+      // (one unit, one pass over its source band, as a 0.4 row listing), so the shards' indexes
+      // below find their chunks known instead of re-reading the band once per shard.
+      const int64_t n = layout_.shard;
+      const Vec3 cg = engine_->pyramid().grid(r.level);
+      for (int64_t z = r.idx[0] * n; z < std::min(cg[0], r.idx[0] * n + n); ++z)
+        for (int64_t y = r.idx[1] * n; y < std::min(cg[1], r.idx[1] * n + n); ++y)
+          OZ_RETURN_IF_ERROR(engine_->ListRow(r.level, z, y).status());
       for (int64_t sx = 0; sx < g[2]; ++sx) {
         OZ_ASSIGN_OR_RETURN(std::shared_ptr<ShardIndex> index, GetShardIndex(r.level, {r.idx[0], r.idx[1], sx}));
         if (!index->empty) out.push_back({std::to_string(sx), NodeKind::kFile});

@@ -61,8 +61,6 @@ class ZarrTree final : public FormatTree {
     bool empty = true;
   };
   Result<std::shared_ptr<ShardIndex>> GetShardIndex(int level, const Vec3& sidx);
-  // Indexes of every shard in the shard row (level, sz, sy), computing each inner chunk row whole.
-  Result<std::vector<std::shared_ptr<ShardIndex>>> ShardRow(int level, int64_t sz, int64_t sy);
   Result<uint64_t> DataFileSize(int level, const Vec3& fidx);
   std::string LevelPrefix(int level) const;
 
