@@ -498,6 +498,14 @@ struct ChunkEngine::UnitRun {
   Vec3 top_idx{0, 0, 0};
 };
 
+// Only the mount's path (no sink, no provider: materialize writes every level below anyway, and
+// builds on the chunks it already has) and only from the source: chunks of lower levels that are
+// cached are used as they are for every algorithm.
+bool ChunkEngine::ReadsNearest(const Unit& u, const UnitRun& run) const {
+  return config_.options.algorithm == Algorithm::kNearest && u.level > 0 && run.from_source && !run.sink &&
+         !run.provider;
+}
+
 Box ChunkEngine::UnitBox(const Unit& u) const {
   const int64_t c = pyramid_.chunk();
   const Vec3& s = pyramid_.shape(u.level);
@@ -581,7 +589,16 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
     }
   }
 
-  if (u.level == run.base) {
+  if (ReadsNearest(u, run)) {
+    // Nearest keeps level-0 voxel 2^L * (z, y, x) for voxel (z, y, x) of level L: read only those.
+    const int64_t step = int64_t{1} << u.level;
+    Box b0;
+    for (int a = 0; a < 3; ++a) {
+      b0.lo[a] = box.lo[a] * step;
+      b0.hi[a] = (box.hi[a] - 1) * step + 1;
+    }
+    OZ_RETURN_IF_ERROR(level0_->ReadBoxStrided(b0, step, out));
+  } else if (u.level == run.base) {
     if (run.from_source)
       OZ_RETURN_IF_ERROR(level0_->ReadBox(box, out));
     else
@@ -705,7 +722,9 @@ Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out) 
   // Working memory: one unit per level on the path, plus the downsampled quarter (x4 for odd c).
   const size_t bpv = DTypeSize(dtype());
   uint64_t need = 0;
-  for (int k = run.base; k <= u.level; ++k) {
+  // A strided read needs the unit and, through a view, one copy of it.
+  if (ReadsNearest(u, run)) need = 2 * static_cast<uint64_t>(box.volume()) * bpv;
+  for (int k = run.base; k <= u.level && !ReadsNearest(u, run); ++k) {
     const Box kb = pyramid_.BoxAtLowerLevel(box, u.level, k);
     const uint64_t unit = static_cast<uint64_t>(std::min<int64_t>(pyramid_.chunk(), kb.shape()[0])) *
                           std::min<int64_t>(pyramid_.chunk(), kb.shape()[1]) * kb.shape()[2] * bpv;

@@ -7,6 +7,9 @@
 // level at most 4 below whose chunks are all cached): every voxel of the base box is read once,
 // memory is one unit per level (about 2 * c * c * width * bytes), and every intermediate chunk is
 // put into the cache on the way (never chunk-by-chunk recursion that re-reads the source).
+// Except with algorithm=nearest: a chunk whose lower levels are not cached is read straight from
+// level 0 with a strided read of the voxels it keeps (Volume::ReadBoxStrided), no intermediate
+// level computed or cached, so its cost grows with the chunk, not with the box it covers.
 // Listing a chunk row computes its unknown chunks together as one unit (x-neighbours share one
 // pass over the source band).
 //
@@ -187,6 +190,9 @@ class ChunkEngine {
   // Computes a unit (dense, UnitBox shape) from the chosen base, reserving working memory.
   Status ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out);
   Status ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out);
+  // True if unit u is read straight from level 0 with a strided read (algorithm=nearest,
+  // computing from the source): its cost is the chunk's, not its level-0 box's.
+  bool ReadsNearest(const Unit& u, const UnitRun& run) const;
   void ParallelDownsample(const uint8_t* in, const Vec3& in_shape, uint8_t* out);
   // Reads a box of level `level` from cached chunks (all must be available or computable).
   Status ReadLevelBox(int level, const Box& box, uint8_t* out);

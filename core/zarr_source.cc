@@ -4,6 +4,7 @@
 #include "core/zarr_source.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -321,6 +322,75 @@ Status ZarrVolume::ReadBox(const Box& box, void* out) {
         return;
       }
       impl.Copy(ci, **d, box, static_cast<uint8_t*>(out));
+    } catch (const std::bad_alloc&) {
+      results[i] = ResourceExhaustedError("out of memory reading source chunk " + ToString(ci));
+    } catch (...) {
+      results[i] = InternalError("unexpected exception reading source chunk " + ToString(ci));
+    }
+  };
+  ThreadPool* pool = impl.options.fetch_pool ? impl.options.fetch_pool : impl.options.pool;
+  if (pool && count > 1)
+    pool->ParallelFor(count, work);
+  else
+    for (size_t i = 0; i < count; ++i) work(i);
+  for (Status& st : results)
+    if (!st.ok()) return st;
+  return OkStatus();
+}
+
+Status ZarrVolume::ReadBoxStrided(const Box& box, int64_t step, void* out) {
+  if (step == 1) return ReadBox(box, out);
+  if (step < 1 || box.empty() || !BoxFromShape(shape()).Contains(box) || out == nullptr)
+    return InvalidArgumentError("ReadBoxStrided " + box.ToString() + " step " + std::to_string(step) +
+                                " is empty or outside the zarr array shape " + ToString(shape()));
+  const Impl& impl = *impl_;
+  const Vec3& c = impl.meta.chunks3;
+  const Vec3 os = StridedShape(box, step);
+  // Per axis, the source chunks holding kept voxels, each with its kept indices [k0, k1).
+  struct Run {
+    int64_t chunk, k0, k1;
+  };
+  std::array<std::vector<Run>, 3> runs;
+  for (int a = 0; a < 3; ++a)
+    for (int64_t k = 0; k < os[a]; ++k) {
+      const int64_t ci = (box.lo[a] + k * step) / c[a];
+      if (runs[a].empty() || runs[a].back().chunk != ci)
+        runs[a].push_back({ci, k, k + 1});
+      else
+        runs[a].back().k1 = k + 1;
+    }
+  const size_t ny = runs[1].size(), nx = runs[2].size();
+  const size_t count = runs[0].size() * ny * nx;
+  const size_t item = impl.item;
+  std::vector<Status> results(count);
+  auto work = [&](size_t i) {
+    const Run& rz = runs[0][i / (ny * nx)];
+    const Run& ry = runs[1][(i / nx) % ny];
+    const Run& rx = runs[2][i % nx];
+    const Vec3 ci{rz.chunk, ry.chunk, rx.chunk};
+    try {
+      Result<DecodedPtr> d = impl.cache->Get(ci, impl.options.stats, [&]() { return impl.Load(ci); });
+      if (!d.ok()) {
+        results[i] = d.status();
+        return;
+      }
+      const uint8_t* data = (*d)->data.get();
+      for (int64_t kz = rz.k0; kz < rz.k1; ++kz)
+        for (int64_t ky = ry.k0; ky < ry.k1; ++ky) {
+          const int64_t z = box.lo[0] + kz * step - ci[0] * c[0], y = box.lo[1] + ky * step - ci[1] * c[1];
+          uint8_t* dst = static_cast<uint8_t*>(out) + static_cast<size_t>((kz * os[1] + ky) * os[2]) * item;
+          for (int64_t kx = rx.k0; kx < rx.k1; ++kx) {
+            if (data) {
+              const int64_t x = box.lo[2] + kx * step - ci[2] * c[2];
+              std::memcpy(dst + static_cast<size_t>(kx) * item,
+                          data + static_cast<size_t>((z * c[1] + y) * c[2] + x) * item, item);
+            } else if (item == 1) {
+              dst[kx] = static_cast<uint8_t>(impl.meta.fill_value);
+            } else {
+              std::memcpy(dst + static_cast<size_t>(kx) * 2, &impl.meta.fill_value, 2);
+            }
+          }
+        }
     } catch (const std::bad_alloc&) {
       results[i] = ResourceExhaustedError("out of memory reading source chunk " + ToString(ci));
     } catch (...) {
