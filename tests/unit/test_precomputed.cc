@@ -325,7 +325,14 @@ TEST_CASE("precomputed: what the format cannot express is refused with the fix",
   o.given.compression = true;
   has(err(o, DType::kUint16), "bytes=1");
   o.chunk = 256;
+  o.given.chunk = true;
   has(err(o, DType::kUint8), "chunk=255");
+  {
+    Options z = o;  // a chunk edge not given (a zarr source's) becomes 128 with jpeg
+    z.given.chunk = false;
+    REQUIRE(f->prepare(&z, DType::kUint8).ok());
+    CHECK(z.chunk == 128);
+  }
   o.chunk = 128;
   o.jpeg_quality = 0;
   has(err(o, DType::kUint8), "jpeg_quality=0");

@@ -105,6 +105,7 @@ Status PreparePrecomputed(Options* o, DType served) {
             "use compression=none or gzip for uint16");
       if (o->jpeg_quality < 1 || o->jpeg_quality > 100)
         return InvalidArgumentError("jpeg_quality=" + std::to_string(o->jpeg_quality) + ": expected 1 to 100");
+      if (o->chunk > kMaxJpegChunk && !o->given.chunk) o->chunk = 128;  // a zarr source's chunk edge
       if (o->chunk > kMaxJpegChunk)
         return InvalidArgumentError("chunk=" + std::to_string(o->chunk) +
                                     " with compression=jpeg: a chunk is one JPEG image chunk wide and chunk*chunk "

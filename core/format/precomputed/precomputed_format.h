@@ -15,7 +15,8 @@
 //         `Content-Encoding: gzip` (omezarr-serve does this; info's "omezarrfs" member says
 //         "content_encoding": "gzip"), as precomputed trees on static hosts are served;
 //   jpeg  "jpeg" (uint8 only, lossy): one grayscale JPEG per chunk, x wide and y*z high (so
-//         chunk <= 255: JPEG sides are at most 65500 pixels), quality jpeg_quality.
+//         chunk <= 255: JPEG sides are at most 65500 pixels; a zarr source's chunk edge above
+//         that, not given with chunk=, becomes 128), quality jpeg_quality.
 // blosc, zlib and zstd have no precomputed encoding (refused). The engine keeps lossless chunks
 // (its codec is the encoding's lossless part: raw for none and jpeg, gzip for gzip), so the cache
 // is shared with the zarr formats of the same codec, and a file is derived from its engine chunk
@@ -26,7 +27,7 @@
 // resolution: voxel_size * 2^level in nanometres, converted from unit= (no unit: voxel_size is
 // taken as nanometres; the default voxel_size 1 is 1 nm). voxel_offset [0, 0, 0]: precomputed
 // voxels are boxes from their corner, which is where mean and max put a coarse voxel (nearest's
-// voxel 2^l*i sits at the corner of the box it stands for).
+// coarse voxel holds the sample at its box's corner and is shown over the whole box).
 // Not implemented: the sharded layout (neuroglancer_uint64_sharded_v1): shard > 1 is refused.
 #pragma once
 
