@@ -70,7 +70,7 @@ Result<std::unique_ptr<ChunkEngine>> ChunkEngine::Make(std::shared_ptr<ViewVolum
   if (!config.pool || !config.stats) return InternalError("ChunkEngine needs a pool and stats");
   const Options& o = config.options;
   OZ_ASSIGN_OR_RETURN(Pyramid pyramid, Pyramid::Make(level0->shape(), o.levels, o.chunk));
-  OZ_ASSIGN_OR_RETURN(ChunkCodec codec, ChunkCodec::Make(o, level0->dtype()));
+  OZ_ASSIGN_OR_RETURN(ChunkCodec codec, ChunkCodec::Make(config.codec_options.value_or(o), level0->dtype()));
   auto vol = CheckedVolume({o.chunk, o.chunk, o.chunk});
   if (!vol || static_cast<uint64_t>(*vol) * DTypeSize(level0->dtype()) > kMaxRawChunkBytes)
     return InvalidArgumentError("chunk=" + std::to_string(o.chunk) +

@@ -51,6 +51,9 @@ struct ChunkEngineConfig {
   Stats* stats = nullptr;               // not owned; required
   uint64_t work_memory = 512ull << 20;  // bound on working buffers of all computations together
   uint64_t hot_bytes = 64ull << 20;     // in-memory LRU of recently served chunk bytes
+  // The codec settings (compression and its parameters) when they are not options' own: a format
+  // whose files are derived from the engine's chunks keeps them lossless (FormatSpec).
+  std::optional<Options> codec_options;
 };
 
 using ChunkBytes = std::shared_ptr<const std::string>;

@@ -14,6 +14,8 @@ namespace oz {
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "chunk encoding assumes a little-endian host");
 
 Result<ChunkCodec> ChunkCodec::Make(const Options& options, DType dtype) {
+  if (options.compression == Compression::kJpeg)
+    return InvalidArgumentError("compression=jpeg is an encoding of format=precomputed only, not a chunk codec");
   ChunkCodec c;
   c.compression_ = options.compression;
   c.typesize_ = DTypeSize(dtype);

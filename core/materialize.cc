@@ -483,18 +483,26 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       LogWarning("cache=" + o.cache_dir + " is not used: " + c.status().message() + "; computing every chunk");
     }
   }
-  // DEST's files are reused chunk by chunk only where each chunk is a file: shards are not read
-  // back yet, so a sharded tree's lower levels come from the source (or the cache).
-  if (plan.shard > 1 && plan.min_level > 0)
-    LogInfo("format " + s.options.format + " with shard=" + std::to_string(plan.shard) + ": levels below " +
-            std::to_string(plan.min_level) +
-            " are computed again from the source (sharded DEST files are not read back)");
-  ExistingChunks existing(plan.shard == 1 ? &dest_chunks : nullptr, cache_chunks.get(), plan.min_level);
+  // DEST's files are reused chunk by chunk only where each file is an engine chunk: shards and
+  // derived files (precomputed) are not read back yet, so such a tree's lower levels come from the
+  // source (or the cache).
+  const bool reuse_dest = s.tree->DataFilesAreEngineChunks();
+  if (!reuse_dest && plan.min_level > 0)
+    LogInfo("format " + s.options.format + (plan.shard > 1 ? " with shard=" + std::to_string(plan.shard) : "") +
+            ": levels below " + std::to_string(plan.min_level) +
+            " are computed again from the source (its DEST files are not read back)");
+  ExistingChunks existing(reuse_dest ? &dest_chunks : nullptr, cache_chunks.get(), plan.min_level);
   const uint64_t source_bytes0 = s.stats.source_bytes_read;
 
   const Pyramid& py = s.engine->pyramid();
   const int64_t n = plan.shard;
   const Vec3 top_grid = py.grid(plan.top);
+  // Rows sharing a directory (precomputed): temps there may be a sibling part's, in flight.
+  if (!s.tree->RowDirectories())
+    for (int k = plan.min_level; k <= plan.top; ++k) {
+      const std::string rel = s.tree->DataFileRel(k, {0, 0, 0});
+      SweepTempFiles(dest + "/" + rel.substr(0, rel.rfind('/')), 60);
+    }
   for (int64_t zu = plan.zc0; zu < plan.zc1; ++zu) {
     for (int64_t yu = 0; yu < plan.ny; ++yu) {
       const std::string unit_name = UnitName(plan, zu, yu);
@@ -521,7 +529,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       // Each data file row directory belongs to exactly one unit, so temp files in this unit's
       // rows are leftovers of an earlier, killed run of it (never at final names): sweep them
       // before this run writes there.
-      for (int k = plan.min_level; k <= plan.top; ++k) {
+      for (int k = plan.min_level; k <= plan.top && s.tree->RowDirectories(); ++k) {
         const int64_t f = int64_t{1} << (plan.top - k);  // file rows of level k per unit
         const Vec3 g = s.tree->FileGrid(k);
         for (int64_t z = zu * f; z < std::min((zu + 1) * f, g[0]); ++z)
@@ -592,8 +600,11 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
         if (!chunk.ok() && chunk.status().code() != ErrorCode::kNotFound) return chunk.status();
         const bool empty = !chunk.ok();
         if (n == 1) {
-          OZ_RETURN_IF_ERROR(
-              put_file(s.tree->DataFileRel(level, idx), empty ? nullptr : &**chunk, origin == kFromDest));
+          ChunkBytes file;
+          if (!empty) {
+            OZ_ASSIGN_OR_RETURN(file, s.tree->FileBytes(level, idx, *chunk));
+          }
+          OZ_RETURN_IF_ERROR(put_file(s.tree->DataFileRel(level, idx), file.get(), origin == kFromDest));
           count_chunk(empty, origin);
           return OkStatus();
         }

@@ -19,6 +19,7 @@ std::string_view CompressionName(Compression c) {
     case Compression::kZlib: return "zlib";
     case Compression::kGzip: return "gzip";
     case Compression::kZstd: return "zstd";
+    case Compression::kJpeg: return "jpeg";
   }
   return "?";
 }

@@ -9,7 +9,7 @@
 namespace oz {
 
 enum class Algorithm { kMean, kNearest, kMax };
-enum class Compression { kNone, kBlosc, kZlib, kGzip, kZstd };
+enum class Compression { kNone, kBlosc, kZlib, kGzip, kZstd, kJpeg };  // kJpeg: format=precomputed only
 enum class EmptyPolicy { kOmit, kKeep };
 enum class BadSlicePolicy { kError, kZero };
 
@@ -57,6 +57,7 @@ struct Options {
   int blosc_shuffle = 1;            // 0 none, 1 byte, 2 bit (numcodecs convention)
   int zlib_level = 1;               // 0..9, compression=zlib or gzip (numcodecs' default)
   int zstd_level = 3;               // 1..22, compression=zstd (zstd's own default)
+  int jpeg_quality = 95;            // 1..100, compression=jpeg (core/format/precomputed/)
   EmptyPolicy empty = EmptyPolicy::kOmit;
   // Output format (core/format/registry.cc) and, for sharded formats, inner chunks per shard
   // edge; 0 = the format's default (FormatSpec::prepare fills it in).
@@ -86,6 +87,7 @@ struct Options {
     bool blosc_clevel = false;
     bool blosc_shuffle = false;
     bool zlib_level = false;
+    bool empty = false;  // a format may choose its own default (precomputed: keep)
     bool operator==(const Given&) const = default;
   };
   Given given;

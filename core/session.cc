@@ -129,7 +129,11 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
     s->volume = std::shared_ptr<Volume>(std::move(stack).value());
   }
   // The format checks what it cannot express once the source's defaults are in.
-  OZ_RETURN_IF_ERROR(format->prepare(&s->options));
+  const Compression source_default = s->options.compression;
+  OZ_RETURN_IF_ERROR(format->prepare(&s->options, params.options.bytes1 ? DType::kUint8 : s->volume->dtype()));
+  if (s->options.compression != source_default)
+    LogInfo("format=" + s->options.format + ": compression=" + std::string(CompressionName(s->options.compression)) +
+            " (the format's default; -o compression=... to change)");
   const Options& options = s->options;
 
   if (options.bytes1 && s->volume->dtype() != DType::kUint16)
@@ -149,6 +153,7 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   // chunks (1/4, so a few chunk rows in flight are served without re-reading the disk cache).
   ec.work_memory = std::max<uint64_t>(options.memory * 3 / 8, 8ull << 20);
   ec.hot_bytes = options.memory / 4;
+  if (format->codec_options) ec.codec_options = format->codec_options(options);
   auto engine = ChunkEngine::Make(s->view, ec);
   if (!engine.ok()) return engine.status();
   s->engine = std::move(engine).value();

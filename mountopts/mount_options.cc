@@ -337,7 +337,8 @@ Status ApplyCompression(std::string_view n, std::string_view v, Options* o, Moun
                                        {"blosc", Compression::kBlosc},
                                        {"zlib", Compression::kZlib},
                                        {"gzip", Compression::kGzip},
-                                       {"zstd", Compression::kZstd}},
+                                       {"zstd", Compression::kZstd},
+                                       {"jpeg", Compression::kJpeg}},
                                       &o->compression);
 }
 Status ApplyBloscCname(std::string_view n, std::string_view v, Options* o, MountFlags*) {
@@ -357,6 +358,9 @@ Status ApplyZlibLevel(std::string_view n, std::string_view v, Options* o, MountF
 Status ApplyZstdLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseIntInto(n, v, 1, 22, "an integer", &o->zstd_level);
 }
+Status ApplyJpegQuality(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 1, 100, "an integer", &o->jpeg_quality);
+}
 Status ApplySourceLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseIntInto(n, v, 0, 1000, "an integer", &o->source_level);
 }
@@ -366,6 +370,7 @@ Status ApplyBloscShuffle(std::string_view n, std::string_view v, Options* o, Mou
                               &o->blosc_shuffle);
 }
 Status ApplyEmpty(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  o->given.empty = true;
   return ParseChoiceInto<EmptyPolicy>(n, v, {{"omit", EmptyPolicy::kOmit}, {"keep", EmptyPolicy::kKeep}}, &o->empty);
 }
 Status ApplyFormat(std::string_view n, std::string_view v, Options* o, MountFlags*) {
@@ -517,8 +522,8 @@ constexpr OptionSpec kOptionTable[] = {
      "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
     {"source_level", true, Section::kView, "source_level=N", "0",
      "OME-Zarr group SOURCE: read multiscales[0].datasets[N]", ApplySourceLevel},
-    {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip|zstd", "none",
-     "served chunks' compressor; zarr SOURCE: below", ApplyCompression},
+    {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip|zstd|jpeg", "none",
+     "served chunks' compressor (jpeg: precomputed); zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
      "blosc codec (with compression=blosc)", ApplyBloscCname},
     {"blosc_clevel", true, Section::kEncoding, "blosc_clevel=0..9", "5", "blosc compression level", ApplyBloscClevel},
@@ -527,10 +532,12 @@ constexpr OptionSpec kOptionTable[] = {
     {"zlib_level", true, Section::kEncoding, "zlib_level=0..9", "1", "compression level of zlib and gzip",
      ApplyZlibLevel},
     {"zstd_level", true, Section::kEncoding, "zstd_level=1..22", "3", "compression level of zstd", ApplyZstdLevel},
+    {"jpeg_quality", true, Section::kEncoding, "jpeg_quality=1..100", "95",
+     "JPEG quality of compression=jpeg (lossy; uint8 only)", ApplyJpegQuality},
     {"empty", true, Section::kEncoding, "empty=omit|keep", "omit",
-     "all-zero chunks: absent (fill_value 0) or real files", ApplyEmpty},
-    {"format", true, Section::kEncoding, "format=ome-zarr-0.4|ome-zarr-0.5", "ome-zarr-0.4",
-     "output format: zarr v2 / OME-Zarr 0.4, or zarr v3 / OME-Zarr 0.5", ApplyFormat},
+     "all-zero chunks: absent (fill_value 0) or files; precomputed: keep", ApplyEmpty},
+    {"format", true, Section::kEncoding, "format=ome-zarr-0.4|ome-zarr-0.5|precomputed", "ome-zarr-0.4",
+     "OME-Zarr 0.4 (zarr v2), 0.5 (zarr v3) or Neuroglancer precomputed", ApplyFormat},
     {"shard", true, Section::kEncoding, "shard=N", "4 with ome-zarr-0.5",
      "0.5: inner chunks per shard edge (1, 2, 4 .. 64); 1 = no sharding", ApplyShard},
     {"voxel_size", true, Section::kMetadata, "voxel_size=v|x,y,z", "1",
@@ -832,9 +839,9 @@ std::string OptionsHelpText() {
       "       omezarrfs -V|--version\n"
       "\n"
       "Serves SOURCE, a directory of z-slice TIFFs or a zarr v2 array or OME-Zarr group, at\n"
-      "MOUNTPOINT as a read-only multiscale tree: OME-Zarr 0.4 (zarr v2), or with\n"
-      "format=ome-zarr-0.5 OME-Zarr 0.5 (zarr v3, sharded). Chunks are computed on read and kept in\n"
-      "a disk cache.\n"
+      "MOUNTPOINT as a read-only multiscale tree: OME-Zarr 0.4 (zarr v2), with\n"
+      "format=ome-zarr-0.5 OME-Zarr 0.5 (zarr v3, sharded), or with format=precomputed a Neuroglancer\n"
+      "precomputed volume. Chunks are computed on read and kept in a disk cache.\n"
       "\n"
       "Flags (before, between or after SOURCE and MOUNTPOINT):\n"
       "  -o opt[,opt...]   mount options, below; may repeat, later ones win; may be glued (-oallow_other)\n"

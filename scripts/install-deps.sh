@@ -9,8 +9,9 @@ viewers=1
 [ "${1:-}" = "--no-viewers" ] && viewers=0
 PKGS=(
   build-essential cmake pkg-config clang-format
-  fuse3 libfuse3-dev libtiff-dev libblosc-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
+  fuse3 libfuse3-dev libtiff-dev libblosc-dev libzstd-dev libjpeg62-turbo-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
   python3 python3-zarr python3-tifffile python3-numpy python3-numcodecs
+  libjpeg-turbo-progs  # djpeg: the precomputed jpeg test decodes with it
   attr procps
   # deployment tests: mount(8)/findmnt/setpriv, systemd-analyze and systemd-fstab-generator,
   # man(1)/groff for the man pages, libseccomp for the units' syscall filters

@@ -39,6 +39,18 @@ class FormatTree : public Tree {
   // Identifies the layout and documents for materialize's tree id ("" for the default format, so
   // that trees written before formats existed keep their id).
   virtual std::string LayoutTag() const = 0;
+  // shard() == 1: the bytes of data file (level, idx) from the engine's bytes of that chunk (what
+  // materialize writes; the mount serves the same). The zarr formats store engine chunks as they
+  // are (the default returns them); a format whose files are derived from them (precomputed:
+  // clipped at the volume's edge, re-encoded) converts here. Thread-safe.
+  virtual Result<ChunkBytes> FileBytes(int level, const Vec3& idx, const ChunkBytes& engine_chunk) const;
+  // True if every data file is an engine chunk's bytes (shard() == 1 and FileBytes is the
+  // identity), so materialize can hand DEST's files back to the engine as chunks.
+  virtual bool DataFilesAreEngineChunks() const { return shard() == 1; }
+  // True if each data file row (level, z, y) has a directory of its own (zarr's L/z/y/x), so that
+  // materialize may sweep a unit's rows of temp files at once; false when rows share a directory
+  // (precomputed's flat level directory, written into by several --part runs at once).
+  virtual bool RowDirectories() const { return true; }
 
   ChunkEngine& engine() { return *engine_; }
 
@@ -50,11 +62,16 @@ class FormatTree : public Tree {
 struct FormatSpec {
   std::string_view name;     // -o format=NAME
   std::string_view summary;  // one line for --help
-  // Checks that `options` can be expressed in this format and fills the format's defaults (e.g.
-  // shard=0 -> the default shard). Errors (kInvalidArgument) name the option and the fix.
-  Status (*prepare)(Options* options);
+  // Checks that `options` can be expressed in this format for data of type `served` (after
+  // bytes=) and fills the format's defaults (e.g. shard=0 -> the default shard). Errors
+  // (kInvalidArgument) name the option and the fix.
+  Status (*prepare)(Options* options, DType served);
   // The tree over `engine` (which must outlive it); `source` is recorded in the metadata.
   std::unique_ptr<FormatTree> (*make_tree)(ChunkEngine* engine, const std::string& source);
+  // nullptr: the engine encodes its chunks with the options' codec. Else the settings of the
+  // engine's own codec (ChunkEngineConfig::codec_options) for a format whose files are derived
+  // from the engine's chunks, e.g. lossless chunks under precomputed's jpeg files.
+  Options (*codec_options)(const Options& options) = nullptr;
 };
 
 // Every format, the default (ome-zarr-0.4) first.

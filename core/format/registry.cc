@@ -1,5 +1,6 @@
 // The registry of output formats: an explicit list (no static registration), the default first.
 #include "core/format/format.h"
+#include "core/format/precomputed/precomputed_format.h"
 #include "core/format/zarr2/zarr2_format.h"
 #include "core/format/zarr3/zarr3_format.h"
 
@@ -9,6 +10,8 @@ const std::vector<FormatSpec>& Formats() {
   static const std::vector<FormatSpec> kFormats = {
       {"ome-zarr-0.4", "zarr v2, OME-NGFF 0.4 (khartes, napari, every zarr reader)", PrepareZarr2, MakeZarr2Tree},
       {"ome-zarr-0.5", "zarr v3, OME-NGFF 0.5, sharded with shard=N", PrepareZarr3, MakeZarr3Tree},
+      {"precomputed", "Neuroglancer precomputed: raw, gzip or jpeg chunks", PreparePrecomputed, MakePrecomputedTree,
+       PrecomputedCodecOptions},
   };
   return kFormats;
 }

@@ -34,6 +34,10 @@ Vec3 FormatTree::FileGrid(int level) const {
 
 std::string FormatTree::AssembleShard(const std::vector<ChunkBytes>&) const { return {}; }
 
+Result<ChunkBytes> FormatTree::FileBytes(int, const Vec3&, const ChunkBytes& engine_chunk) const {
+  return engine_chunk;
+}
+
 std::string ZarrTree::AssembleShard(const std::vector<ChunkBytes>& inner) const { return AssembleZarr3Shard(inner); }
 
 std::string ZarrTree::LevelPrefix(int level) const {

@@ -9,6 +9,7 @@ viewer reads the mount through the project's own server. Skipped, saying so, onl
 ngcheck tool is absent."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -51,9 +52,13 @@ def test_volume(n=96):
     return vol
 
 
-def render_and_check(source, options, scheme="zarr2"):
+PRECOMPUTED_CHUNK = re.compile(r"[0-9]+-[0-9]+_[0-9]+-[0-9]+_[0-9]+-[0-9]+")
+
+
+def render_and_check(source, options, scheme="zarr2", expect_404=True):
     """Mounts `source` under a served directory, renders it with the real Neuroglancer (data
-    source scheme `scheme`) and checks the gray levels and the HTTP statuses the viewer saw."""
+    source scheme `scheme`) and checks the gray levels and the HTTP statuses the viewer saw.
+    expect_404: some empty chunk must have been asked for and answered 404 (fill value)."""
     ng = ngcheck_copy()
     serve_root = oz.tmpdir("www")
     mnt = os.path.join(serve_root, "scroll.zarr")
@@ -79,12 +84,17 @@ def render_and_check(source, options, scheme="zarr2"):
     codes = {code for _, _, code, *_ in reqs}
     # 206: a shard's index and inner chunks are read by range (zarr v3 sharding).
     oz.check(codes <= {"200", "206", "404"}, "statuses other than 200/206/404: %r" % sorted(codes))
-    chunk = [(p, c) for _, p, c, *_ in reqs if p.rsplit("/", 1)[-1].isdigit()]
+    def is_chunk(p):
+        name = p.rsplit("/", 1)[-1]
+        return name.isdigit() if scheme != "precomputed" else PRECOMPUTED_CHUNK.fullmatch(name) is not None
+    chunk = [(p, c) for _, p, c, *_ in reqs if is_chunk(p)]
     oz.check(any(c in ("200", "206") for _, c in chunk), "no chunk served: %r" % reqs)
     if options.get("shard", 1) > 1:
         oz.check("206" in codes, "no shard was read by range: %r" % reqs)
-    oz.check(any(c == "404" for _, c in chunk),
-             "no empty chunk was requested (404 -> fill value): %r" % reqs)
+    if expect_404:
+        oz.check(any(c == "404" for _, c in chunk),
+                 "no empty chunk was requested (404 -> fill value): %r" % reqs)
+    return reqs
 
 
 @S.case
@@ -110,6 +120,39 @@ def neuroglancer_renders_ome_zarr_05_unsharded():
     src = oz.tmpdir("src")
     oz.make_stack(src, volume=test_volume())
     render_and_check(src, {"chunk": 32, "levels": 3, "format": "ome-zarr-0.5", "shard": 1}, scheme="zarr3")
+
+
+@S.case
+def neuroglancer_renders_precomputed_raw():
+    """-o format=precomputed (raw, empty=keep: the zero chunks are real files) as a
+    precomputed:// source."""
+    src = oz.tmpdir("src")
+    oz.make_stack(src, volume=test_volume())
+    reqs = render_and_check(src, {"chunk": 32, "levels": 3, "format": "precomputed"}, scheme="precomputed",
+                            expect_404=False)
+    oz.check(any(p.endswith("/info") and c == "200" for _, p, c, *_ in reqs), "info not read: %r" % reqs)
+
+
+@S.case
+def neuroglancer_renders_precomputed_jpeg():
+    """compression=jpeg: Neuroglancer decodes the x-wide, y*z-high JPEG chunks; the gray levels
+    on screen are the data's (within the check's +-3)."""
+    src = oz.tmpdir("src")
+    oz.make_stack(src, volume=test_volume())
+    render_and_check(src, {"chunk": 32, "levels": 3, "format": "precomputed", "compression": "jpeg"},
+                     scheme="precomputed", expect_404=False)
+
+
+@S.case
+def neuroglancer_renders_precomputed_gzip_and_absent_chunks():
+    """compression=gzip (omezarr-serve sends Content-Encoding: gzip) with empty=omit: the zero
+    chunks are 404 and the viewer shows them as empty (black, the value 0's gray)."""
+    src = oz.tmpdir("src")
+    oz.make_stack(src, volume=test_volume())
+    reqs = render_and_check(src, {"chunk": 16, "levels": 3, "format": "precomputed", "compression": "gzip",
+                                  "empty": "omit"}, scheme="precomputed", expect_404=True)
+    oz.check(any(PRECOMPUTED_CHUNK.fullmatch(p.rsplit("/", 1)[-1]) and c == "200" for _, p, c, *_ in reqs),
+             "no gzip chunk served: %r" % reqs)
 
 
 @S.case

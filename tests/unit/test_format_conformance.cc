@@ -38,7 +38,7 @@ std::unique_ptr<Session> MemSession(const FormatSpec& f, Options o) {
   auto mem = std::make_shared<testing::MemVolume>(Vec3{21, 30, 45}, DType::kUint16, 7, 0.4);
   auto s = std::make_unique<Session>();
   o.format = std::string(f.name);
-  REQUIRE(f.prepare(&o).ok());
+  REQUIRE(f.prepare(&o, o.bytes1 ? DType::kUint8 : DType::kUint16).ok());
   s->options = o;
   s->source = "/mem";
   s->pool = std::make_unique<ThreadPool>(2);
@@ -50,6 +50,7 @@ std::unique_ptr<Session> MemSession(const FormatSpec& f, Options o) {
   ec.options = o;
   ec.pool = s->pool.get();
   ec.stats = &s->stats;
+  if (f.codec_options) ec.codec_options = f.codec_options(o);
   auto e = ChunkEngine::Make(s->view, ec);
   REQUIRE(e.ok());
   s->engine = std::move(e).value();
@@ -120,17 +121,41 @@ TEST_CASE("every format: listed files stat, read by range, round-trip, and mater
     o.shard = 2;
     option_sets.push_back(o);
     o.compression = Compression::kGzip;
-    o.shard = 0;  // the format's default
+    o.given.compression = true;  // (precomputed replaces a compression not given by none)
+    o.shard = 0;                 // the format's default
     o.levels = 1;
+    option_sets.push_back(o);
+    // precomputed's encodings: jpeg (uint8 with bytes=1), gzip with empty=omit, raw with a view.
+    o = Options();
+    o.chunk = 8;
+    o.levels = 3;
+    o.compression = Compression::kJpeg;
+    o.given.compression = true;
+    o.bytes1 = true;
+    o.jpeg_quality = 80;
+    option_sets.push_back(o);
+    o.compression = Compression::kGzip;
+    o.bytes1 = false;
+    o.empty = EmptyPolicy::kOmit;
+    o.given.empty = true;
+    option_sets.push_back(o);
+    o = Options();
+    o.chunk = 8;
+    o.levels = 4;
+    o.algorithm = Algorithm::kNearest;
+    o.window = {SliceRange{2, 19}, SliceRange{}, SliceRange{3, std::nullopt}};
+    o.shift = {1, 0, 2};
     option_sets.push_back(o);
   }
   for (const FormatSpec& f : Formats()) {
     for (const Options& base : option_sets) {
       Options o = base;
       o.format = std::string(f.name);
-      if (!f.prepare(&o).ok()) continue;  // e.g. shard=2 in a format without sharding
-      DYNAMIC_SECTION(f.name << " shard=" << o.shard << " levels=" << o.levels << " "
-                             << CompressionName(o.compression)) {
+      if (!f.prepare(&o, o.bytes1 ? DType::kUint8 : DType::kUint16).ok())
+        continue;  // e.g. shard=2 in a format without sharding
+      DYNAMIC_SECTION(f.name << " shard=" << o.shard << " levels=" << o.levels << " " << CompressionName(o.compression)
+                             << " empty=" << (o.empty == EmptyPolicy::kOmit)
+                             << " window=" << o.window[0].start.has_value()) {
         auto s = MemSession(f, base);
         std::mt19937 rng(11);
         std::map<std::string, std::string> files;
@@ -146,8 +171,9 @@ TEST_CASE("every format: listed files stat, read by range, round-trip, and mater
         }
         REQUIRE(data_files + s->tree->DocumentPaths().size() == files.size());
         REQUIRE(data_files > 0);
-        // A data file inside the zero region (x < 18) is absent: ENOENT, as viewers expect.
-        if (o.chunk * o.shard <= 18)
+        // A data file inside the zero region (x < 18) is absent with empty=omit: ENOENT, as
+        // viewers expect (precomputed's default is empty=keep: a real all-zero file).
+        if (o.chunk * o.shard <= 18 && o.empty == EmptyPolicy::kOmit && !o.window[0].start)
           REQUIRE(s->tree->Stat("/" + s->tree->DataFileRel(0, {0, 0, 0})).status().code() == ErrorCode::kNotFound);
 
         TempDir dest;

@@ -38,7 +38,11 @@ std::string ZattrsJson(const Pyramid& pyramid, const Options& o, const std::stri
   return json{{"multiscales", json::array({ms})}}.dump(4) + "\n";
 }
 
-Status PrepareZarr2(Options* options) {
+Status PrepareZarr2(Options* options, DType) {
+  if (options->compression == Compression::kJpeg)
+    return InvalidArgumentError(
+        "compression=jpeg: zarr v2 (format=ome-zarr-0.4) has no jpeg codec; use format=precomputed for jpeg chunks, "
+        "or compression=blosc, gzip, zlib or zstd (lossless)");
   if (options->shard > 1)
     return InvalidArgumentError("shard=" + std::to_string(options->shard) +
                                 ": zarr v2 (format=ome-zarr-0.4) has no sharding; use format=ome-zarr-0.5 with "

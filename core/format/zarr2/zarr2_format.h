@@ -27,7 +27,7 @@ std::string ZarrayJson(const Vec3& shape, int64_t chunk, DType dtype, const nloh
 std::string ZattrsJson(const Pyramid& pyramid, const Options& options, const std::string& source);
 
 // Registry hooks.
-Status PrepareZarr2(Options* options);
+Status PrepareZarr2(Options* options, DType served);
 std::unique_ptr<FormatTree> MakeZarr2Tree(ChunkEngine* engine, const std::string& source);
 
 }  // namespace oz

@@ -38,7 +38,8 @@ json Zarr3CodecsJson(const ChunkCodec& codec, int64_t chunk, int64_t shard) {
     case Compression::kZstd:
       inner.push_back({{"name", "zstd"}, {"configuration", {{"level", codec.zstd_level()}, {"checksum", false}}}});
       break;
-    case Compression::kZlib: break;  // refused by PrepareZarr3
+    case Compression::kZlib:
+    case Compression::kJpeg: break;  // refused by PrepareZarr3
   }
   if (shard == 1) return inner;
   return json::array({{{"name", "sharding_indexed"},
@@ -49,7 +50,11 @@ json Zarr3CodecsJson(const ChunkCodec& codec, int64_t chunk, int64_t shard) {
                          {"index_location", "end"}}}}});
 }
 
-Status PrepareZarr3(Options* o) {
+Status PrepareZarr3(Options* o, DType) {
+  if (o->compression == Compression::kJpeg)
+    return InvalidArgumentError(
+        "compression=jpeg: zarr v3 (format=ome-zarr-0.5) has no jpeg codec; use format=precomputed for jpeg chunks, "
+        "or compression=blosc, gzip or zstd (lossless)");
   if (o->compression == Compression::kZlib)
     return InvalidArgumentError(
         "compression=zlib: zarr v3 (format=ome-zarr-0.5) has no zlib codec; use compression=gzip (the same deflate "

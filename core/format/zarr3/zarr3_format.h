@@ -29,7 +29,7 @@ inline constexpr int kMaxZarr3Shard = 64;
 nlohmann::json Zarr3CodecsJson(const ChunkCodec& codec, int64_t chunk, int64_t shard);
 
 // Registry hooks.
-Status PrepareZarr3(Options* options);
+Status PrepareZarr3(Options* options, DType served);
 std::unique_ptr<FormatTree> MakeZarr3Tree(ChunkEngine* engine, const std::string& source);
 
 }  // namespace oz
