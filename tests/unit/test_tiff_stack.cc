@@ -114,7 +114,7 @@ bool Contains(const std::string& s, const std::string& part) { return s.find(par
 
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("DiscoverSlices parses digit names and ignores others") {
+TEST_CASE("DiscoverSlices parses digit names and ignores others", "[tiff]") {
   auto r = DiscoverSlices({"00012.TIF", "3.tif", "7.tiff", "8.TiFf", ".tif", "a1.tif", "1.tif.bak", "-1.tif", "._5.tif",
                            "notes.txt", "1 .tif", "+2.tif", "0x3.tif", "."});
   REQUIRE(r.ok());
@@ -124,7 +124,7 @@ TEST_CASE("DiscoverSlices parses digit names and ignores others") {
   CHECK((*r)[3].name == "00012.TIF");
 }
 
-TEST_CASE("DiscoverSlices errors: duplicate z, none, huge numbers") {
+TEST_CASE("DiscoverSlices errors: duplicate z, none, huge numbers", "[tiff]") {
   auto dup = DiscoverSlices({"01.tif", "2.tif", "1.tif"});
   REQUIRE_FALSE(dup.ok());
   CHECK(dup.status().code() == ErrorCode::kInvalidArgument);
@@ -269,7 +269,7 @@ std::vector<LayoutCase> LayoutCases() {
   return c;
 }
 
-TEST_CASE("ReadBox matches the pattern for every layout and codec") {
+TEST_CASE("ReadBox matches the pattern for every layout and codec", "[tiff]") {
   ThreadPool pool(2);
   uint64_t seed = 1;
   for (const LayoutCase& lc : LayoutCases()) {
@@ -290,7 +290,7 @@ TEST_CASE("ReadBox matches the pattern for every layout and codec") {
   }
 }
 
-TEST_CASE("Scattered uncompressed strips (not back to back) read correctly") {
+TEST_CASE("Scattered uncompressed strips (not back to back) read correctly", "[tiff]") {
   // Write strips in reverse order so their file offsets descend.
   TempDir dir;
   for (int z = 0; z < 2; ++z) {
@@ -319,7 +319,7 @@ TEST_CASE("Scattered uncompressed strips (not back to back) read correctly") {
   }
 }
 
-TEST_CASE("Uncompressed single-strip slices are read in parts, not whole") {
+TEST_CASE("Uncompressed single-strip slices are read in parts, not whole", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   spec.width = 512;
@@ -342,7 +342,7 @@ TEST_CASE("Uncompressed single-strip slices are read in parts, not whole") {
   CHECK(CheckBox(**r, Box{{0, 0, 0}, {2, 512, 512}}) == 0);
 }
 
-TEST_CASE("Gaps in z read as zeros with one compact warning") {
+TEST_CASE("Gaps in z read as zeros with one compact warning", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   spec.rows_per_strip = 7;
@@ -359,7 +359,7 @@ TEST_CASE("Gaps in z read as zeros with one compact warning") {
   CHECK(Contains(stack.Describe(), "(10 slices, 67x130 uint16, 3 missing)"));
 }
 
-TEST_CASE("Duplicate z in a directory names both files") {
+TEST_CASE("Duplicate z in a directory names both files", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   WriteSlice(dir, "01.tif", 1, spec);
@@ -371,7 +371,7 @@ TEST_CASE("Duplicate z in a directory names both files") {
   CHECK(Contains(r.status().message(), dir.path));
 }
 
-TEST_CASE("Mismatched slice: error names both files and shapes; bad_slices=zero reads zeros") {
+TEST_CASE("Mismatched slice: error names both files and shapes; bad_slices=zero reads zeros", "[tiff]") {
   TempDir dir;
   TiffSpec good;
   good.width = 100;
@@ -398,7 +398,7 @@ TEST_CASE("Mismatched slice: error names both files and shapes; bad_slices=zero 
   CHECK(CheckBox(stack, BoxFromShape(stack.shape()), {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}) == 0);
 }
 
-TEST_CASE("The shape most slices share wins: an odd first slice is the one named and zeroed") {
+TEST_CASE("The shape most slices share wins: an odd first slice is the one named and zeroed", "[tiff]") {
   TempDir dir;
   TiffSpec good;
   TiffSpec odd = good;
@@ -414,7 +414,7 @@ TEST_CASE("The shape most slices share wins: an odd first slice is the one named
   CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {0}) == 0);
 }
 
-TEST_CASE("A uint8 slice among uint16 slices is a mismatch") {
+TEST_CASE("A uint8 slice among uint16 slices is a mismatch", "[tiff]") {
   TempDir dir;
   TiffSpec a;
   TiffSpec b = a;
@@ -426,7 +426,7 @@ TEST_CASE("A uint8 slice among uint16 slices is a mismatch") {
   CHECK(Contains(r.status().message(), "1.tif is 67x130 uint8 but 0.tif is 67x130 uint16"));
 }
 
-TEST_CASE("Not-a-TIFF named like a slice: error naming it, or zeros") {
+TEST_CASE("Not-a-TIFF named like a slice: error naming it, or zeros", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   WriteSlice(dir, "0.tif", 0, spec);
@@ -464,7 +464,7 @@ TEST_CASE("Not-a-TIFF named like a slice: error naming it, or zeros") {
   CHECK(Contains((*z)->Describe(), "1 bad read as zeros"));
 }
 
-TEST_CASE("Unsupported pixel types name the file and field") {
+TEST_CASE("Unsupported pixel types name the file and field", "[tiff]") {
   struct Case {
     const char* label;
     TiffSpec spec;
@@ -497,7 +497,7 @@ TEST_CASE("Unsupported pixel types name the file and field") {
   }
 }
 
-TEST_CASE("Missing directory, a file as directory, an empty directory") {
+TEST_CASE("Missing directory, a file as directory, an empty directory", "[tiff]") {
   TempDir dir;
   TiffStackOptions o;
   auto missing = TiffStack::Open(dir / "nope", o);
@@ -518,7 +518,7 @@ TEST_CASE("Missing directory, a file as directory, an empty directory") {
   CHECK(Contains(empty.status().message(), "scan_0001.tif"));
 }
 
-TEST_CASE("A FIFO or directory named like a slice does not hang Open") {
+TEST_CASE("A FIFO or directory named like a slice does not hang Open", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   WriteSlice(dir, "0.tif", 0, spec);
@@ -536,7 +536,7 @@ TEST_CASE("A FIFO or directory named like a slice does not hang Open") {
   CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {2, 3, 4, 5}) == 0);
 }
 
-TEST_CASE("Symlinks to slices are followed") {
+TEST_CASE("Symlinks to slices are followed", "[tiff]") {
   TempDir dir;
   TempDir other;
   TiffSpec spec;
@@ -593,7 +593,7 @@ void WriteHeaderFirstTiff(const std::string& path, int64_t z, int64_t w, int64_t
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(f.data()), std::streamsize(f.size()));
 }
 
-TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError when cut after Open") {
+TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError when cut after Open", "[tiff]") {
   TempDir dir;
   WriteHeaderFirstTiff(dir / "0.tif", 0, 67, 130, SIZE_MAX);
   WriteHeaderFirstTiff(dir / "1.tif", 1, 67, 130, 5000);
@@ -631,7 +631,7 @@ TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError 
   CHECK(CheckBox(**r, Box{{2, 0, 0}, {3, 130, 67}}) == 0);
 }
 
-TEST_CASE("A strip or tile that decodes to more than the strip budget is refused (deflate bombs)") {
+TEST_CASE("A strip or tile that decodes to more than the strip budget is refused (deflate bombs)", "[tiff]") {
   TempDir dir;
   TiffSpec strip;  // 67x130 uint16 in one deflate strip: 17420 bytes decoded
   strip.compression = COMPRESSION_ADOBE_DEFLATE;
@@ -653,7 +653,7 @@ TEST_CASE("A strip or tile that decodes to more than the strip budget is refused
   CHECK(CheckBox(**big, BoxFromShape((*big)->shape())) == 0);
 }
 
-TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec") {
+TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec", "[tiff]") {
   TempDir dir;
   WriteHeaderFirstTiff(dir / "0.tif", 0, 16, 16, SIZE_MAX, 34712);  // JPEG 2000: never in libtiff
   WriteHeaderFirstTiff(dir / "1.tif", 1, 16, 16, SIZE_MAX);
@@ -667,7 +667,7 @@ TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec") {
   CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {0}) == 0);
 }
 
-TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summarizes") {
+TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summarizes", "[tiff]") {
   TempDir dir;
   WriteSlice(dir, "0.tif", 0, TiffSpec{});
   for (int z = 1; z <= 12; ++z) std::ofstream(dir / (std::to_string(z) + ".tif")) << "junk";
@@ -682,7 +682,7 @@ TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summari
   CHECK(w.back() == "12 bad slices read as zeros: z=1-12");
 }
 
-TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached") {
+TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   spec.compression = COMPRESSION_LZW;
@@ -701,7 +701,7 @@ TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached
   CHECK(stats.strips_decoded == 3 * 31);
 }
 
-TEST_CASE("A corrupt compressed strip is an IoError naming slice and strip") {
+TEST_CASE("A corrupt compressed strip is an IoError naming slice and strip", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   spec.compression = COMPRESSION_ADOBE_DEFLATE;
@@ -736,7 +736,7 @@ TEST_CASE("A corrupt compressed strip is an IoError naming slice and strip") {
   CHECK(CheckBox(**r, Box{{0, 0, 0}, {2, 20, 67}}) == 0);
 }
 
-TEST_CASE("Concurrent readers with a small cache all see the pattern") {
+TEST_CASE("Concurrent readers with a small cache all see the pattern", "[tiff]") {
   TempDir dir;
   TiffSpec a;
   a.compression = COMPRESSION_LZW;
@@ -778,7 +778,7 @@ TEST_CASE("Concurrent readers with a small cache all see the pattern") {
   CHECK(stats.strips_decoded > 0);
 }
 
-TEST_CASE("Fingerprint and Describe") {
+TEST_CASE("Fingerprint and Describe", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   WriteSlice(dir, "0.tif", 0, spec);
@@ -802,7 +802,7 @@ TEST_CASE("Fingerprint and Describe") {
   CHECK(Contains(st.message(), "changed since mount"));
 }
 
-TEST_CASE("ReadBox rejects boxes outside the shape") {
+TEST_CASE("ReadBox rejects boxes outside the shape", "[tiff]") {
   TempDir dir;
   WriteSlice(dir, "0.tif", 0, TiffSpec{});
   auto r = OpenStack(dir);
@@ -810,6 +810,191 @@ TEST_CASE("ReadBox rejects boxes outside the shape") {
   std::vector<uint16_t> buf(200 * 200);
   CHECK((*r)->ReadBox(Box{{0, 0, 0}, {1, 131, 67}}, buf.data()).code() == ErrorCode::kInvalidArgument);
   CHECK((*r)->ReadBox(Box{{0, 0, 0}, {0, 1, 1}}, buf.data()).code() == ErrorCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-page files, page=, sparse strips and tiles, palettes.
+
+Result<std::unique_ptr<TiffStack>> OpenSource(const std::string& source, int page = -1, int channel = -1, int time = -1,
+                                              BadSlicePolicy bad = BadSlicePolicy::kError, Stats* stats = nullptr) {
+  TiffStackOptions o;
+  o.page = page;
+  o.channel = channel;
+  o.time = time;
+  o.bad_slices = bad;
+  o.stats = stats;
+  return TiffStack::Open(source, o);
+}
+
+// `n` pages of Pattern(z) (z = the page's index among full-resolution pages); a reduced-resolution
+// page after every third one.
+void WritePages(const std::string& path, int n, TiffSpec spec, int64_t z_offset = 0) {
+  std::vector<std::pair<TiffSpec, testing::PixelFn>> pages;
+  for (int z = 0; z < n; ++z) {
+    pages.emplace_back(spec, [z, z_offset](int64_t y, int64_t x) { return Pattern(z + z_offset, y, x); });
+    if (z % 3 == 2) {
+      TiffSpec thumb = spec;
+      thumb.width = 8;
+      thumb.height = 8;
+      thumb.tile = 0;
+      thumb.rows_per_strip = 0;
+      thumb.subfile_type = FILETYPE_REDUCEDIMAGE;
+      thumb.description.clear();
+      pages.emplace_back(thumb, [](int64_t, int64_t) { return 7777; });
+    }
+  }
+  testing::WriteTiffPages(path, pages);
+}
+
+TEST_CASE("One multi-page file: its full-resolution pages are the z slices", "[tiff]") {
+  struct Case {
+    const char* label;
+    TiffSpec spec;
+  };
+  TiffSpec raw;
+  TiffSpec deflate;
+  deflate.compression = COMPRESSION_ADOBE_DEFLATE;
+  deflate.rows_per_strip = 16;
+  TiffSpec tiles;
+  tiles.tile = 32;
+  tiles.compression = COMPRESSION_LZW;
+  tiles.bigtiff = true;
+  TiffSpec be8;
+  be8.bits = 8;
+  be8.big_endian = true;
+  be8.rows_per_strip = 7;
+  for (const Case& c : {Case{"raw", raw}, Case{"deflate", deflate}, Case{"tiles", tiles}, Case{"be8", be8}}) {
+    INFO(c.label);
+    TempDir dir;
+    WritePages(dir / "stack.tif", 10, c.spec);
+    ThreadPool pool(2);
+    TiffStackOptions o;
+    o.pool = &pool;
+    auto r = TiffStack::Open(dir / "stack.tif", o);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    CHECK((*r)->shape() == Vec3{10, c.spec.height, c.spec.width});
+    CheckRandomBoxes(**r, 11, 20);
+    CHECK(Contains((*r)->Describe(), "multi-page TIFF " + dir.path + "/stack.tif (10 pages as z"));
+    // The directory holding only that file serves the same.
+    auto d = TiffStack::Open(dir.path, o);
+    REQUIRE(d.ok());
+    CHECK((*d)->shape()[0] == 10);
+    CHECK(CheckBox(**d, BoxFromShape((*d)->shape())) == 0);
+  }
+}
+
+TEST_CASE("Reading a deep page reads one directory, not the pages before it", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.width = 16;
+  spec.height = 16;
+  spec.compression = COMPRESSION_ADOBE_DEFLATE;  // decoded by libtiff, so its directory is read
+  WritePages(dir / "deep.tif", 300, spec);
+  auto bytes_for = [&](int64_t z) {
+    Stats stats;
+    auto r = OpenSource(dir / "deep.tif", -1, -1, -1, BadSlicePolicy::kError, &stats);
+    REQUIRE(r.ok());
+    const uint64_t before = stats.source_bytes_read;
+    CHECK(CheckBox(**r, Box{{z, 0, 0}, {z + 1, 1, 1}}) == 0);
+    return stats.source_bytes_read - before;
+  };
+  const uint64_t first = bytes_for(0), last = bytes_for(299);
+  INFO("bytes read for page 0: " << first << ", for page 299: " << last);
+  // 300 directories are ~60 KB; one is a few hundred bytes.
+  CHECK(last < first + 2048);
+  CHECK(last < 8192);
+}
+
+TEST_CASE("Pages of another shape are named; bad_slices=zero zeroes them only", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  TiffSpec odd = spec;
+  odd.width = 66;
+  std::vector<std::pair<TiffSpec, testing::PixelFn>> pages;
+  for (int z = 0; z < 5; ++z)
+    pages.emplace_back(z == 2 ? odd : spec, [z](int64_t y, int64_t x) { return Pattern(z, y, x); });
+  testing::WriteTiffPages(dir / "s.tif", pages);
+  auto r = OpenSource(dir / "s.tif");
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "page 2 of s.tif is 66x130 uint16 but page 0 of s.tif is 67x130 uint16"));
+  auto z = OpenSource(dir / "s.tif", -1, -1, -1, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {2}) == 0);
+}
+
+TEST_CASE("ImageJ hyperstack in one file: channel= and t= choose the pages", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.width = 20;
+  spec.height = 12;
+  // 2 frames x 3 slices x 2 channels, page = c + 2 * (z + 3 * t); page p holds Pattern(p).
+  std::vector<std::pair<TiffSpec, testing::PixelFn>> pages;
+  for (int p = 0; p < 12; ++p) {
+    TiffSpec s = spec;
+    if (p == 0) s.description = "ImageJ=1.54f\nimages=12\nchannels=2\nslices=3\nframes=2\nhyperstack=true\n";
+    pages.emplace_back(s, [p](int64_t y, int64_t x) { return Pattern(p, y, x); });
+  }
+  testing::WriteTiffPages(dir / "h.tif", pages);
+  auto refused = OpenSource(dir / "h.tif");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == ErrorCode::kInvalidArgument);
+  CHECK(Contains(refused.status().message(), "channels=2, slices=3, frames=2"));
+  CHECK(Contains(refused.status().message(), "-o channel=0..1"));
+  CHECK(Contains(refused.status().message(), "-o t=0..1"));
+  for (int c = 0; c < 2; ++c)
+    for (int t = 0; t < 2; ++t) {
+      auto r = OpenSource(dir / "h.tif", -1, c, t);
+      REQUIRE(r.ok());
+      REQUIRE((*r)->shape() == Vec3{3, 12, 20});
+      std::vector<uint16_t> buf(3 * 12 * 20);
+      REQUIRE((*r)->ReadBox(BoxFromShape((*r)->shape()), buf.data()).ok());
+      int64_t bad = 0;
+      for (int z = 0; z < 3; ++z)
+        for (int y = 0; y < 12; ++y)
+          for (int x = 0; x < 20; ++x)
+            if (buf[(z * 12 + y) * 20 + x] != (Pattern(c + 2 * (z + 3 * t), y, x) & 0xFFFF)) ++bad;
+      CHECK(bad == 0);
+      CHECK(Contains((*r)->Fingerprint(), "c=" + std::to_string(c) + " t=" + std::to_string(t)));
+    }
+  CHECK(OpenSource(dir / "h.tif", -1, 0, 0).value()->Fingerprint() !=
+        OpenSource(dir / "h.tif", -1, 1, 0).value()->Fingerprint());
+  CHECK(Contains(OpenSource(dir / "h.tif", -1, 2, 0).status().message(), "-o channel=2 is out of range"));
+  // page= is for directories of slice files.
+  CHECK(Contains(OpenSource(dir / "h.tif", 1).status().message(), "page=1"));
+}
+
+TEST_CASE("Slice files with several pages: refused, or page= picks one of every file", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.compression = COMPRESSION_LZW;
+  for (int z = 0; z < 3; ++z) {
+    // page 0: Pattern(z + 50), then a thumbnail, page 1: Pattern(z).
+    TiffSpec thumb = spec;
+    thumb.width = thumb.height = 8;
+    thumb.subfile_type = FILETYPE_REDUCEDIMAGE;
+    testing::WriteTiffPages(dir / (std::to_string(z) + ".tif"),
+                            {{spec, [z](int64_t y, int64_t x) { return Pattern(z + 50, y, x); }},
+                             {thumb, [](int64_t, int64_t) { return 1; }},
+                             {spec, [z](int64_t y, int64_t x) { return Pattern(z, y, x); }}});
+  }
+  auto refused = OpenStack(dir);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == ErrorCode::kUnsupported);
+  CHECK(Contains(refused.status().message(), "slice 0.tif is a multi-page TIFF with 2 full-resolution pages"));
+  CHECK(Contains(refused.status().message(), "-o page=N"));
+  auto r = OpenSource(dir.path, 1);
+  REQUIRE(r.ok());
+  CHECK(CheckBox(**r, BoxFromShape((*r)->shape())) == 0);
+  CHECK(Contains((*r)->Fingerprint(), "page=1"));
+  CHECK(Contains((*r)->Describe(), "page 1 of each file"));
+  auto p0 = OpenSource(dir.path, 0);
+  REQUIRE(p0.ok());
+  CHECK((*p0)->Fingerprint() != (*r)->Fingerprint());
+  auto none = OpenSource(dir.path, 2);
+  REQUIRE_FALSE(none.ok());
+  CHECK(Contains(none.status().message(), "slice 0.tif has 2 full-resolution pages, so it has no page 2"));
+  CHECK(Contains(OpenSource(dir.path, -1, 0).status().message(), "directory of slice files"));
 }
 
 }  // namespace

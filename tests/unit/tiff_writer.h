@@ -9,6 +9,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace oz::testing {
@@ -26,18 +27,15 @@ struct TiffSpec {
   int64_t tile = 0;            // > 0: tiled with square tiles of this edge (multiple of 16)
   bool bigtiff = false;
   bool big_endian = false;
+  uint32_t subfile_type = 0;  // NewSubfileType (1 = reduced-resolution page)
+  std::string description;    // ImageDescription; empty = none
 };
 
 // value(y, x) for sample 0; returned as uint64 and truncated to the sample size.
 using PixelFn = std::function<uint64_t(int64_t y, int64_t x)>;
 
-// Writes one single-page TIFF; throws std::runtime_error on failure (tests only).
-inline void WriteTiff(const std::string& path, const TiffSpec& spec, const PixelFn& value) {
-  std::string mode = "w";
-  if (spec.bigtiff) mode += "8";
-  mode += spec.big_endian ? "b" : "l";
-  TIFF* tif = TIFFOpen(path.c_str(), mode.c_str());
-  if (!tif) throw std::runtime_error("TIFFOpen failed: " + path);
+// Writes the current directory of `tif` (one page); returns false if a write failed.
+inline bool WriteTiffPage(TIFF* tif, const TiffSpec& spec, const PixelFn& value) {
   const int bps = spec.bits / 8;
   const int px = bps * spec.samples;
   TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(spec.width));
@@ -46,6 +44,8 @@ inline void WriteTiff(const std::string& path, const TiffSpec& spec, const Pixel
   TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, static_cast<uint16_t>(spec.samples));
   if (spec.write_sample_format) TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, static_cast<uint16_t>(spec.sample_format));
   TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, spec.samples == 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+  if (spec.subfile_type) TIFFSetField(tif, TIFFTAG_SUBFILETYPE, spec.subfile_type);
+  if (!spec.description.empty()) TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, spec.description.c_str());
   TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_COMPRESSION, spec.compression);
   if (spec.predictor) TIFFSetField(tif, TIFFTAG_PREDICTOR, static_cast<uint16_t>(spec.predictor));
@@ -92,7 +92,34 @@ inline void WriteTiff(const std::string& path, const TiffSpec& spec, const Pixel
            TIFFWriteEncodedStrip(tif, static_cast<uint32_t>(s), buf.data(), static_cast<tmsize_t>(buf.size())) >= 0;
     }
   }
+  return ok;
+}
+
+inline TIFF* OpenForWriting(const std::string& path, const TiffSpec& spec) {
+  std::string mode = "w";
+  if (spec.bigtiff) mode += "8";
+  mode += spec.big_endian ? "b" : "l";
+  TIFF* tif = TIFFOpen(path.c_str(), mode.c_str());
+  if (!tif) throw std::runtime_error("TIFFOpen failed: " + path);
+  return tif;
+}
+
+// Writes one single-page TIFF; throws std::runtime_error on failure (tests only).
+inline void WriteTiff(const std::string& path, const TiffSpec& spec, const PixelFn& value) {
+  TIFF* tif = OpenForWriting(path, spec);
+  bool ok = WriteTiffPage(tif, spec, value);
   TIFFClose(tif);  // writes the directory
+  if (!ok) throw std::runtime_error("writing TIFF failed: " + path);
+}
+
+// Writes a multi-page TIFF, one page per (spec, pixels) in order; the file's byte order and
+// BigTIFF-ness come from the first spec. Throws std::runtime_error on failure.
+inline void WriteTiffPages(const std::string& path, const std::vector<std::pair<TiffSpec, PixelFn>>& pages) {
+  if (pages.empty()) throw std::runtime_error("no pages for " + path);
+  TIFF* tif = OpenForWriting(path, pages.front().first);
+  bool ok = true;
+  for (const auto& [spec, value] : pages) ok = ok && WriteTiffPage(tif, spec, value) && TIFFWriteDirectory(tif);
+  TIFFClose(tif);
   if (!ok) throw std::runtime_error("writing TIFF failed: " + path);
 }
 
