@@ -439,6 +439,9 @@ struct SliceInfo {
   int64_t unit_rows = 0;     // rows per unit for kRawContiguous / kRawStrips
   uint64_t base_offset = 0;  // kRawContiguous: file offset of row 0
   bool swap = false;         // raw layouts: file byte order differs from ours
+  // Some strips/tiles are sparse (offset and byte count 0): they read as zeros. Raw strips are
+  // then read as kRawStrips, whose offsets are looked up per strip.
+  bool sparse = false;
 };
 
 // The part of a slice covered by one cache unit, in image coordinates.
@@ -610,6 +613,10 @@ Status ScanDirectory(SliceHandle& h, SliceInfo* info, uint64_t unit_bytes, uint6
       int err = 0;
       uint64_t off = TIFFGetStrileOffsetWithErr(tif, t, &err);
       uint64_t len = TIFFGetStrileByteCountWithErr(tif, t, &err);
+      if (!err && off == 0 && len == 0) {  // sparse: reads as zeros
+        info->sparse = true;
+        continue;
+      }
       if (err || len == 0)
         return InvalidArgumentError(what + ": tile " + std::to_string(t) + " has no data (" + h.TakeErrors() +
                                     "); fix or remove it");
@@ -634,6 +641,11 @@ Status ScanDirectory(SliceHandle& h, SliceInfo* info, uint64_t unit_bytes, uint6
     int err = 0;
     uint64_t off = TIFFGetStrileOffsetWithErr(tif, s, &err);
     uint64_t len = TIFFGetStrileByteCountWithErr(tif, s, &err);
+    if (!err && off == 0 && len == 0) {  // sparse: reads as zeros
+      info->sparse = true;
+      contiguous = false;
+      continue;
+    }
     if (err || len == 0)
       return InvalidArgumentError(what + ": strip " + std::to_string(s) + " has no data (" + h.TakeErrors() +
                                   "); fix or remove it");
@@ -794,6 +806,20 @@ class SliceReader {
     const int64_t bps = s_.bits / 8;
     const std::string& name = s_.label;
     if (stats_) ++stats_->strips_decoded;
+    if (s_.sparse && s_.layout != Layout::kRawContiguous) {
+      OZ_RETURN_IF_ERROR(EnsureTiff());
+      const uint32_t strile = static_cast<uint32_t>(s_.layout == Layout::kRawStrips ? u.strip : u.index);
+      int err = 0;
+      const uint64_t off = TIFFGetStrileOffsetWithErr(h_.tif(), strile, &err);
+      const uint64_t len = TIFFGetStrileByteCountWithErr(h_.tif(), strile, &err);
+      if (!err && off == 0 && len == 0) {  // sparse (GDAL SPARSE_OK): not written, reads as zeros
+        const int64_t rows = s_.layout == Layout::kTiles ? s_.tile_h : u.y1 - u.y0;
+        const uint64_t bytes = static_cast<uint64_t>(rows * u.stride_px * bps);
+        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(bytes));
+        std::memset(b->data.get(), 0, bytes);
+        return BlockPtr(std::move(b));
+      }
+    }
     switch (s_.layout) {
       case Layout::kRawContiguous:
       case Layout::kRawStrips: {

@@ -61,6 +61,7 @@ class TiffStack : public Volume {
   //    axes, their sizes and the options. Pages are checked like slices ("page K of FILE").
   //    An ImageJ file with one IFD and images=N (ImageJ's layout over 4 GiB) serves the N
   //    uncompressed planes stored back to back after it.
+  // Strips and tiles with offset 0 and byte count 0 (GDAL's SPARSE_OK) read as zeros.
   // Errors (all name the file/field and the fix):
   //  - options.channel/time given for a directory of slices, options.page for one file, or
   //    either out of range: kInvalidArgument

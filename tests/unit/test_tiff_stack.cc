@@ -997,5 +997,128 @@ TEST_CASE("Slice files with several pages: refused, or page= picks one of every 
   CHECK(Contains(OpenSource(dir.path, -1, 0).status().message(), "directory of slice files"));
 }
 
+// Pattern, or 0 where `zero(z, y, x)`.
+int64_t CheckBoxWithHoles(TiffStack& stack, const std::function<bool(int64_t, int64_t, int64_t)>& zero) {
+  const Box box = BoxFromShape(stack.shape());
+  const int bits = stack.dtype() == DType::kUint8 ? 8 : 16;
+  std::vector<uint8_t> buf(static_cast<size_t>(box.volume()) * DTypeSize(stack.dtype()), 0xCD);
+  Status st = stack.ReadBox(box, buf.data());
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  int64_t bad = 0;
+  size_t i = 0;
+  for (int64_t z = box.lo[0]; z < box.hi[0]; ++z)
+    for (int64_t y = box.lo[1]; y < box.hi[1]; ++y)
+      for (int64_t x = box.lo[2]; x < box.hi[2]; ++x, ++i) {
+        uint64_t got = buf[i];
+        if (bits == 16) {
+          uint16_t v;
+          std::memcpy(&v, &buf[2 * i], 2);
+          got = v;
+        }
+        const uint64_t want = zero(z, y, x) ? 0 : Expected(z, y, x, bits, {});
+        if (got != want) ++bad;
+      }
+  return bad;
+}
+
+TEST_CASE("Sparse strips and tiles (offset 0, byte count 0) read as zeros", "[tiff]") {
+  struct Case {
+    const char* label;
+    TiffSpec spec;
+    int64_t unit_rows;  // strips: rows per strip; tiles: tile edge
+  };
+  TiffSpec raw;
+  raw.rows_per_strip = 10;
+  TiffSpec deflate = raw;
+  deflate.compression = COMPRESSION_ADOBE_DEFLATE;
+  TiffSpec tiles;
+  tiles.tile = 32;
+  TiffSpec tiles_zstd = tiles;
+  tiles_zstd.compression = COMPRESSION_ZSTD;
+  for (Case c : {Case{"raw strips", raw, 10}, Case{"deflate strips", deflate, 10}, Case{"tiles", tiles, 32},
+                 Case{"zstd tiles", tiles_zstd, 32}}) {
+    INFO(c.label);
+    TempDir dir;
+    // Slice 1: units 0 and 3 sparse; slice 2: every unit sparse (a blank slice GDAL writes).
+    for (int z = 0; z < 3; ++z) {
+      TiffSpec s = c.spec;
+      if (z == 1) s.skip_unit = [](uint32_t u) { return u == 0 || u == 3; };
+      if (z == 2) s.skip_unit = [](uint32_t) { return true; };
+      WriteSlice(dir, std::to_string(z) + ".tif", z, s);
+    }
+    const bool tiled = c.spec.tile > 0;
+    const int64_t tiles_x = CeilDiv(c.spec.width, c.unit_rows);
+    auto zero = [&](int64_t z, int64_t y, int64_t x) {
+      if (z == 2) return true;
+      if (z != 1) return false;
+      const int64_t unit = tiled ? (y / c.unit_rows) * tiles_x + x / c.unit_rows : y / c.unit_rows;
+      return unit == 0 || unit == 3;
+    };
+    for (BadSlicePolicy policy : {BadSlicePolicy::kError, BadSlicePolicy::kZero}) {
+      auto r = OpenStack(dir, nullptr, 1ull << 30, policy);
+      INFO(r.status().message());
+      REQUIRE(r.ok());
+      CHECK(CheckBoxWithHoles(**r, zero) == 0);
+      CHECK_FALSE(Contains((*r)->Describe(), "bad"));
+      CHECK((*r)->warnings().empty());
+    }
+    // The same slices as pages of one file.
+    std::vector<std::pair<TiffSpec, testing::PixelFn>> pages;
+    for (int z = 0; z < 3; ++z) {
+      TiffSpec s = c.spec;
+      if (z == 1) s.skip_unit = [](uint32_t u) { return u == 0 || u == 3; };
+      if (z == 2) s.skip_unit = [](uint32_t) { return true; };
+      pages.emplace_back(s, [z](int64_t y, int64_t x) { return Pattern(z, y, x); });
+    }
+    testing::WriteTiffPages(dir / "pages.tif", pages);
+    auto m = OpenSource(dir / "pages.tif");
+    REQUIRE(m.ok());
+    CHECK(CheckBoxWithHoles(**m, zero) == 0);
+  }
+}
+
+TEST_CASE("A strip with an offset but no bytes is still bad (only offset 0 with 0 bytes is sparse)", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.rows_per_strip = 10;
+  spec.compression = COMPRESSION_ADOBE_DEFLATE;
+  WriteSlice(dir, "0.tif", 0, spec);
+  WriteSlice(dir, "1.tif", 1, spec);
+  {
+    // Classic little-endian TIFF: zero the byte count of strip 2 in the StripByteCounts array.
+    std::fstream f(dir / "1.tif", std::ios::in | std::ios::out | std::ios::binary);
+    auto u16 = [&](std::streamoff at) {
+      uint16_t v = 0;
+      f.seekg(at);
+      f.read(reinterpret_cast<char*>(&v), 2);
+      return v;
+    };
+    auto u32 = [&](std::streamoff at) {
+      uint32_t v = 0;
+      f.seekg(at);
+      f.read(reinterpret_cast<char*>(&v), 4);
+      return v;
+    };
+    const uint32_t ifd = u32(4);
+    bool patched = false;
+    for (uint16_t e = 0, n = u16(ifd); e < n; ++e) {
+      const std::streamoff entry = ifd + 2 + 12 * e;
+      if (u16(entry) != TIFFTAG_STRIPBYTECOUNTS) continue;
+      const uint16_t type = u16(entry + 2);
+      REQUIRE(u32(entry + 4) > 2);
+      const std::streamoff at = u32(entry + 8) + 2 * (type == TIFF_SHORT ? 2 : 4);
+      const uint32_t zero = 0;
+      f.seekp(at);
+      f.write(reinterpret_cast<const char*>(&zero), type == TIFF_SHORT ? 2 : 4);
+      patched = true;
+    }
+    REQUIRE(patched);
+  }
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "slice 1.tif: strip 2 has no data"));
+}
+
 }  // namespace
 }  // namespace oz

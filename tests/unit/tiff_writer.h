@@ -29,6 +29,8 @@ struct TiffSpec {
   bool big_endian = false;
   uint32_t subfile_type = 0;  // NewSubfileType (1 = reduced-resolution page)
   std::string description;    // ImageDescription; empty = none
+  // Strips/tiles (by index) not written: libtiff leaves their offset and byte count 0 (sparse).
+  std::function<bool(uint32_t)> skip_unit;
 };
 
 // value(y, x) for sample 0; returned as uint64 and truncated to the sample size.
@@ -69,6 +71,8 @@ inline bool WriteTiffPage(TIFF* tif, const TiffSpec& spec, const PixelFn& value)
   if (spec.tile > 0) {
     TIFFSetField(tif, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(spec.tile));
     TIFFSetField(tif, TIFFTAG_TILELENGTH, static_cast<uint32_t>(spec.tile));
+    // Sets up the offset/byte count arrays even if no tile is written (as GDAL does).
+    if (spec.skip_unit) ok = TIFFWriteCheck(tif, 1, "WriteTiffPage") == 1;
     std::vector<uint8_t> buf(static_cast<size_t>(spec.tile * spec.tile * px));
     for (int64_t ty = 0; ty < spec.height; ty += spec.tile)
       for (int64_t tx = 0; tx < spec.width; tx += spec.tile) {
@@ -77,12 +81,15 @@ inline bool WriteTiffPage(TIFF* tif, const TiffSpec& spec, const PixelFn& value)
           for (int64_t x = tx; x < std::min(spec.width, tx + spec.tile); ++x)
             fill(&buf[static_cast<size_t>(((y - ty) * spec.tile + (x - tx)) * px)], y, x);
         uint32_t t = TIFFComputeTile(tif, static_cast<uint32_t>(tx), static_cast<uint32_t>(ty), 0, 0);
+        if (spec.skip_unit && spec.skip_unit(t)) continue;
         ok = ok && TIFFWriteEncodedTile(tif, t, buf.data(), static_cast<tmsize_t>(buf.size())) >= 0;
       }
   } else {
     int64_t rps = spec.rows_per_strip > 0 ? spec.rows_per_strip : spec.height;
     TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, static_cast<uint32_t>(rps));
+    if (spec.skip_unit) ok = TIFFWriteCheck(tif, 0, "WriteTiffPage") == 1;
     for (int64_t y0 = 0, s = 0; y0 < spec.height; y0 += rps, ++s) {
+      if (spec.skip_unit && spec.skip_unit(static_cast<uint32_t>(s))) continue;
       int64_t rows = std::min(rps, spec.height - y0);
       std::vector<uint8_t> buf(static_cast<size_t>(rows * spec.width * px));
       for (int64_t y = y0; y < y0 + rows; ++y)
