@@ -510,6 +510,37 @@ Status SelectSlicePage(SliceHandle& h, const std::string& name, int page, uint64
   return OkStatus();
 }
 
+// The colour map of a palette image is the grey identity ramp: entry i is grey level i, scaled to
+// the map's 16 bits as i*257 (libtiff's tools, GraphicsMagick) or i<<8, or unscaled (i, old
+// 8-bit maps). Such a file is a greyscale image stored as a palette; its indices are the values.
+bool IsGreyRamp(TIFF* tif, int bits, std::string* first_colour) {
+  uint16_t *r = nullptr, *g = nullptr, *b = nullptr;
+  if (!TIFFGetField(tif, TIFFTAG_COLORMAP, &r, &g, &b) || !r || !g || !b) {
+    *first_colour = "missing";
+    return false;
+  }
+  const uint32_t n = 1u << bits;
+  auto ramp = [&](auto f) {
+    for (uint32_t i = 0; i < n; ++i)
+      if (r[i] != f(i) || g[i] != f(i) || b[i] != f(i)) return false;
+    return true;
+  };
+  if (bits == 16 ? ramp([](uint32_t i) { return i; })
+                 : ramp([](uint32_t i) { return i * 257; }) || ramp([](uint32_t i) { return i << 8; }) ||
+                       ramp([](uint32_t i) { return i; }))
+    return true;
+  // Name the first entry off the i*257 (or 16-bit i) ramp.
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t want = bits == 16 ? i : i * 257;
+    if (r[i] != want || g[i] != want || b[i] != want) {
+      *first_colour = "entry " + std::to_string(i) + " is R,G,B = " + std::to_string(r[i]) + "," +
+                      std::to_string(g[i]) + "," + std::to_string(b[i]);
+      break;
+    }
+  }
+  return false;
+}
+
 // Opens `path` for a header scan: stat first (opening a FIFO for reading would block until a
 // writer appears), then the fd and the libtiff handle; records the file's size and mtime.
 // Header reads are not counted: the counters measure pixel traffic (a remount served from the
@@ -526,36 +557,83 @@ Status OpenForScan(const std::string& path, const std::string& what, Stats* stat
   return h->OpenTiff(file->name, what);
 }
 
-// Checks the pixel format of the directory `tif` is on.
+// Checks the pixel format of the directory `tif` is on. Every refusal says how to convert.
 Status CheckPixelFormat(TIFF* tif, const std::string& what) {
   uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, photometric = PHOTOMETRIC_MINISBLACK, compression = 1;
+  uint16_t planar = PLANARCONFIG_CONTIG;
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
   TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &fmt);
   TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
   if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) photometric = PHOTOMETRIC_MINISBLACK;
 
-  const std::string fix = "; omezarrfs serves single-channel uint8/uint16 slices, convert the stack";
-  if (spp != 1)
-    return UnsupportedError(what + ": SamplesPerPixel=" + std::to_string(spp) +
-                            (photometric == PHOTOMETRIC_RGB ? " (RGB)" : "") + " is not supported" + fix);
+  const std::string serves = "; omezarrfs serves one uint8 or uint16 intensity per voxel. ";
+  // tifffile reads samples last for contiguous data and before y, x for planar (separate) data;
+  // these forms pick one sample of one page or of every page.
+  auto sample = [&](int i) {
+    return planar == PLANARCONFIG_SEPARATE ? "numpy.take(imread(IN), " + std::to_string(i) + ", axis=-3)"
+                                           : "imread(IN)[..., " + std::to_string(i) + "]";
+  };
+  if (spp != 1) {
+    uint16_t extra_count = 0;
+    uint16_t* extra = nullptr;
+    TIFFGetField(tif, TIFFTAG_EXTRASAMPLES, &extra_count, &extra);
+    const bool with_alpha =
+        extra_count > 0 && extra && (extra[0] == EXTRASAMPLE_ASSOCALPHA || extra[0] == EXTRASAMPLE_UNASSALPHA);
+    std::string m = what + ": SamplesPerPixel=" + std::to_string(spp);
+    if (photometric == PHOTOMETRIC_RGB || photometric == PHOTOMETRIC_YCBCR) {
+      m += std::string(photometric == PHOTOMETRIC_RGB ? " (RGB" : " (YCbCr") + (with_alpha ? " + alpha)" : ")") +
+           " is not supported" + serves +
+           "Keep one channel: `convert IN -channel G -separate OUT` (ImageMagick; or -colorspace Gray for the "
+           "luminance), or tifffile: imwrite(OUT, " +
+           sample(1) + ")";
+    } else if (spp - extra_count == 1) {
+      m += std::string(" (grey + ExtraSamples ") + (with_alpha ? "alpha" : "extra channel") + ") is not supported" +
+           serves + "Drop the extra sample: `convert IN -alpha off OUT` (ImageMagick), or tifffile: imwrite(OUT, " +
+           sample(0) + ")";
+    } else {
+      m += " is not supported" + serves + "Keep one sample, e.g. tifffile: imwrite(OUT, " + sample(0) + ")";
+    }
+    return UnsupportedError(m);
+  }
   if (fmt != SAMPLEFORMAT_UINT && fmt != SAMPLEFORMAT_VOID) {
     std::string kind = fmt == SAMPLEFORMAT_INT      ? "signed integer"
                        : fmt == SAMPLEFORMAT_IEEEFP ? "floating point"
                                                     : "complex";
     return UnsupportedError(what + ": SampleFormat=" + std::to_string(fmt) + " (" + kind + ", " + std::to_string(bits) +
-                            " bits) is not supported" + fix);
+                            " bits) is not supported" + serves +
+                            "Rescale it to uint16 first, e.g. with numpy and tifffile: a = imread(IN); "
+                            "imwrite(OUT, ((a - a.min()) * (65535 / (a.max() - a.min()))).astype('uint16'))");
   }
   if (bits != 8 && bits != 16)
-    return UnsupportedError(what + ": BitsPerSample=" + std::to_string(bits) + " is not supported" + fix);
-  if (photometric != PHOTOMETRIC_MINISBLACK)
+    return UnsupportedError(what + ": BitsPerSample=" + std::to_string(bits) + " is not supported" + serves +
+                            "Re-save it at 8 or 16 bits per sample: `convert IN -depth " + (bits < 8 ? "8" : "16") +
+                            " OUT` (ImageMagick; it rescales the values to the new depth)");
+  std::string colour;
+  if (photometric == PHOTOMETRIC_PALETTE && !IsGreyRamp(tif, bits, &colour))
+    return UnsupportedError(what + ": Photometric=3 (palette) with a colour map that is not the grey identity ramp (" +
+                            colour + ") is not supported" + serves +
+                            "Convert it to greyscale: `convert IN -colorspace Gray OUT` (ImageMagick) or `gm convert "
+                            "IN -type Grayscale -depth 8 OUT` (GraphicsMagick); or, to serve the palette indices as "
+                            "values, tifffile: imwrite(OUT, imread(IN)) (tifffile reads the indices)");
+  if (photometric == PHOTOMETRIC_MINISWHITE)
+    return UnsupportedError(what +
+                            ": Photometric=0 (MinIsWhite, 0 is white) is not supported: its values would be served "
+                            "inverted. To serve what it shows, invert it to MinIsBlack: `convert IN OUT` "
+                            "(ImageMagick rewrites it so), or numpy and tifffile: a = imread(IN); imwrite(OUT, "
+                            "numpy.iinfo(a.dtype).max - a). If the tag is wrong and the values are intensities, "
+                            "retag the file in place: tiffset -s 262 1 IN");
+  if (photometric != PHOTOMETRIC_MINISBLACK && photometric != PHOTOMETRIC_PALETTE)
     return UnsupportedError(what + ": Photometric=" + std::to_string(photometric) +
-                            (photometric == PHOTOMETRIC_MINISWHITE ? " (MinIsWhite, inverted)" : "") +
-                            " is not supported (only MinIsBlack=1)" + fix);
+                            (photometric == PHOTOMETRIC_MASK ? " (a transparency mask)" : "") +
+                            " is not supported (only MinIsBlack=1, and palettes that are the grey ramp)" + serves +
+                            "Convert it to greyscale: `convert IN -colorspace Gray OUT` (ImageMagick)");
   if (!TIFFIsCODECConfigured(compression))
     return UnsupportedError(what + ": Compression=" + CodecName(compression) +
-                            " is not available in this build of libtiff; re-save the slices with LZW, deflate, "
-                            "zstd or no compression");
+                            " is not available in this build of libtiff; re-save it with LZW, deflate, zstd or no "
+                            "compression using a program that reads it (e.g. Bio-Formats: bfconvert -compression LZW "
+                            "IN OUT, or tifffile with imagecodecs: imwrite(OUT, imread(IN), compression='zlib'))");
   return OkStatus();
 }
 

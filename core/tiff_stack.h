@@ -62,6 +62,8 @@ class TiffStack : public Volume {
   //    An ImageJ file with one IFD and images=N (ImageJ's layout over 4 GiB) serves the N
   //    uncompressed planes stored back to back after it.
   // Strips and tiles with offset 0 and byte count 0 (GDAL's SPARSE_OK) read as zeros.
+  // Palette images (Photometric=3) whose colour map is the grey identity ramp are served as
+  // their indices; other palettes are refused.
   // Errors (all name the file/field and the fix):
   //  - options.channel/time given for a directory of slices, options.page for one file, or
   //    either out of range: kInvalidArgument
@@ -73,8 +75,8 @@ class TiffStack : public Volume {
   //    the one most slices share (the first such slice on a tie; the message names the offender
   //    and both shapes): kInvalidArgument, unless bad_slices=zero, where it is logged and read
   //    as zeros
-  //  - unsupported pixel type (not uint8/uint16, samples per pixel != 1, planar, float, ...):
-  //    kUnsupported naming the file and the field value.
+  //  - unsupported pixel type (not uint8/uint16, samples per pixel != 1, a colour palette,
+  //    MinIsWhite, float, ...): kUnsupported naming the file, the field value and a conversion.
   //  - a multi-page file whose IFD chain ends in an error, or whose description declares more
   //    or fewer pages than it has: kInvalidArgument / kUnsupported (never only part of it).
   //  - a slice whose strip/tile data lies past the end of the file (truncated copy): as a bad

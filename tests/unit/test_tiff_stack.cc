@@ -469,6 +469,7 @@ TEST_CASE("Unsupported pixel types name the file and field", "[tiff]") {
     const char* label;
     TiffSpec spec;
     const char* field;
+    const char* hint;
   };
   TiffSpec f32;
   f32.bits = 32;
@@ -480,8 +481,33 @@ TEST_CASE("Unsupported pixel types name the file and field", "[tiff]") {
   i16.sample_format = SAMPLEFORMAT_INT;
   TiffSpec u32;
   u32.bits = 32;
-  for (const Case& c : {Case{"float32", f32, "SampleFormat=3"}, Case{"rgb", rgb, "SamplesPerPixel=3"},
-                        Case{"int16", i16, "SampleFormat=2"}, Case{"uint32", u32, "BitsPerSample=32"}}) {
+  TiffSpec grey_alpha;
+  grey_alpha.bits = 8;
+  grey_alpha.samples = 2;
+  grey_alpha.extra_samples = {EXTRASAMPLE_UNASSALPHA};
+  TiffSpec white;
+  white.photometric = PHOTOMETRIC_MINISWHITE;
+  TiffSpec colour_palette;
+  colour_palette.bits = 8;
+  colour_palette.photometric = PHOTOMETRIC_PALETTE;
+  colour_palette.colormap.resize(3 * 256);
+  for (int i = 0; i < 256; ++i) {
+    colour_palette.colormap[i] = static_cast<uint16_t>(i * 257);        // red ramp
+    colour_palette.colormap[256 + i] = static_cast<uint16_t>(i * 128);  // green half
+    colour_palette.colormap[512 + i] = 0;
+  }
+  TiffSpec cmyk;
+  cmyk.bits = 8;
+  cmyk.photometric = PHOTOMETRIC_SEPARATED;
+  // Each refusal names the field and says how to convert (the `hint`).
+  for (const Case& c :
+       {Case{"float32", f32, "SampleFormat=3", "tifffile"},
+        Case{"rgb", rgb, "SamplesPerPixel=3 (RGB)", "-channel G -separate"},
+        Case{"int16", i16, "SampleFormat=2", "astype('uint16')"}, Case{"uint32", u32, "BitsPerSample=32", "-depth 16"},
+        Case{"grey+alpha", grey_alpha, "grey + ExtraSamples alpha", "-alpha off"},
+        Case{"minwhite", white, "MinIsWhite", "tiffset -s 262 1 IN"},
+        Case{"palette", colour_palette, "palette", "-colorspace Gray"},
+        Case{"separated", cmyk, "Photometric=5", "-colorspace Gray"}}) {
     INFO(c.label);
     TempDir dir;
     WriteSlice(dir, "0.tif", 0, c.spec);
@@ -492,6 +518,7 @@ TEST_CASE("Unsupported pixel types name the file and field", "[tiff]") {
     CHECK(r.status().code() == ErrorCode::kUnsupported);
     CHECK(Contains(r.status().message(), "0.tif"));
     CHECK(Contains(r.status().message(), c.field));
+    CHECK(Contains(r.status().message(), c.hint));
     // Nothing usable at all: bad_slices=zero cannot help.
     CHECK_FALSE(OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero).ok());
   }
@@ -1118,6 +1145,46 @@ TEST_CASE("A strip with an offset but no bytes is still bad (only offset 0 with 
   auto r = OpenStack(dir);
   REQUIRE_FALSE(r.ok());
   CHECK(Contains(r.status().message(), "slice 1.tif: strip 2 has no data"));
+}
+
+TiffSpec PaletteSpec(int bits, const std::function<uint16_t(uint32_t)>& entry) {
+  TiffSpec spec;
+  spec.bits = bits;
+  spec.photometric = PHOTOMETRIC_PALETTE;
+  const uint32_t n = 1u << bits;
+  spec.colormap.resize(3 * n);
+  for (uint32_t i = 0; i < n; ++i) spec.colormap[i] = spec.colormap[n + i] = spec.colormap[2 * n + i] = entry(i);
+  return spec;
+}
+
+TEST_CASE("Palette images whose colour map is the grey ramp are served as their indices", "[tiff]") {
+  struct Case {
+    const char* label;
+    TiffSpec spec;
+  };
+  for (const Case& c : {Case{"8-bit i*257", PaletteSpec(8, [](uint32_t i) { return static_cast<uint16_t>(i * 257); })},
+                        Case{"8-bit i<<8", PaletteSpec(8, [](uint32_t i) { return static_cast<uint16_t>(i << 8); })},
+                        Case{"8-bit i", PaletteSpec(8, [](uint32_t i) { return static_cast<uint16_t>(i); })},
+                        Case{"16-bit i", PaletteSpec(16, [](uint32_t i) { return static_cast<uint16_t>(i); })}}) {
+    INFO(c.label);
+    TempDir dir;
+    WriteSlice(dir, "0.tif", 0, c.spec);
+    WriteSlice(dir, "1.tif", 1, c.spec);
+    auto r = OpenStack(dir);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    CHECK(CheckBox(**r, BoxFromShape((*r)->shape())) == 0);
+  }
+  // Grey but not the identity (a contrast-stretched map): its indices are not its grey levels.
+  TempDir dir;
+  WriteSlice(dir, "0.tif", 0,
+             PaletteSpec(8, [](uint32_t i) { return static_cast<uint16_t>(std::min(i * 2, 255u) * 257); }));
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == ErrorCode::kUnsupported);
+  CHECK(Contains(r.status().message(), "Photometric=3 (palette)"));
+  CHECK(Contains(r.status().message(), "entry 1 is R,G,B = 514,514,514"));
+  CHECK(Contains(r.status().message(), "convert IN -colorspace Gray OUT"));
 }
 
 }  // namespace

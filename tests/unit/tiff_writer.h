@@ -27,8 +27,12 @@ struct TiffSpec {
   int64_t tile = 0;            // > 0: tiled with square tiles of this edge (multiple of 16)
   bool bigtiff = false;
   bool big_endian = false;
-  uint32_t subfile_type = 0;  // NewSubfileType (1 = reduced-resolution page)
-  std::string description;    // ImageDescription; empty = none
+  int photometric = -1;  // -1: MinIsBlack (RGB when samples == 3)
+  // Photometric=3: the colour map, 3 * 2^bits entries (all red, then green, then blue).
+  std::vector<uint16_t> colormap;
+  uint32_t subfile_type = 0;            // NewSubfileType (1 = reduced-resolution page)
+  std::string description;              // ImageDescription; empty = none
+  std::vector<uint16_t> extra_samples;  // ExtraSamples values (e.g. EXTRASAMPLE_UNASSALPHA)
   // Strips/tiles (by index) not written: libtiff leaves their offset and byte count 0 (sparse).
   std::function<bool(uint32_t)> skip_unit;
 };
@@ -45,9 +49,19 @@ inline bool WriteTiffPage(TIFF* tif, const TiffSpec& spec, const PixelFn& value)
   TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, static_cast<uint16_t>(spec.bits));
   TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, static_cast<uint16_t>(spec.samples));
   if (spec.write_sample_format) TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, static_cast<uint16_t>(spec.sample_format));
-  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, spec.samples == 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC,
+               spec.photometric >= 0 ? spec.photometric
+               : spec.samples == 3   ? PHOTOMETRIC_RGB
+                                     : PHOTOMETRIC_MINISBLACK);
+  if (!spec.colormap.empty()) {
+    const size_t n = spec.colormap.size() / 3;
+    TIFFSetField(tif, TIFFTAG_COLORMAP, spec.colormap.data(), spec.colormap.data() + n, spec.colormap.data() + 2 * n);
+  }
   if (spec.subfile_type) TIFFSetField(tif, TIFFTAG_SUBFILETYPE, spec.subfile_type);
   if (!spec.description.empty()) TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, spec.description.c_str());
+  if (!spec.extra_samples.empty())
+    TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, static_cast<uint16_t>(spec.extra_samples.size()),
+                 spec.extra_samples.data());
   TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_COMPRESSION, spec.compression);
   if (spec.predictor) TIFFSetField(tif, TIFFTAG_PREDICTOR, static_cast<uint16_t>(spec.predictor));
