@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
     for (int64_t z = 0; z < shape[0]; z += chunk)
       for (int64_t y = 0; y < shape[1]; y += chunk)
         for (int64_t x = 0; x < shape[2]; x += chunk) {
-          oz::Box b{{z, y, x}, {std::min(z + chunk, shape[0]), std::min(y + chunk, shape[1]),
-                                std::min(x + chunk, shape[2])}};
+          oz::Box b{{z, y, x},
+                    {std::min(z + chunk, shape[0]), std::min(y + chunk, shape[1]), std::min(x + chunk, shape[2])}};
           oz::Status st = (*stack)->ReadBox(b, buf.data());
           if (!st.ok()) {
             std::fprintf(stderr, "%s\n", st.ToString().c_str());
