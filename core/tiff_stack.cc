@@ -744,6 +744,8 @@ Status ScanDirectory(SliceHandle& h, SliceInfo* info, uint64_t unit_bytes, uint6
     if (off > file_size || len > file_size - off) return past_end("strip", s, off, len);
   }
   if (raw) {
+    // A raw strip with data is bounded by the file's size; a sparse one only by the header.
+    if (info->sparse && row_bytes > max_unit) return too_big("row", row_bytes);
     info->swap = TIFFIsByteSwapped(tif) && bits == 16;
     uint64_t rows = std::max<uint64_t>(1, unit_bytes / row_bytes);
     if (contiguous) {
@@ -1141,10 +1143,8 @@ Status ScanMultiPage(TiffStack::Impl* impl, const std::string& name, bool* singl
   std::map<int64_t, SliceInfo> by_z;
   std::optional<SliceInfo> first_page;  // ordinal 0, for ImageJ's one-IFD layout
   int64_t dirs = 0, full = 0;
-  std::vector<uint64_t> chain;  // IFD offset of every directory, by index (OME maps IFD indices)
   while (true) {
     const uint64_t offset = TIFFCurrentDirOffset(tif);
-    chain.push_back(offset);
     uint32_t subfile = 0;
     TIFFGetFieldDefaulted(tif, TIFFTAG_SUBFILETYPE, &subfile);
     if (!(subfile & FILETYPE_REDUCEDIMAGE)) {
@@ -1232,7 +1232,6 @@ Status ScanMultiPage(TiffStack::Impl* impl, const std::string& name, bool* singl
                               "; fix its metadata or re-save the file");
   if (by_z.empty()) return InvalidArgumentError(name + " has no full-resolution page; fix or remove it");
   for (auto& [z, info] : by_z) impl->infos.push_back(std::move(info));
-  (void)chain;
   return OkStatus();
 }
 

@@ -1105,6 +1105,23 @@ TEST_CASE("Sparse strips and tiles (offset 0, byte count 0) read as zeros", "[ti
   }
 }
 
+TEST_CASE("A sparse uncompressed row larger than the strip budget is refused, not allocated", "[tiff]") {
+  // Found by fuzz_tiff_slice: a few hundred bytes of header claim rows of gigabytes; with data a
+  // raw strip is bounded by the file's size, a sparse one is not.
+  TempDir dir;
+  TiffSpec spec;
+  spec.width = int64_t{1} << 24;  // 32 MiB per uint16 row
+  spec.height = 4;
+  spec.rows_per_strip = 1;
+  spec.skip_unit = [](uint32_t) { return true; };
+  WriteSlice(dir, "0.tif", 0, spec);
+  REQUIRE(fs::file_size(dir / "0.tif") < 4096);
+  auto r = OpenStack(dir, nullptr, 16ull << 20);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == ErrorCode::kResourceExhausted);
+  CHECK(Contains(r.status().message(), "one row decodes to 32.0 MiB"));
+}
+
 TEST_CASE("A strip with an offset but no bytes is still bad (only offset 0 with 0 bytes is sparse)", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
