@@ -6,9 +6,9 @@ Per stack NAME=DIR (all in one run, repeated --reps times, medians reported):
   run under GNU `/usr/bin/time -v` (wall, user, sys, max RSS), then a timed `sync`.
 - read bound: `cat` of the slices (after one untimed warm-up cat), or for a compressed stack
   (--decode NAME) `oz_bench_tiff_decode DIR --threads 2` (libtiff, 2 threads; its own seconds).
-- write bound: a Python loop writing files of the same sizes and names as the materialized DEST
-  (bytes from one preallocated buffer, 1 MiB writes) into a fresh dir under --work, then a timed
-  `sync`.
+- write bound: `oz_bench_write_tree` (bench/write_tree.cc) writing files of the same sizes and
+  names as the materialized DEST with 2 threads (one preallocated buffer, plain writes, no temp +
+  rename) into a fresh dir under --work, then a timed `sync`.
 bound = read bound + write bound (incl. sync); ratio = (materialize + sync) / bound.
 An untimed `sync` precedes each timed phase; DEST and the write copy are deleted after each rep.
 --rss NAME=DIR: one materialize with -o memory=1G for peak RSS and time only (large stack).
@@ -70,26 +70,21 @@ def materialize(exe, src, dest, opts=None, extra=()):
     return r
 
 
-def write_copy(files, dest):
-    buf = os.urandom(1 << 20)
-    mv = memoryview(buf)
+def write_copy(writer, files, dest, work):
+    lst = os.path.join(work, "write-list.txt")
+    with open(lst, "w") as f:
+        for rel, size in files:
+            f.write("%d %s\n" % (size, rel))
+    os.makedirs(dest, exist_ok=True)
     sync()
     t0 = time.monotonic()
-    made = set()
-    for rel, size in files:
-        d = os.path.dirname(os.path.join(dest, rel))
-        if d not in made:
-            os.makedirs(d, exist_ok=True)
-            made.add(d)
-        with open(os.path.join(dest, rel), "wb") as f:
-            left = size
-            while left > 0:
-                n = min(left, len(buf))
-                f.write(mv[:n])
-                left -= n
-    w = time.monotonic() - t0
+    out = subprocess.run([writer, lst, dest, "--threads", "2"], capture_output=True, text=True,
+                         check=True).stdout
+    wall = time.monotonic() - t0
+    w = json.loads(out)["seconds"]
     s = sync()
-    return dict(write=w, sync=s, total=w + s)
+    os.unlink(lst)
+    return dict(write=w, wall=wall, sync=s, total=w + s)
 
 
 def cat_time(files):
@@ -122,15 +117,17 @@ def run_stack(a, name, src, decode):
         log("%s rep %d: read bound" % (name, rep + 1))
         reads.append(decode_time(a.decoder, src) if decode else cat_time(slices))
         log("%s rep %d: write bound" % (name, rep + 1))
-        writes.append(write_copy(files, copy))
+        writes.append(write_copy(a.writer, files, copy, a.work))
         shutil.rmtree(dest, ignore_errors=True)
         shutil.rmtree(copy, ignore_errors=True)
         log("%s rep %d: materialize --no-fsync (info)" % (name, rep + 1))
         nofs.append(materialize(a.exe, src, dest, extra=["--no-fsync"]))
         shutil.rmtree(dest, ignore_errors=True)
-        log("  mat %.2f s (+sync %.2f), read %.2f s, write %.2f s (+sync %.2f)" % (
-            mats[-1]["wall"], mats[-1]["sync"], reads[-1], writes[-1]["write"],
-            writes[-1]["sync"]))
+        bound = reads[-1] + writes[-1]["total"]
+        log("  mat %.2f s (+sync %.2f), read %.2f s, write %.2f s (+sync %.2f): "
+            "materialize / bound = %.2f" % (
+                mats[-1]["wall"], mats[-1]["sync"], reads[-1], writes[-1]["write"],
+                writes[-1]["sync"], mats[-1]["total"] / bound))
     out_bytes = sum(s for _, s in files)
     return dict(name=name, src=src, decode=decode, slices=len(slices), src_bytes=src_bytes,
                 out_files=len(files), out_bytes=out_bytes, mats=mats, reads=reads,
@@ -174,6 +171,8 @@ def report(a, R, B, head):
         cpu = med([m["user"] + m["sys"] for m in r["mats"]])
         rss = max(m["rss_kib"] for m in r["mats"]) / 1024
         rkind = "libtiff decode 2 thr" if r["decode"] else "cat"
+        log("%s: materialize / bound = %.2f (medians: %.2f s / (%.2f + %.2f) s)" % (
+            r["name"], ratio, mt, rd, wr))
         L.append("| %s | %.2f | %.2f (%s) | %.2f | %.2f | **%.2f %s** | %.1f | %.0f |" % (
             r["name"], mt, rd, rkind, wr, bound, ratio, "PASS" if ratio <= 1.5 else "MISS",
             cpu, rss))
@@ -222,6 +221,7 @@ def main():
     a = p.parse_args()
     a.exe = os.path.join(a.build, "cli", "omezarr-materialize")
     a.decoder = os.path.join(a.build, "bench", "oz_bench_tiff_decode")
+    a.writer = os.path.join(a.build, "bench", "oz_bench_write_tree")
     os.makedirs(a.work, exist_ok=True)
     load0 = " ".join(open("/proc/loadavg").read().split()[:3])
     R = []
@@ -249,8 +249,9 @@ def main():
         "compression, memory=1G, fsync per unit) into a fresh DEST on the source's file system. "
         "Medians of %d runs, all in this run (ratios use the medians). Read bound: `cat` of the "
         "slices after one warm-up cat (uncompressed) or `oz_bench_tiff_decode --threads 2` "
-        "(deflate); write bound: a Python loop writing files with the same names and sizes as the "
-        "materialized tree (1 MiB writes), then `sync`. Ratio = (materialize + sync) / "
+        "(deflate); write bound: `oz_bench_write_tree --threads 2` (bench/write_tree.cc) writing "
+        "files with the same names and sizes as the materialized tree (plain writes from one "
+        "buffer), then `sync`. Ratio = (materialize + sync) / "
         "(read bound + write bound). Peak RSS: GNU time max RSS. Load average before/after: "
         "%s / %s (shared machine)." % (
             cpu, os.cpu_count(), memtotal / (1 << 30), platform.release(), a.command, a.reps,

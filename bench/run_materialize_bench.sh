@@ -12,7 +12,7 @@
 #           ~14 GB free) with -o memory=1G for peak RSS and time; it is deleted afterwards
 # --record  append the table to bench/RESULTS.md (default for the full run; not for --quick)
 # Needs /usr/bin/python3 with numpy and tifffile, GNU /usr/bin/time. Builds omezarr-materialize
-# and oz_bench_tiff_decode into $BUILD_DIR (default build/).
+# oz_bench_tiff_decode and oz_bench_write_tree into $BUILD_DIR (default build/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -43,7 +43,7 @@ PY=/usr/bin/python3
 BUILD_DIR="${BUILD_DIR:-build}"
 
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target omezarr-materialize oz_bench_tiff_decode >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target omezarr-materialize oz_bench_tiff_decode oz_bench_write_tree >/dev/null
 
 if [ "$QUICK" = 1 ]; then D=64; S=1024; TAG=quick; else D=256; S=2048; TAG=full; fi
 RAW="$DATA/$TAG-${D}x${S}-raw"

@@ -1,4 +1,5 @@
 // omezarr-materialize: writes the tree a mount of SOURCE would show into DEST (core only, no FUSE).
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "core/log.h"
 #include "core/materialize.h"
@@ -29,8 +31,9 @@ const char kHelp[] =
     "\n"
     "options:\n"
     "  --levels A-B   write only levels A..B (default: all); levels below A come from DEST when an\n"
-    "                 earlier run wrote them, else from the source\n"
-    "  --part i/N     write the i-th of N disjoint shares (z-slabs of the top level), 1 <= i <= N;\n"
+    "                 earlier run wrote them (not yet for sharded formats), else from the source\n"
+    "  --part i/N     write the i-th of N disjoint shares (z-slabs of the top level; with shard=S,\n"
+    "                 slabs of S top-level chunk layers, so shards never straddle parts), 1 <= i <= N;\n"
     "                 all N parts, run anywhere and in any order on one DEST, give the full tree\n"
     "  --dry-run      print per level shape, chunk count and bytes, and the disk estimate; write nothing\n"
     "  --verify       re-hash the files of units already done and redo any that differ\n"
@@ -180,16 +183,22 @@ int main(int argc, char** argv) {
       const int w = static_cast<int>(frac * 30);
       for (int i = 0; i < 30; ++i) bar[i] = i < w ? '#' : '-';
       bar[30] = 0;
-      std::snprintf(line, sizeof line, "\r[%s] %llu/%llu chunks %.1f MB/s%s   ", bar,
+      std::snprintf(line, sizeof line, "[%s] %llu/%llu chunks %.1f MB/s%s", bar,
                     static_cast<unsigned long long>(c.chunks_done), static_cast<unsigned long long>(c.chunks_total),
                     mbs, eta.c_str());
+      // The logger prints its lines above the bar and redraws it; a bar wider than the terminal
+      // would wrap, and erasing would leave its first part behind.
+      std::string_view text(line);
+      if (winsize ws{}; ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && text.size() >= ws.ws_col)
+        text = text.substr(0, ws.ws_col - 1);
+      oz::ShowStatusLine(text);
+      if (final) oz::EndStatusLine();
     } else {
       std::snprintf(line, sizeof line, "progress: %llu/%llu chunks (%.1f%%), %.1f MB/s%s\n",
                     static_cast<unsigned long long>(c.chunks_done), static_cast<unsigned long long>(c.chunks_total),
                     frac * 100, mbs, eta.c_str());
+      std::fputs(line, stderr);
     }
-    std::fputs(line, stderr);
-    if (final && tty) std::fputs("\n", stderr);
   };
   oz::MaterializeProgressFn progress;
   if (!quiet)
@@ -202,6 +211,7 @@ int main(int argc, char** argv) {
     };
   auto report = oz::Materialize(**session, mo, progress);
   if (!report.ok()) {
+    oz::EndStatusLine();  // keep the last bar, print below it
     Err(report.status().message());
     return 1;
   }

@@ -1,13 +1,13 @@
 // CachedKvStore: disk cache + single-flight in front of a KvStore (contract in the header).
 #include "core/cached_kv_store.h"
 
-#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
 
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/sync/single_flight.h"
 
 namespace oz {
 namespace {
@@ -48,22 +48,13 @@ bool IsChunkKey(std::string_view key) {
 struct CachedKvStore::Impl {
   using Value = Result<std::optional<KvValue>>;
 
-  // One fetch in progress; waiters sleep on cv until done.
-  struct Flight {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;                                      // guarded by mu
-    Value result{Status(ErrorCode::kInternal, "pending")};  // guarded by mu; set once with done
-  };
-
   std::unique_ptr<KvStore> base;
   DiskCache* cache;
   Stats* stats;
   CachedKvStoreOptions options;
   std::string prefix;  // "src1|" + Describe() + "|" + generation + "|"
 
-  std::mutex mu;
-  std::unordered_map<std::string, std::shared_ptr<Flight>> flights;  // guarded by mu
+  SingleFlight<std::string, std::optional<KvValue>> flights;  // keyed by max_bytes|key
 
   bool Cacheable(std::string_view key) const { return options.cacheable ? options.cacheable(key) : IsChunkKey(key); }
 
@@ -140,37 +131,13 @@ std::string CachedKvStore::CacheKey(std::string_view key) const { return impl_->
 Result<std::optional<KvValue>> CachedKvStore::Read(std::string_view key, uint64_t max_bytes) {
   OZ_RETURN_IF_ERROR(ValidateKey(key).WithContext(Describe()));
   const std::string flight_key = std::to_string(max_bytes) + "|" + std::string(key);
-  std::shared_ptr<Impl::Flight> flight;
-  bool leader = false;
-  {
-    std::lock_guard<std::mutex> l(impl_->mu);
-    auto [it, inserted] = impl_->flights.try_emplace(flight_key);
-    if (inserted) it->second = std::make_shared<Impl::Flight>();
-    flight = it->second;
-    leader = inserted;
-  }
-  if (!leader) {
-    std::unique_lock<std::mutex> l(flight->mu);
-    flight->cv.wait(l, [&] { return flight->done; });
-    return flight->result;
-  }
-  Impl::Value r = Status(ErrorCode::kInternal, "pending");
-  try {
-    r = impl_->Fetch(key, max_bytes);
-  } catch (const std::bad_alloc&) {
-    r = ResourceExhaustedError(Describe() + "/" + std::string(key) + ": out of memory");
-  }
-  {
-    std::lock_guard<std::mutex> l(impl_->mu);
-    impl_->flights.erase(flight_key);
-  }
-  {
-    std::lock_guard<std::mutex> l(flight->mu);
-    flight->result = r;
-    flight->done = true;
-  }
-  flight->cv.notify_all();
-  return r;
+  return impl_->flights.Do(flight_key, [&]() -> Impl::Value {
+    try {
+      return impl_->Fetch(key, max_bytes);
+    } catch (const std::bad_alloc&) {
+      return ResourceExhaustedError(Describe() + "/" + std::string(key) + ": out of memory");
+    }
+  });
 }
 
 }  // namespace oz

@@ -85,7 +85,8 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
       pyramid_(std::move(pyramid)),
       codec_(std::move(codec)),
       work_budget_(config.work_memory),
-      buffers_(config.work_memory / 2) {
+      buffers_(config.work_memory / 2),
+      hot_(config.hot_bytes) {
   const Options& o = config_.options;
   raw_bytes_ = static_cast<uint64_t>(o.chunk * o.chunk * o.chunk) * DTypeSize(level0_->dtype());
   const ViewGeometry& g = level0_->geometry();
@@ -124,26 +125,11 @@ void ChunkEngine::Record(const Key& k, State s, uint64_t size) {
   known_[k] = Info{s, size};
 }
 
-ChunkBytes ChunkEngine::HotGet(const Key& k) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = hot_index_.find(k);
-  if (it == hot_index_.end()) return nullptr;
-  hot_lru_.splice(hot_lru_.begin(), hot_lru_, it->second);
-  return it->second->second;
-}
+ChunkBytes ChunkEngine::HotGet(const Key& k) { return hot_.Get(k); }
 
 void ChunkEngine::HotPut(const Key& k, const ChunkBytes& b) {
-  if (b->size() > config_.hot_bytes / 4) return;
-  std::lock_guard<std::mutex> l(mu_);
-  if (hot_index_.count(k)) return;
-  hot_lru_.emplace_front(k, b);
-  hot_index_[k] = hot_lru_.begin();
-  hot_used_ += b->size();
-  while (hot_used_ > config_.hot_bytes && !hot_lru_.empty()) {
-    hot_used_ -= hot_lru_.back().second->size();
-    hot_index_.erase(hot_lru_.back().first);
-    hot_lru_.pop_back();
-  }
+  if (b->size() > config_.hot_bytes / 4) return;  // one huge chunk would flush the rest
+  hot_.Put(k, b, b->size());
 }
 
 Result<ChunkBytes> ChunkEngine::EmptyResult() {
@@ -246,11 +232,17 @@ std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& 
   if (!config_.cache) return std::nullopt;
   const Key k{level, idx};
   {
-    std::lock_guard<std::mutex> l(write_mu_);
-    auto it = pending_.find(k);
-    if (it != pending_.end()) {
-      if (!it->second) return Result<ChunkBytes>(EmptyResult());
-      return Result<ChunkBytes>(it->second);
+    // A queued write answers first. EmptyResult takes mu_, so it runs after write_mu_ is released
+    // (lock rule: write_mu_ is never held while taking mu_).
+    std::optional<ChunkBytes> queued;
+    {
+      std::lock_guard<std::mutex> l(write_mu_);
+      auto it = pending_.find(k);
+      if (it != pending_.end()) queued = it->second;
+    }
+    if (queued) {
+      if (!*queued) return Result<ChunkBytes>(EmptyResult());
+      return Result<ChunkBytes>(*queued);
     }
   }
   auto e = config_.cache->Get(CacheKey(level, idx));
@@ -347,20 +339,22 @@ Result<uint64_t> ChunkEngine::ChunkSize(int level, const Vec3& idx) {
   return static_cast<uint64_t>(b->size());
 }
 
-Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t y) {
+Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t y, int64_t x0, int64_t x1) {
   if (level < 0 || level >= pyramid_.levels() || !pyramid_.ValidChunk(level, {z, y, 0}))
     return NotFoundError("no chunk row " + std::to_string(z) + "/" + std::to_string(y) + " at level " +
                          std::to_string(level));
   const int64_t nx = pyramid_.grid(level)[2];
+  if (x1 < 0 || x1 > nx) x1 = nx;
+  x0 = std::clamp<int64_t>(x0, 0, x1);
   std::vector<int64_t> xs;
   if (config_.options.empty == EmptyPolicy::kKeep) {
-    for (int64_t x = 0; x < nx; ++x) xs.push_back(x);
+    for (int64_t x = x0; x < x1; ++x) xs.push_back(x);
     return xs;
   }
   std::vector<char> present(nx, 0);
   std::vector<std::pair<int64_t, std::shared_ptr<Flight>>> claimed;
   std::vector<int64_t> others;  // in flight elsewhere
-  for (int64_t x = 0; x < nx; ++x) {
+  for (int64_t x = x0; x < x1; ++x) {
     if (ProvablyEmpty(level, {z, y, x})) continue;
     if (Lookup(Key{level, {z, y, x}}).state == State::kPresent) {
       present[x] = 1;
@@ -430,17 +424,14 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
   });
   for (auto& e : errs)
     if (e) return *e;
-  for (int64_t x = 0; x < nx; ++x)
+  for (int64_t x = x0; x < x1; ++x)
     if (present[x]) xs.push_back(x);
   return xs;
 }
 
 bool ChunkEngine::Available(int level, const Vec3& idx) {
   if (ProvablyEmpty(level, idx)) return true;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (hot_index_.count(Key{level, idx})) return true;
-  }
+  if (hot_.Contains(Key{level, idx})) return true;
   {
     std::lock_guard<std::mutex> l(write_mu_);
     if (pending_.count(Key{level, idx})) return true;
@@ -506,6 +497,14 @@ struct ChunkEngine::UnitRun {
   std::chrono::steady_clock::time_point t0, last_log;
   Vec3 top_idx{0, 0, 0};
 };
+
+// Only the mount's path (no sink, no provider: materialize writes every level below anyway, and
+// builds on the chunks it already has) and only from the source: chunks of lower levels that are
+// cached are used as they are for every algorithm.
+bool ChunkEngine::ReadsNearest(const Unit& u, const UnitRun& run) const {
+  return config_.options.algorithm == Algorithm::kNearest && u.level > 0 && run.from_source && !run.sink &&
+         !run.provider;
+}
 
 Box ChunkEngine::UnitBox(const Unit& u) const {
   const int64_t c = pyramid_.chunk();
@@ -590,7 +589,16 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
     }
   }
 
-  if (u.level == run.base) {
+  if (ReadsNearest(u, run)) {
+    // Nearest keeps level-0 voxel 2^L * (z, y, x) for voxel (z, y, x) of level L: read only those.
+    const int64_t step = int64_t{1} << u.level;
+    Box b0;
+    for (int a = 0; a < 3; ++a) {
+      b0.lo[a] = box.lo[a] * step;
+      b0.hi[a] = (box.hi[a] - 1) * step + 1;
+    }
+    OZ_RETURN_IF_ERROR(level0_->ReadBoxStrided(b0, step, out));
+  } else if (u.level == run.base) {
     if (run.from_source)
       OZ_RETURN_IF_ERROR(level0_->ReadBox(box, out));
     else
@@ -714,7 +722,9 @@ Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out) 
   // Working memory: one unit per level on the path, plus the downsampled quarter (x4 for odd c).
   const size_t bpv = DTypeSize(dtype());
   uint64_t need = 0;
-  for (int k = run.base; k <= u.level; ++k) {
+  // A strided read needs the unit and, through a view, one copy of it.
+  if (ReadsNearest(u, run)) need = 2 * static_cast<uint64_t>(box.volume()) * bpv;
+  for (int k = run.base; k <= u.level && !ReadsNearest(u, run); ++k) {
     const Box kb = pyramid_.BoxAtLowerLevel(box, u.level, k);
     const uint64_t unit = static_cast<uint64_t>(std::min<int64_t>(pyramid_.chunk(), kb.shape()[0])) *
                           std::min<int64_t>(pyramid_.chunk(), kb.shape()[1]) * kb.shape()[2] * bpv;

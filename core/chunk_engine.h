@@ -7,6 +7,9 @@
 // level at most 4 below whose chunks are all cached): every voxel of the base box is read once,
 // memory is one unit per level (about 2 * c * c * width * bytes), and every intermediate chunk is
 // put into the cache on the way (never chunk-by-chunk recursion that re-reads the source).
+// Except with algorithm=nearest: a chunk whose lower levels are not cached is read straight from
+// level 0 with a strided read of the voxels it keeps (Volume::ReadBoxStrided), no intermediate
+// level computed or cached, so its cost grows with the chunk, not with the box it covers.
 // Listing a chunk row computes its unknown chunks together as one unit (x-neighbours share one
 // pass over the source band).
 //
@@ -35,6 +38,7 @@
 #include "core/options.h"
 #include "core/pyramid.h"
 #include "core/stats.h"
+#include "core/sync/lru_cache.h"
 #include "core/thread_pool.h"
 #include "core/view.h"
 
@@ -83,6 +87,8 @@ class ChunkEngine {
   DType dtype() const { return level0_->dtype(); }
   const ChunkCodec& codec() const { return codec_; }
   const Options& options() const { return config_.options; }
+  // The disk cache (nullptr: none), for formats that keep small derived records beside the chunks.
+  DiskCache* disk_cache() const { return config_.cache; }
   // Bytes of a full uncompressed chunk.
   uint64_t raw_chunk_bytes() const { return raw_bytes_; }
 
@@ -94,10 +100,11 @@ class ChunkEngine {
   // (raw encoding with empty=keep needs no computation). Same errors as GetChunk.
   Result<uint64_t> ChunkSize(int level, const Vec3& idx);
 
-  // x indices of the chunk files that exist in the row (level, z, y): all with empty=keep; with
-  // empty=omit the non-empty ones, computing unknown chunks of the row in parallel.
-  // Errors: kNotFound for a row outside the grid; a compute error of any chunk in the row.
-  Result<std::vector<int64_t>> ListRow(int level, int64_t z, int64_t y);
+  // x indices in [x0, x1) (x1 < 0: the row's end) of the chunk files that exist in the row
+  // (level, z, y): all with empty=keep; with empty=omit the non-empty ones, computing the unknown
+  // chunks of the range together as one unit (one pass over their source band).
+  // Errors: kNotFound for a row outside the grid; a compute error of any chunk in the range.
+  Result<std::vector<int64_t>> ListRow(int level, int64_t z, int64_t y, int64_t x0 = 0, int64_t x1 = -1);
 
   // Receives one chunk of a unit tree: its file bytes, or kNotFound when it is empty and
   // empty=omit (no file). origin: 0 when the engine computed the chunk, else the ProvidedChunk
@@ -183,6 +190,9 @@ class ChunkEngine {
   // Computes a unit (dense, UnitBox shape) from the chosen base, reserving working memory.
   Status ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out);
   Status ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out);
+  // True if unit u is read straight from level 0 with a strided read (algorithm=nearest,
+  // computing from the source): its cost is the chunk's, not its level-0 box's.
+  bool ReadsNearest(const Unit& u, const UnitRun& run) const;
   void ParallelDownsample(const uint8_t* in, const Vec3& in_shape, uint8_t* out);
   // Reads a box of level `level` from cached chunks (all must be available or computable).
   Status ReadLevelBox(int level, const Box& box, uint8_t* out);
@@ -223,10 +233,7 @@ class ChunkEngine {
   std::mutex mu_;
   std::unordered_map<Key, Info, KeyHash> known_;                        // guarded by mu_
   std::unordered_map<Key, std::shared_ptr<Flight>, KeyHash> inflight_;  // guarded by mu_
-  // Hot LRU: front = most recent. Guarded by mu_.
-  std::list<std::pair<Key, ChunkBytes>> hot_lru_;
-  std::unordered_map<Key, std::list<std::pair<Key, ChunkBytes>>::iterator, KeyHash> hot_index_;
-  uint64_t hot_used_ = 0;
+  LruCache<Key, const std::string, KeyHash> hot_;                       // recently served chunk bytes (own lock)
   ChunkBytes empty_bytes_;  // guarded by mu_; encoded all-zero chunk (empty=keep)
 
   // Background cache writes. Lock order: write_mu_ is never held while taking mu_.

@@ -3,6 +3,7 @@
 #include "core/codec.h"
 
 #include <blosc.h>
+#include <zstd.h>
 
 #include <cstring>
 
@@ -33,6 +34,12 @@ Result<ChunkCodec> ChunkCodec::Make(const Options& options, DType dtype) {
     if (c.zlib_level_ < 0 || c.zlib_level_ > 9)
       return InvalidArgumentError("zlib_level must be 0..9, got " + std::to_string(c.zlib_level_));
   }
+  if (c.compression_ == Compression::kZstd) {
+    c.zstd_level_ = options.zstd_level;
+    if (c.zstd_level_ < 1 || c.zstd_level_ > ZSTD_maxCLevel())
+      return InvalidArgumentError("zstd_level must be 1.." + std::to_string(ZSTD_maxCLevel()) + ", got " +
+                                  std::to_string(c.zstd_level_));
+  }
   return c;
 }
 
@@ -40,6 +47,7 @@ Result<std::string> ChunkCodec::Encode(const void* voxels, size_t nbytes) const 
   if (compression_ == Compression::kNone) return std::string(static_cast<const char*>(voxels), nbytes);
   if (compression_ == Compression::kZlib || compression_ == Compression::kGzip)
     return ZlibEncode(voxels, nbytes, zlib_level_, compression_ == Compression::kGzip);
+  if (compression_ == Compression::kZstd) return ZstdEncode(voxels, nbytes, zstd_level_);
   std::string out(nbytes + BLOSC_MAX_OVERHEAD, '\0');
   int n = blosc_compress_ctx(clevel_, shuffle_, typesize_, nbytes, voxels, out.data(), out.size(), cname_.c_str(),
                              /*blocksize=*/0, /*numinternalthreads=*/1);
@@ -58,22 +66,15 @@ Status ChunkCodec::Decode(std::string_view encoded, void* out, size_t nbytes) co
   }
   if (compression_ == Compression::kZlib || compression_ == Compression::kGzip)
     return ZlibDecode(encoded, out, nbytes, compression_ == Compression::kGzip);
-  size_t nb = 0, cb = 0, bs = 0;
-  if (encoded.size() < BLOSC_MIN_HEADER_LENGTH || blosc_cbuffer_validate(encoded.data(), encoded.size(), &nb) != 0 ||
-      nb != nbytes) {
-    return CorruptError("blosc chunk header invalid or size mismatch");
-  }
-  blosc_cbuffer_sizes(encoded.data(), &nb, &cb, &bs);
-  if (cb != encoded.size()) return CorruptError("blosc chunk has trailing or missing bytes");
-  int n = blosc_decompress_ctx(encoded.data(), out, nbytes, 1);
-  if (n < 0 || static_cast<size_t>(n) != nbytes) return CorruptError("blosc decompression failed");
-  return OkStatus();
+  if (compression_ == Compression::kZstd) return ZstdDecode(encoded, out, nbytes);
+  return BloscDecode(encoded, out, nbytes);
 }
 
 nlohmann::json ChunkCodec::CompressorJson() const {
   if (compression_ == Compression::kNone) return nullptr;
   if (compression_ == Compression::kZlib) return {{"id", "zlib"}, {"level", zlib_level_}};
   if (compression_ == Compression::kGzip) return {{"id", "gzip"}, {"level", zlib_level_}};
+  if (compression_ == Compression::kZstd) return {{"id", "zstd"}, {"level", zstd_level_}};
   return {{"id", "blosc"}, {"cname", cname_}, {"clevel", clevel_}, {"shuffle", shuffle_}, {"blocksize", 0}};
 }
 
@@ -81,6 +82,7 @@ std::string ChunkCodec::CacheTag() const {
   if (compression_ == Compression::kNone) return "raw";
   if (compression_ == Compression::kZlib || compression_ == Compression::kGzip)
     return std::string(CompressionName(compression_)) + ":" + std::to_string(zlib_level_);
+  if (compression_ == Compression::kZstd) return "zstd:" + std::to_string(zstd_level_);
   return "blosc:" + cname_ + ":" + std::to_string(clevel_) + ":" + std::to_string(shuffle_);
 }
 

@@ -15,7 +15,7 @@ namespace oz {
 class ChunkCodec {
  public:
   // Errors: kInvalidArgument for an unknown blosc cname (naming the compiled-in ones) or a level
-  // or shuffle out of range, or a zlib/gzip level out of range.
+  // or shuffle out of range, or a zlib/gzip/zstd level out of range.
   static Result<ChunkCodec> Make(const Options& options, DType dtype);
 
   // Encodes a full chunk (dense, native endianness) into zarr v2 chunk bytes (little-endian
@@ -32,6 +32,15 @@ class ChunkCodec {
   // Identifies the encoding for cache keys ("raw", "blosc:lz4:5:1", "zlib:1", "gzip:1").
   std::string CacheTag() const;
 
+  // The parameters, for formats that describe the codec in their own metadata.
+  Compression compression() const { return compression_; }
+  const std::string& blosc_cname() const { return cname_; }
+  int blosc_clevel() const { return clevel_; }
+  int blosc_shuffle() const { return shuffle_; }
+  size_t typesize() const { return typesize_; }
+  int zlib_level() const { return zlib_level_; }
+  int zstd_level() const { return zstd_level_; }
+
  private:
   Compression compression_ = Compression::kNone;
   std::string cname_;
@@ -39,6 +48,7 @@ class ChunkCodec {
   int shuffle_ = 1;
   size_t typesize_ = 1;
   int zlib_level_ = 1;
+  int zstd_level_ = 3;
 };
 
 }  // namespace oz

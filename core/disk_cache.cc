@@ -18,6 +18,7 @@
 #include <ctime>
 #include <list>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -269,6 +270,48 @@ Status WithHint(const Status& s, std::string_view hint) {
   return Status(s.code(), s.message() + "; " + std::string(hint));
 }
 
+// The lock file's record, one line written by the holder of the flock:
+//   "<pid> open"                                   starting, or a holder that serves no mount
+//   "<pid> serving <mount id> <major:minor> <mount point>"   serving that FUSE mount
+//   "<pid> exiting"                                shutting down; releases the lock soon
+// Older versions wrote "<pid>" alone (no newline), which reads as "open". Anything else
+// (empty, torn by a concurrent rewrite, unknown): state empty.
+struct OwnerRecord {
+  long pid = 0;
+  std::string state;
+  MountId mount;
+};
+
+OwnerRecord ParseOwnerRecord(std::string_view text) {
+  OwnerRecord r;
+  std::string line(text.substr(0, text.find('\n')));
+  char* end = nullptr;
+  r.pid = std::strtol(line.c_str(), &end, 10);
+  if (end == line.c_str() || r.pid <= 0) return OwnerRecord{};
+  std::string_view rest(end);
+  if (rest.empty()) {
+    r.state = "open";
+    return r;
+  }
+  if (rest[0] != ' ') return OwnerRecord{};
+  rest.remove_prefix(1);
+  const size_t sp = rest.find(' ');
+  r.state = std::string(rest.substr(0, sp));
+  if (r.state != "serving") {
+    if (r.state != "open" && r.state != "exiting") r.state.clear();
+    return r;
+  }
+  // serving: mount id, device, mount point (the rest of the line, may contain spaces)
+  std::string_view m = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
+  const size_t a = m.find(' ');
+  const size_t b = a == std::string_view::npos ? a : m.find(' ', a + 1);
+  if (b == std::string_view::npos) return OwnerRecord{r.pid, "", {}};
+  r.mount.mount_id = std::strtoll(std::string(m.substr(0, a)).c_str(), nullptr, 10);
+  r.mount.dev = std::string(m.substr(a + 1, b - a - 1));
+  r.mount.mount_point = std::string(m.substr(b + 1));
+  return r;
+}
+
 }  // namespace
 
 struct DiskCache::Impl {
@@ -285,6 +328,7 @@ struct DiskCache::Impl {
   DiskCacheOptions options;
   std::string format_dir;  // options.dir + "/v1"
   int lock_fd = -1;
+  std::mutex record_mu;                   // serializes writes of the owner record into lock_fd
   bool read_only = false;                 // OpenReadOnly: no lock, and nothing on disk is ever changed
   RateLimiter corrupt_log, io_error_log;  // per cache, so one noisy cache cannot mute another
 
@@ -542,6 +586,29 @@ struct DiskCache::Impl {
     return std::nullopt;
   }
 
+  // Writes the owner record (see ParseOwnerRecord) over the lock file's contents. The record is
+  // written first and the file truncated after it, so a reader sees one complete first line.
+  Status WriteOwnerRecord(const std::string& state) {
+    std::lock_guard<std::mutex> l(record_mu);
+    const std::string rec = std::to_string(::getpid()) + " " + state + "\n";
+    if (::pwrite(lock_fd, rec.data(), rec.size(), 0) != static_cast<ssize_t>(rec.size()) ||
+        ::ftruncate(lock_fd, static_cast<off_t>(rec.size())) != 0) {
+      int err = errno;
+      return WithHint(ErrnoError(err, "cannot write lock file " + options.dir + "/lock"),
+                      "the cache directory must be writable; choose another with -o cache=DIR");
+    }
+    return OkStatus();
+  }
+
+  // Takes the flock, waiting for a holder that is shutting down (bounded), refusing any other.
+  // Why a record and a mount table, not the pid alone: the flock is the lock (the kernel drops it
+  // on any exit, crashes included, so a dead holder never blocks anyone), and the record is only
+  // advice from the live holder. "exiting" is written when the daemon's FUSE loop ends; "serving"
+  // names its mount, whose absence from the holder's mount table means it was unmounted even
+  // before the daemon noticed (fusermount3 -u returns before the daemon starts its teardown). A
+  // reused pid cannot make us wait for a serving holder: the record is written by the holder
+  // itself after it took the flock. The one stale read (a new holder between its flock and its
+  // record, the previous owner's record still there) is re-judged at the next poll.
   Status TakeLock() {
     const std::string lock_path = options.dir + "/lock";
     lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -550,28 +617,56 @@ struct DiskCache::Impl {
       return WithHint(ErrnoError(err, "cannot open lock file " + lock_path),
                       "the cache directory must be writable; choose another with -o cache=DIR");
     }
-    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    const auto start = std::chrono::steady_clock::now();
+    bool told = false;
+    int unreadable = 0;  // consecutive polls that found no valid record
+    for (;;) {
+      if (::flock(lock_fd, LOCK_EX | LOCK_NB) == 0) break;
       int err = errno;
+      if (err == EINTR) continue;
       if (err != EWOULDBLOCK) {
         return WithHint(ErrnoError(err, "cannot lock " + lock_path),
                         "put the cache on a local filesystem with -o cache=DIR");
       }
-      char buf[32] = {0};
+      char buf[4096] = {0};
       ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
-      long pid = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
-      return UnavailableError("cache directory " + options.dir + " is in use by another omezarrfs process (pid " +
-                              (pid > 0 ? std::to_string(pid) : std::string("unknown")) +
-                              "); give each mount its own -o cache=DIR");
+      const OwnerRecord owner = ParseOwnerRecord(std::string_view(buf, n > 0 ? static_cast<size_t>(n) : 0));
+      // An empty or torn record (a holder writing it right now) is read again before judging.
+      if (owner.state.empty() && ++unreadable <= 5) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        continue;
+      }
+      if (!owner.state.empty()) unreadable = 0;
+      const std::string who = "pid " + (owner.pid > 0 ? std::to_string(owner.pid) : std::string("unknown"));
+      std::string exiting_why;
+      if (owner.state == "exiting") {
+        exiting_why = "its FUSE session has ended";
+      } else if (owner.state == "serving" && owner.pid > 0) {
+        auto has = ProcessHasMount(owner.pid, owner.mount);
+        if (has.ok() && !*has) exiting_why = "its mount " + owner.mount.mount_point + " is gone";
+        if (!has.ok() && has.status().code() == ErrorCode::kNotFound) exiting_why = "the process is ending";
+      }
+      if (exiting_why.empty()) {
+        return UnavailableError("cache directory " + options.dir + " is in use by another omezarrfs process (" + who +
+                                (owner.state == "serving" ? ", serving " + owner.mount.mount_point : std::string()) +
+                                "); give each mount its own -o cache=DIR");
+      }
+      const auto waited = std::chrono::steady_clock::now() - start;
+      const int64_t ms = options.exiting_owner_wait.count();
+      const std::string limit = ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
+      if (waited >= options.exiting_owner_wait) {
+        return UnavailableError("cache directory " + options.dir + " is still held by omezarrfs process " + who +
+                                " after waiting " + limit + " for it to exit (" + exiting_why +
+                                "); wait for that process to end, or give this mount its own -o cache=DIR");
+      }
+      if (!told) {
+        LogInfo("cache directory " + options.dir + " is held by omezarrfs process " + who +
+                ", which is shutting down (" + exiting_why + "); waiting up to " + limit + " for it to exit");
+        told = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    // The pid is only informational; the flock is the lock (released by the kernel on any exit).
-    std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(lock_fd, 0) != 0 ||
-        ::pwrite(lock_fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-      int err = errno;
-      return WithHint(ErrnoError(err, "cannot write lock file " + lock_path),
-                      "the cache directory must be writable; choose another with -o cache=DIR");
-    }
-    return OkStatus();
+    return WriteOwnerRecord("open");
   }
 
   // Rebuilds the index from DIR/v1/xx/*, oldest mtime first, sweeping stale temps and removing
@@ -694,6 +789,18 @@ Status DiskCache::Put(std::string_view key, const CacheEntry& entry) {
     impl_->Count(&Stats::cache_put_failures);
     return ResourceExhaustedError("disk cache " + impl_->options.dir + ": cannot store entry: " + e.what());
   }
+}
+
+Status DiskCache::MarkServing(const MountId& mount) {
+  if (impl_->read_only) return Status(ErrorCode::kReadOnly, "disk cache " + impl_->options.dir + " is open read-only");
+  std::string point = mount.mount_point;
+  std::replace(point.begin(), point.end(), '\n', '?');  // the record is one line
+  return impl_->WriteOwnerRecord("serving " + std::to_string(mount.mount_id) + " " + mount.dev + " " + point);
+}
+
+Status DiskCache::MarkExiting() {
+  if (impl_->read_only) return Status(ErrorCode::kReadOnly, "disk cache " + impl_->options.dir + " is open read-only");
+  return impl_->WriteOwnerRecord("exiting");
 }
 
 uint64_t DiskCache::total_bytes() const {

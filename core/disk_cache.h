@@ -2,7 +2,7 @@
 // Keys are arbitrary strings (callers put the format version, source fingerprint, options,
 // level and chunk index in them); files are named by a hash of the key, never a raw path.
 //
-// Layout: DIR/lock (flock + owner pid), DIR/v1/ab/cdef... (32 hex digits = the first 128 bits of
+// Layout: DIR/lock (flock + the owner's pid and state), DIR/v1/ab/cdef... (32 hex digits = the first 128 bits of
 // SHA-256(key), split 2 + 30). Each file: a 32-byte header (magic "OZC1", version, XXH64
 // checksum over flags, lengths, key and data) + the key + the data; the format is documented in
 // disk_cache.cc. The stored key is compared on Get, so even a hash collision reads as a miss.
@@ -10,12 +10,14 @@
 // Memory: about 120 bytes of index per entry.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "core/mountinfo.h"
 #include "core/stats.h"
 #include "core/status.h"
 
@@ -27,6 +29,8 @@ struct DiskCacheOptions {
   Stats* stats = nullptr;            // not owned; may be nullptr
   bool fsync = false;                // fsync entries (off: a crash may lose recent entries, but
                                      // never yields a corrupt read: checksums catch torn files)
+  // Open: how long to wait for a lock holder that is shutting down (see Open).
+  std::chrono::milliseconds exiting_owner_wait{30000};
 };
 
 struct CacheEntry {
@@ -40,8 +44,11 @@ class DiskCache {
  public:
   // Opens (creating) the directory, takes an exclusive lock file so a second process (or a second
   // DiskCache in this one) on the same directory gets kUnavailable naming the directory and the
-  // lock holder's pid, scans existing entries to rebuild the LRU index (by mtime; contents are
-  // checked on Get, not here), sweeps every temp file (the lock makes each one a dead writer's),
+  // lock holder's pid. A holder that is shutting down (it called MarkExiting, or the mount it
+  // declared with MarkServing is no longer in its mount table: unmounted) is waited for, up to
+  // options.exiting_owner_wait, with one info line saying so; any other holder (starting, serving
+  // a mount, or not a mount at all) is refused at once. Then Open scans existing entries to rebuild the LRU index (by
+  // mtime; contents are checked on Get, not here), sweeps every temp file (the lock makes each one a dead writer's),
   // removes files with invalid names from the fan-out directories, and evicts down to max_bytes.
   // Errors: directory cannot be created or written: kPermission/kNotDirectory/kIoError naming it;
   // empty dir: kInvalidArgument. The lock is released by destruction or process exit (any kind).
@@ -55,6 +62,14 @@ class DiskCache {
   // Errors: kNotFound when DIR holds no cache (no DIR/v1), kNotDirectory, or from errno.
   static Result<std::unique_ptr<DiskCache>> OpenReadOnly(const DiskCacheOptions& options);
   ~DiskCache();
+
+  // What the lock holder tells a process that finds the cache locked (the record in DIR/lock).
+  // MarkServing: this process serves FUSE mount `mount`; while that mount exists, Open elsewhere
+  // is refused at once, and once it is gone (unmounted) Open waits for this process to exit.
+  // MarkExiting: this process is shutting down and will release the lock soon; Open waits.
+  // Errors: kReadOnly for a cache opened read-only; from errno if the record cannot be written.
+  Status MarkServing(const MountId& mount);
+  Status MarkExiting();
 
   // Returns the entry, or nullopt on a miss. A corrupt entry (bad header, checksum, key
   // mismatch, truncation) is deleted, counted in stats->cache_corrupt, logged as a warning and

@@ -1,4 +1,5 @@
-// Logging sink. Lines are written whole with one write() so concurrent threads never interleave.
+// Logging sink. Lines are written whole with one write() so concurrent threads never interleave;
+// with a status line shown, erase + line + status line are that one write.
 #include "core/log.h"
 
 #include <fcntl.h>
@@ -15,6 +16,10 @@ std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::mutex g_mu;
 std::function<void(LogLevel, std::string_view)> g_sink;  // guarded by g_mu
 int g_file_fd = -1;                                      // guarded by g_mu
+bool g_status_shown = false;                             // guarded by g_mu
+std::string g_status;                                    // guarded by g_mu: the status line text
+
+constexpr char kEraseLine[] = "\r\033[K";  // to column 0, clear to the end of the line
 
 const char* LevelName(LogLevel l) {
   switch (l) {
@@ -71,8 +76,23 @@ void Log(LogLevel level, std::string_view message) {
     return;
   }
   std::string line = FormatLine(level, message);
-  WriteAll(2, line);
+  WriteAll(2, g_status_shown ? kEraseLine + line + g_status : line);
   if (g_file_fd >= 0) WriteAll(g_file_fd, line);
+}
+
+void ShowStatusLine(std::string_view text) {
+  std::lock_guard<std::mutex> l(g_mu);
+  g_status.assign(text);
+  g_status_shown = true;
+  WriteAll(2, kEraseLine + g_status);
+}
+
+void EndStatusLine() {
+  std::lock_guard<std::mutex> l(g_mu);
+  if (!g_status_shown) return;
+  g_status_shown = false;
+  g_status.clear();
+  WriteAll(2, "\n");
 }
 
 bool RateLimiter::Allow(uint64_t* suppressed) {

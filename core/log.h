@@ -1,4 +1,5 @@
-// Logging: one process-wide sink with a level, rate limiting per message site.
+// Logging: one process-wide sink with a level, rate limiting per message site, and a status line
+// (progress bar) that log lines on a terminal are printed above.
 // Credentials must never be passed here (callers strip them).
 #pragma once
 
@@ -18,6 +19,14 @@ LogLevel GetLogLevel();
 void SetLogSink(std::function<void(LogLevel, std::string_view)> sink);  // nullptr = stderr
 // Also append every line to this file (empty = none). For daemons that lose stderr.
 void SetLogFile(const std::string& path);
+
+// A status line (a progress bar) kept on the last line of a terminal on stderr. While one is
+// shown, each log line written to stderr goes above it: the status line is erased ("\r" and
+// clear-to-end-of-line), the log line written and the status line drawn again, in one write under
+// the log's lock, so log text never lands inside it (as tqdm.write does). `text` must fit on one
+// terminal line and hold no '\r' or '\n'. Thread-safe; a custom sink is not affected.
+void ShowStatusLine(std::string_view text);  // draws it, replacing the one shown
+void EndStatusLine();                        // leaves the last one on screen, moves below it
 
 void Log(LogLevel level, std::string_view message);
 inline void LogDebug(std::string_view m) { Log(LogLevel::kDebug, m); }

@@ -1,5 +1,8 @@
-// Materialize implementation. Paths of chunk files follow the tree: DEST/L/z/y/x (or DEST/z/y/x
-// for levels=1); metadata files are the tree's own documents, so a mount and DEST are identical.
+// Materialize implementation. Paths of data files and documents are the format tree's own
+// (FormatTree::DataFileRel, DocumentPaths), so a mount and DEST are identical. For a sharded
+// format a unit is a block of shard x shard top-level chunk rows, so that every shard of every
+// level lies inside one unit: its inner chunks are collected as the unit's trees complete and the
+// shard is written (assembled by the format) when its last inner chunk arrives.
 #include "core/materialize.h"
 
 #include <dirent.h>
@@ -11,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -43,25 +47,20 @@ std::string HumanBytes(double b) {
 }
 
 struct Plan {
+  const FormatTree* tree = nullptr;
   int levels = 1;
   int top = 0;  // level of the units
   int min_level = 0;
-  int64_t zc0 = 0, zc1 = 0;  // this part's z-slabs (top-level chunk layers)
-  int64_t ny = 0;            // top-level chunk rows
+  int64_t shard = 1;         // a unit is shard x shard top-level chunk rows
+  int64_t zc0 = 0, zc1 = 0;  // this part's z-slabs (units along z)
+  int64_t ny = 0;            // units along y
   std::string tree_id;
 };
 
-// Relative path (no leading slash) of a chunk or metadata file inside the tree.
-std::string ChunkRel(const Plan& p, int level, const Vec3& idx) {
-  std::string s = p.levels > 1 ? std::to_string(level) + "/" : std::string();
-  return s + std::to_string(idx[0]) + "/" + std::to_string(idx[1]) + "/" + std::to_string(idx[2]);
-}
-
-std::vector<std::string> MetadataRel(const Plan& p) {
-  if (p.levels == 1) return {".zarray"};
-  std::vector<std::string> m = {".zgroup", ".zattrs"};
-  for (int l = 0; l < p.levels; ++l) m.push_back(std::to_string(l) + "/.zarray");
-  return m;
+std::string UnitName(const Plan& p, int64_t zu, int64_t yu) {
+  return "L" + std::to_string(p.top) + "-z" + std::to_string(zu) + "-y" + std::to_string(yu) +
+         (p.shard > 1 ? "-shard" + std::to_string(p.shard) : std::string()) + "-levels" + std::to_string(p.min_level) +
+         "-" + std::to_string(p.top);
 }
 
 Result<Plan> MakePlan(const Session& s, const MaterializeOptions& o) {
@@ -76,22 +75,40 @@ Result<Plan> MakePlan(const Session& s, const MaterializeOptions& o) {
   if (o.parts < 1 || o.part < 0 || o.part >= o.parts)
     return InvalidArgumentError("--part " + std::to_string(o.part + 1) + "/" + std::to_string(o.parts) +
                                 ": expected i/N with 1 <= i <= N");
+  p.tree = s.tree.get();
+  p.shard = s.tree->shard();
   const Vec3 g = py.grid(p.top);
-  p.zc0 = g[0] * o.part / o.parts;
-  p.zc1 = g[0] * (o.part + 1) / o.parts;
-  p.ny = g[1];
+  const int64_t nz = (g[0] + p.shard - 1) / p.shard;
+  p.zc0 = nz * o.part / o.parts;
+  p.zc1 = nz * (o.part + 1) / o.parts;
+  p.ny = (g[1] + p.shard - 1) / p.shard;
   // Everything that shapes the bytes: the engine's cache key material (source fingerprint, view,
-  // chunk, codec, algorithm) plus levels and the empty-chunk policy.
+  // chunk, codec, algorithm) plus levels, the empty-chunk policy and the format's layout.
+  const std::string layout = s.tree->LayoutTag();
   p.tree_id = Hash128Hex(s.engine->CacheKey(1, {0, 0, 0}) + "|levels=" + std::to_string(p.levels) +
-                         "|empty=" + (s.options.empty == EmptyPolicy::kOmit ? "omit" : "keep"));
+                         "|empty=" + (s.options.empty == EmptyPolicy::kOmit ? "omit" : "keep") +
+                         (layout.empty() ? std::string() : "|layout=" + layout));
   return p;
+}
+
+// Chunks of levels [min_level, top] in unit (zu, yu).
+uint64_t UnitChunks(const Pyramid& py, const Plan& p, int64_t zu, int64_t yu) {
+  uint64_t n = 0;
+  for (int k = p.min_level; k <= p.top; ++k) {
+    const Vec3 g = py.grid(k);
+    const int64_t f = p.shard << (p.top - k);
+    const int64_t nz = std::min((zu + 1) * f, g[0]) - std::min(zu * f, g[0]);
+    const int64_t ny = std::min((yu + 1) * f, g[1]) - std::min(yu * f, g[1]);
+    n += static_cast<uint64_t>(nz * ny * g[2]);
+  }
+  return n;
 }
 
 uint64_t ChunksInRun(const Pyramid& py, const Plan& p) {
   uint64_t n = 0;
   for (int k = p.min_level; k <= p.top; ++k) {
     const Vec3 g = py.grid(k);
-    const int64_t f = int64_t{1} << (p.top - k);
+    const int64_t f = p.shard << (p.top - k);
     const int64_t z0 = p.zc0 * f, z1 = std::min(p.zc1 * f, g[0]);
     if (z1 > z0) n += static_cast<uint64_t>((z1 - z0) * g[1] * g[2]);
   }
@@ -178,22 +195,6 @@ std::optional<std::vector<ManifestEntry>> ParseManifest(const std::string& text,
 constexpr int kFromDest = 1;
 constexpr int kFromCache = 2;
 
-// Parses a chunk path written by ChunkRel back into (level, idx).
-bool ParseChunkRel(const Plan& p, const std::string& rel, int* level, Vec3* idx) {
-  long long v[4];
-  int n = 0;
-  if (p.levels > 1) {
-    if (std::sscanf(rel.c_str(), "%lld/%lld/%lld/%lld%n", &v[0], &v[1], &v[2], &v[3], &n) != 4) return false;
-    *level = static_cast<int>(v[0]);
-    *idx = {v[1], v[2], v[3]};
-  } else {
-    if (std::sscanf(rel.c_str(), "%lld/%lld/%lld%n", &v[1], &v[2], &v[3], &n) != 3) return false;
-    *level = 0;
-    *idx = {v[1], v[2], v[3]};
-  }
-  return n == static_cast<int>(rel.size()) && ChunkRel(p, *level, *idx) == rel;
-}
-
 // DEST's chunk files as recorded by the unit manifests of earlier runs of this tree (any --levels
 // range or part; the units of this run included, e.g. for --verify). A file is handed on only
 // while its size and XXH64 match an entry; an "empty" entry stands for an all-zero chunk. The
@@ -224,7 +225,7 @@ class DestChunks : public ChunkProvider {
       }
       if (!read) {
         read = true;
-        data = ReadFile(dest_ + "/" + ChunkRel(plan_, level, idx));
+        data = ReadFile(dest_ + "/" + plan_.tree->DataFileRel(level, idx));
         if (data.ok()) hash = Xxh64(*data);
       }
       if (data.ok() && data->size() == it->size && hash == it->hash) {
@@ -242,7 +243,7 @@ class DestChunks : public ChunkProvider {
     static RateLimiter rl;
     uint64_t suppressed = 0;
     if (read && rl.Allow(&suppressed))
-      LogWarning("DEST file " + ChunkRel(plan_, level, idx) + " does not match its manifest entry (" +
+      LogWarning("DEST file " + plan_.tree->DataFileRel(level, idx) + " does not match its manifest entry (" +
                  (data.ok() ? std::string("size or checksum differs") : data.status().message()) +
                  "); computing it instead" +
                  (suppressed ? " (" + std::to_string(suppressed) + " similar warnings suppressed)" : ""));
@@ -276,7 +277,7 @@ class DestChunks : public ChunkProvider {
       if (!manifest) continue;
       for (const ManifestEntry& m : *manifest) {
         Entry e;
-        if (!ParseChunkRel(plan_, m.rel, &e.level, &e.idx)) continue;
+        if (!plan_.tree->ParseDataFileRel(m.rel, &e.level, &e.idx)) continue;
         e.empty = m.empty;
         e.size = m.size;
         e.hash = m.hash;
@@ -317,13 +318,12 @@ class ExistingChunks : public ChunkProvider {
   const int min_level_;
 };
 
-// Differences between DEST's .zarray documents and this tree's, member by member (layout and
-// members DEST has in addition do not count), e.g.
+// Differences between DEST's array documents (.zarray, zarr.json) and this tree's, member by
+// member (layout and members DEST has in addition do not count), e.g.
 // "0/.zarray: compressor is null in DEST, {...} in this run"; empty if none (or none in DEST).
-std::string ZarrayDifferences(const std::string& dest, const Plan& p, VirtualTree& tree) {
+std::string ZarrayDifferences(const std::string& dest, FormatTree& tree) {
   std::string out;
-  for (int l = 0; l < p.levels; ++l) {
-    const std::string rel = p.levels > 1 ? std::to_string(l) + "/.zarray" : ".zarray";
+  for (const std::string& rel : tree.ArrayDocumentPaths()) {
     auto theirs = ReadFile(dest + "/" + rel);
     auto ours = tree.Read("/" + rel);
     if (!theirs.ok() || !ours.ok() || *theirs == **ours) continue;
@@ -392,8 +392,8 @@ std::string DryRunReport(const Session& s, const MaterializeOptions& o) {
        " on disk (empty chunks are omitted with empty=omit; compression=blosc makes files smaller)\n";
   if (o.parts > 1)
     r += "this part (" + std::to_string(o.part + 1) + "/" + std::to_string(o.parts) +
-         "): " + std::to_string(ChunksInRun(py, *plan)) + " chunks, top-level z-slabs " + std::to_string(plan->zc0) +
-         ".." + std::to_string(plan->zc1 - 1) + "\n";
+         "): " + std::to_string(ChunksInRun(py, *plan)) + " chunks, units along z " + std::to_string(plan->zc0) + ".." +
+         std::to_string(plan->zc1 - 1) + "\n";
   return r;
 }
 
@@ -423,7 +423,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
                                   "to write into it anyway (files of the tree are replaced, others kept unless "
                                   "--delete)");
     if (ours && !same && !o.overwrite) {
-      const std::string diff = ZarrayDifferences(dest, plan, *s.tree);
+      const std::string diff = ZarrayDifferences(dest, *s.tree);
       return InvalidArgumentError("DEST " + dest +
                                   " was written by omezarr-materialize from another source state or with other "
                                   "options" +
@@ -434,7 +434,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
     // Same tree: its files are reused (as the base of upper levels, or kept), so its metadata must
     // say so too. A .zarray edited since is not silently replaced.
     if (same && !o.overwrite) {
-      const std::string diff = ZarrayDifferences(dest, plan, *s.tree);
+      const std::string diff = ZarrayDifferences(dest, *s.tree);
       if (!diff.empty())
         return InvalidArgumentError("DEST " + dest + " holds .zarray documents that differ from this tree's (" + diff +
                                     "), so its chunk files may not be what this run expects; restore them, or pass "
@@ -449,7 +449,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
   SweepTempFiles(units_dir, 60);
   SweepTempFiles(state_dir, 60);
   OZ_RETURN_IF_ERROR(WriteFileAtomic(state_file, state_text));
-  for (const std::string& rel : MetadataRel(plan)) {
+  for (const std::string& rel : s.tree->DocumentPaths()) {
     OZ_ASSIGN_OR_RETURN(ChunkBytes doc, s.tree->Read("/" + rel));
     const std::string path = dest + "/" + rel;
     OZ_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/'))));
@@ -483,47 +483,61 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       LogWarning("cache=" + o.cache_dir + " is not used: " + c.status().message() + "; computing every chunk");
     }
   }
-  ExistingChunks existing(&dest_chunks, cache_chunks.get(), plan.min_level);
+  // DEST's files are reused chunk by chunk only where each chunk is a file: shards are not read
+  // back yet, so a sharded tree's lower levels come from the source (or the cache).
+  if (plan.shard > 1 && plan.min_level > 0)
+    LogInfo("format " + s.options.format + " with shard=" + std::to_string(plan.shard) + ": levels below " +
+            std::to_string(plan.min_level) +
+            " are computed again from the source (sharded DEST files are not read back)");
+  ExistingChunks existing(plan.shard == 1 ? &dest_chunks : nullptr, cache_chunks.get(), plan.min_level);
   const uint64_t source_bytes0 = s.stats.source_bytes_read;
 
-  for (int64_t zc = plan.zc0; zc < plan.zc1; ++zc) {
-    for (int64_t yc = 0; yc < plan.ny; ++yc) {
-      const std::string unit_name =
-          "L" + std::to_string(plan.top) + "-z" + std::to_string(zc) + "-y" + std::to_string(yc) + "-levels" + range;
+  const Pyramid& py = s.engine->pyramid();
+  const int64_t n = plan.shard;
+  const Vec3 top_grid = py.grid(plan.top);
+  for (int64_t zu = plan.zc0; zu < plan.zc1; ++zu) {
+    for (int64_t yu = 0; yu < plan.ny; ++yu) {
+      const std::string unit_name = UnitName(plan, zu, yu);
       const std::string manifest_path = units_dir + "/" + unit_name;
       if (auto text = ReadFile(manifest_path); text.ok()) {
         if (auto entries = ParseManifest(*text, plan.tree_id)) {
           std::string why;
           if (!o.verify || VerifyEntries(dest, *entries, &why)) {
             std::lock_guard<std::mutex> l(mu);
-            for (auto& e : *entries) (e.empty ? report.counts.chunks_empty : report.counts.chunks_skipped)++;
-            report.counts.chunks_done += entries->size();
+            if (n == 1) {
+              for (auto& e : *entries) (e.empty ? report.counts.chunks_empty : report.counts.chunks_skipped)++;
+              report.counts.chunks_done += entries->size();
+            } else {  // counts are of chunks: a shard's entry stands for its inner chunks
+              const uint64_t chunks = UnitChunks(py, plan, zu, yu);
+              report.counts.chunks_skipped += chunks;
+              report.counts.chunks_done += chunks;
+            }
             tick();
             continue;
           }
           LogWarning("--verify: unit " + unit_name + " is redone: " + why);
         }
       }
-      // Each chunk row directory belongs to exactly one unit, so temp files in this unit's rows
-      // are leftovers of an earlier, killed run of it (never at final names): sweep them before
-      // this run writes there.
-      const Pyramid& py = s.engine->pyramid();
+      // Each data file row directory belongs to exactly one unit, so temp files in this unit's
+      // rows are leftovers of an earlier, killed run of it (never at final names): sweep them
+      // before this run writes there.
       for (int k = plan.min_level; k <= plan.top; ++k) {
-        const int64_t f = int64_t{1} << (plan.top - k);
-        const Vec3 g = py.grid(k);
-        for (int64_t z = zc * f; z < std::min((zc + 1) * f, g[0]); ++z)
-          for (int64_t y = yc * f; y < std::min((yc + 1) * f, g[1]); ++y) {
-            const std::string row = ChunkRel(plan, k, {z, y, 0});
+        const int64_t f = int64_t{1} << (plan.top - k);  // file rows of level k per unit
+        const Vec3 g = s.tree->FileGrid(k);
+        for (int64_t z = zu * f; z < std::min((zu + 1) * f, g[0]); ++z)
+          for (int64_t y = yu * f; y < std::min((yu + 1) * f, g[1]); ++y) {
+            const std::string row = s.tree->DataFileRel(k, {z, y, 0});
             SweepTempFiles(dest + "/" + row.substr(0, row.rfind('/')), 0);
           }
       }
       std::vector<ManifestEntry> entries;
       std::set<std::string> made_dirs;
-      auto sink = [&](int level, const Vec3& idx, const Result<ChunkBytes>& chunk, int origin) -> Status {
+      // Writes one data file (bytes), or removes it (nullptr: empty), and lists it.
+      auto put_file = [&](const std::string& rel, const std::string* bytes, bool keep) -> Status {
         ManifestEntry e;
-        e.rel = ChunkRel(plan, level, idx);
+        e.rel = rel;
         const std::string path = dest + "/" + e.rel;
-        // Directories exist for every chunk row, empty or not, as in the mount.
+        // Directories exist for every file row, empty or not, as in the mount.
         const std::string dir = path.substr(0, path.rfind('/'));
         bool known;
         {
@@ -535,45 +549,101 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
           std::lock_guard<std::mutex> l(mu);
           made_dirs.insert(dir);
         }
-        if (!chunk.ok()) {
-          if (chunk.status().code() != ErrorCode::kNotFound) return chunk.status();
-          // Empty chunk with empty=omit: no file (remove a stale one).
+        if (!bytes) {
           if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + path);
           e.empty = true;
-        } else if (origin == kFromDest) {
-          // This very file, checked against an earlier manifest just now: kept as it is.
-          e.size = (*chunk)->size();
-          e.hash = Xxh64(**chunk);
         } else {
-          AtomicWriteOptions wo;
-          wo.fsync_file = false;  // one syncfs per unit instead (see the manifest step)
-          wo.fsync_dir = false;
-          wo.fault_site = "materialize";
-          OZ_RETURN_IF_ERROR(WriteFileAtomic(path, **chunk, wo));
-          e.size = (*chunk)->size();
-          e.hash = Xxh64(**chunk);
+          if (!keep) {  // else: this very file, checked against an earlier manifest just now
+            AtomicWriteOptions wo;
+            wo.fsync_file = false;  // one syncfs per unit instead (see the manifest step)
+            wo.fsync_dir = false;
+            wo.fault_site = "materialize";
+            OZ_RETURN_IF_ERROR(WriteFileAtomic(path, *bytes, wo));
+          }
+          e.size = bytes->size();
+          e.hash = Xxh64(*bytes);
         }
         std::lock_guard<std::mutex> l(mu);
-        if (e.empty) {
+        if (!e.empty && !keep) report.counts.bytes_written += e.size;
+        entries.push_back(std::move(e));
+        return OkStatus();
+      };
+      // Counts one chunk of the tree (a file, or an inner chunk of a shard).
+      auto count_chunk = [&](bool empty, int origin) {
+        std::lock_guard<std::mutex> l(mu);
+        if (empty) {
           report.counts.chunks_empty++;
         } else if (origin == kFromDest) {
           report.counts.chunks_kept++;
         } else {
           report.counts.chunks_written++;
-          report.counts.bytes_written += e.size;
           if (origin == kFromCache) report.counts.chunks_from_cache++;
         }
         report.counts.chunks_done++;
-        entries.push_back(std::move(e));
         tick();
-        return OkStatus();
       };
-      Status us = s.engine->ComputeTree(plan.top, zc, yc, plan.min_level, sink, &existing);
+      // Shards in progress (n > 1), by (level, shard index): inner chunks in C order.
+      struct PendingShard {
+        std::vector<ChunkBytes> inner;
+        int64_t received = 0, expected = 0;
+      };
+      std::map<std::tuple<int, int64_t, int64_t, int64_t>, PendingShard> pending;  // guarded by mu
+      auto sink = [&](int level, const Vec3& idx, const Result<ChunkBytes>& chunk, int origin) -> Status {
+        if (!chunk.ok() && chunk.status().code() != ErrorCode::kNotFound) return chunk.status();
+        const bool empty = !chunk.ok();
+        if (n == 1) {
+          OZ_RETURN_IF_ERROR(
+              put_file(s.tree->DataFileRel(level, idx), empty ? nullptr : &**chunk, origin == kFromDest));
+          count_chunk(empty, origin);
+          return OkStatus();
+        }
+        const Vec3 sidx{idx[0] / n, idx[1] / n, idx[2] / n};
+        const size_t slot = static_cast<size_t>(((idx[0] % n) * n + idx[1] % n) * n + idx[2] % n);
+        std::vector<ChunkBytes> done;
+        {
+          std::lock_guard<std::mutex> l(mu);
+          PendingShard& ps = pending[{level, sidx[0], sidx[1], sidx[2]}];
+          if (ps.inner.empty()) {
+            ps.inner.resize(static_cast<size_t>(n * n * n));
+            const Vec3 g = py.grid(level);
+            ps.expected = 1;
+            for (int a = 0; a < 3; ++a) ps.expected *= std::min(n, g[a] - sidx[a] * n);
+          }
+          if (!empty) ps.inner[slot] = *chunk;
+          if (++ps.received == ps.expected) {
+            done = std::move(ps.inner);
+            pending.erase({level, sidx[0], sidx[1], sidx[2]});
+          }
+        }
+        count_chunk(empty, origin);
+        if (done.empty()) return OkStatus();
+        const std::string shard = s.tree->AssembleShard(done);
+        return put_file(s.tree->DataFileRel(level, sidx), shard.empty() ? nullptr : &shard, false);
+      };
+      // The unit's top-level chunk rows, in Morton order so that shards of the upper levels
+      // complete (and leave memory) as early as possible.
+      Status us;
+      for (int64_t m = 0; m < n * n && us.ok(); ++m) {
+        int64_t dz = 0, dy = 0;
+        for (int b = 0; (int64_t{1} << (2 * b)) < n * n; ++b) {
+          dy |= ((m >> (2 * b)) & 1) << b;
+          dz |= ((m >> (2 * b + 1)) & 1) << b;
+        }
+        const int64_t zc = zu * n + dz, yc = yu * n + dy;
+        if (zc >= top_grid[0] || yc >= top_grid[1]) continue;
+        us = s.engine->ComputeTree(plan.top, zc, yc, plan.min_level, sink, &existing);
+      }
+      if (us.ok() && !pending.empty())
+        us = InternalError(std::to_string(pending.size()) + " shards of unit " + unit_name + " did not complete");
       if (us.ok() && o.fsync && dest_fd >= 0 && syncfs(dest_fd) != 0) us = ErrnoError(errno, "syncfs " + dest);
       if (us.ok()) us = WriteFileAtomic(manifest_path, FormatManifest(plan.tree_id, entries));
       if (!us.ok()) {
-        const std::string where = (plan.levels > 1 ? std::to_string(plan.top) + "/" : std::string()) +
-                                  std::to_string(zc) + "/" + std::to_string(yc) + "/*";
+        const std::string where =
+            (plan.levels > 1 ? std::to_string(plan.top) + "/" : std::string()) +
+            (n == 1 ? std::to_string(zu) + "/" + std::to_string(yu)
+                    : "chunk rows " + std::to_string(zu * n) + ".." + std::to_string(zu * n + n - 1) + "/" +
+                          std::to_string(yu * n) + ".." + std::to_string(yu * n + n - 1)) +
+            "/*";
         report.failed.push_back(where + " (and levels " + range + " below it): " + us.ToString());
         LogError("unit " + where + " failed: " + us.ToString());
         std::lock_guard<std::mutex> l(mu);
@@ -591,14 +661,15 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       LogWarning("--delete skipped: some units failed");
     } else {
       // The tree's files: metadata plus every file listed by the manifests of all units.
-      const auto all_meta = MetadataRel(plan);
+      const auto all_meta = s.tree->DocumentPaths();
       std::set<std::string> keep(all_meta.begin(), all_meta.end());
       bool complete = true;
-      const Vec3 g = s.engine->pyramid().grid(plan.top);
-      for (int64_t zc = 0; zc < g[0] && complete; ++zc)
-        for (int64_t yc = 0; yc < g[1] && complete; ++yc) {
-          auto text = ReadFile(units_dir + "/L" + std::to_string(plan.top) + "-z" + std::to_string(zc) + "-y" +
-                               std::to_string(yc) + "-levels" + range);
+      Plan whole = plan;
+      whole.zc0 = 0;
+      whole.zc1 = (s.engine->pyramid().grid(plan.top)[0] + plan.shard - 1) / plan.shard;
+      for (int64_t zc = whole.zc0; zc < whole.zc1 && complete; ++zc)
+        for (int64_t yc = 0; yc < plan.ny && complete; ++yc) {
+          auto text = ReadFile(units_dir + "/" + UnitName(plan, zc, yc));
           auto entries = text.ok() ? ParseManifest(*text, plan.tree_id) : std::nullopt;
           if (!entries) {
             complete = false;

@@ -18,6 +18,7 @@ std::string_view CompressionName(Compression c) {
     case Compression::kBlosc: return "blosc";
     case Compression::kZlib: return "zlib";
     case Compression::kGzip: return "gzip";
+    case Compression::kZstd: return "zstd";
   }
   return "?";
 }

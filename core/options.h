@@ -9,7 +9,7 @@
 namespace oz {
 
 enum class Algorithm { kMean, kNearest, kMax };
-enum class Compression { kNone, kBlosc, kZlib, kGzip };
+enum class Compression { kNone, kBlosc, kZlib, kGzip, kZstd };
 enum class EmptyPolicy { kOmit, kKeep };
 enum class BadSlicePolicy { kError, kZero };
 
@@ -56,7 +56,12 @@ struct Options {
   int blosc_clevel = 5;             // 0..9
   int blosc_shuffle = 1;            // 0 none, 1 byte, 2 bit (numcodecs convention)
   int zlib_level = 1;               // 0..9, compression=zlib or gzip (numcodecs' default)
+  int zstd_level = 3;               // 1..22, compression=zstd (zstd's own default)
   EmptyPolicy empty = EmptyPolicy::kOmit;
+  // Output format (core/format/registry.cc) and, for sharded formats, inner chunks per shard
+  // edge; 0 = the format's default (FormatSpec::prepare fills it in).
+  std::string format = "ome-zarr-0.4";
+  int shard = 0;
   // Metadata.
   std::array<double, 3> voxel_size{1.0, 1.0, 1.0};  // z, y, x
   std::string unit;                                 // OME-NGFF unit name, empty = none

@@ -17,8 +17,6 @@
 namespace oz {
 namespace {
 
-bool IsUrl(const std::string& s) { return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0; }
-
 // Lets a CachedKvStore (which owns its base) read through a store the ZarrVolume shares.
 class SharedKvStore final : public KvStore {
  public:
@@ -37,7 +35,7 @@ class SharedKvStore final : public KvStore {
 // directory in its own words). An HTTP store is opened here, before any daemonizing, so its
 // credentials/netrc files are read with the caller's working directory and identity.
 Result<std::shared_ptr<KvStore>> OpenZarrStore(const std::string& source, const Options& options, Stats* stats) {
-  if (IsUrl(source)) {
+  if (IsHttpUrl(source)) {
     OZ_ASSIGN_OR_RETURN(std::unique_ptr<KvStore> http, OpenHttpStore(source, options.http, stats));
     return std::shared_ptr<KvStore>(std::move(http));
   }
@@ -59,7 +57,10 @@ Result<std::string> ResolveCacheDir(const std::string& abs_source, const Options
 Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   auto s = std::make_unique<Session>();
   s->options = params.options;
-  if (IsUrl(params.source)) {
+  const FormatSpec* format = FindFormat(params.options.format);
+  if (!format)
+    return InvalidArgumentError("format=" + params.options.format + " is not known; use one of " + FormatNames(", "));
+  if (IsHttpUrl(params.source)) {
     s->source = params.source;
   } else {
     char buf[PATH_MAX];
@@ -80,7 +81,7 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
     OZ_ASSIGN_OR_RETURN(s->cache, DiskCache::Open(co));
     return OkStatus();
   };
-  const bool remote = IsUrl(s->source);
+  const bool remote = IsHttpUrl(s->source);
   // A remote source's fetched chunks go to the disk cache, so it is opened first.
   if (remote) OZ_RETURN_IF_ERROR(open_cache());
 
@@ -133,6 +134,8 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
     s->warnings = (*stack)->warnings();
     s->volume = std::shared_ptr<Volume>(std::move(stack).value());
   }
+  // The format checks what it cannot express once the source's defaults are in.
+  OZ_RETURN_IF_ERROR(format->prepare(&s->options));
   const Options& options = s->options;
 
   if (options.bytes1 && s->volume->dtype() != DType::kUint16)
@@ -155,7 +158,7 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   auto engine = ChunkEngine::Make(s->view, ec);
   if (!engine.ok()) return engine.status();
   s->engine = std::move(engine).value();
-  s->tree = std::make_unique<VirtualTree>(s->engine.get(), s->source);
+  s->tree = format->make_tree(s->engine.get(), s->source);
   return s;
 }
 

@@ -9,11 +9,11 @@
 
 #include "core/chunk_engine.h"
 #include "core/disk_cache.h"
+#include "core/format/format.h"
 #include "core/options.h"
 #include "core/stats.h"
 #include "core/thread_pool.h"
 #include "core/view.h"
-#include "core/virtual_tree.h"
 
 namespace oz {
 
@@ -39,7 +39,7 @@ struct Session {
   std::shared_ptr<Volume> volume;
   std::shared_ptr<ViewVolume> view;
   std::unique_ptr<ChunkEngine> engine;
-  std::unique_ptr<VirtualTree> tree;
+  std::unique_ptr<FormatTree> tree;  // of options.format
   std::vector<std::string> warnings;
 };
 

@@ -861,6 +861,7 @@ struct TiffStack::Impl {
   }
 
   Status ReadSlice(const SliceInfo& s, const Box& box, uint8_t* plane);
+  Status ReadSliceStrided(const SliceInfo& s, const Box& box, int64_t step, uint8_t* plane);
 };
 
 namespace {
@@ -879,6 +880,43 @@ class SliceReader {
     Result<BlockPtr> r = LoadUnit(u);
     if (r.ok()) OZ_RETURN_IF_ERROR(CheckUnchanged("while it was read"));
     return r;
+  }
+
+  // Uncompressed layouts: reads pixels [x0, x0 + n) of row y into dst, not through the cache.
+  // The caller checks Unchanged() once after its last read of the slice.
+  Status ReadRawRow(int64_t y, int64_t x0, int64_t n, uint8_t* dst) {
+    OZ_RETURN_IF_ERROR(EnsureOpen());
+    const uint64_t bps = static_cast<uint64_t>(s_.bits / 8);
+    const uint64_t row_bytes = static_cast<uint64_t>(s_.width) * bps;
+    uint64_t base = s_.base_offset + static_cast<uint64_t>(y) * row_bytes;
+    if (s_.layout == Layout::kRawStrips) {
+      OZ_RETURN_IF_ERROR(EnsureTiff());
+      const int64_t strip = y / s_.rows_per_strip;
+      int err = 0;
+      base = TIFFGetStrileOffsetWithErr(h_.tif(), static_cast<uint32_t>(strip), &err);
+      if (err)
+        return IoError(s_.label + ": cannot read the offset of strip " + std::to_string(strip) + " (" +
+                       h_.TakeErrors() + ")");
+      if (s_.sparse && base == 0 && TIFFGetStrileByteCountWithErr(h_.tif(), static_cast<uint32_t>(strip), &err) == 0 &&
+          !err) {  // sparse strip: zeros
+        std::memset(dst, 0, static_cast<size_t>(n) * bps);
+        return OkStatus();
+      }
+      base += static_cast<uint64_t>(y - strip * s_.rows_per_strip) * row_bytes;
+    }
+    const uint64_t off = base + static_cast<uint64_t>(x0) * bps, len = static_cast<uint64_t>(n) * bps;
+    FaultPoint("source", "read");
+    if (off > h_.size() || len > h_.size() - off)
+      return IoError(s_.label + " is truncated: row " + std::to_string(y) + " needs bytes up to offset " +
+                     std::to_string(off + len) + " but the file has " + std::to_string(h_.size()) + " bytes");
+    OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), dst, len, off, s_.label, stats_));
+    if (s_.swap) Swap16(dst, len);
+    return OkStatus();
+  }
+
+  // After ReadRawRow: fails if the file changed while it was read (never a mix of old and new).
+  Status CheckUnchangedIfOpen() {
+    return opened_ && open_status_.ok() ? CheckUnchanged("while it was read") : OkStatus();
   }
 
  private:
@@ -1024,6 +1062,45 @@ Status TiffStack::Impl::ReadSlice(const SliceInfo& s, const Box& box, uint8_t* p
     y = band_end;
   }
   return OkStatus();
+}
+
+// Row by row: an uncompressed row is read directly from the first to the last kept column; a
+// compressed strip or tile is decoded (through the cache) only if it holds a kept pixel, and the
+// last one is kept at hand, since consecutive kept rows or columns often share it.
+Status TiffStack::Impl::ReadSliceStrided(const SliceInfo& s, const Box& box, int64_t step, uint8_t* plane) {
+  const size_t bps = DTypeSize(dtype);
+  const Vec3 os = StridedShape(box, step);
+  const int64_t x0 = box.lo[2];
+  SliceReader reader(dir, s, options.stats);
+  const bool raw = s.layout == Layout::kRawContiguous || s.layout == Layout::kRawStrips;
+  std::vector<uint8_t> row;
+  if (raw) row.resize(static_cast<size_t>((os[2] - 1) * step + 1) * bps);
+  int64_t held_index = -1;
+  BlockPtr held;
+  for (int64_t ky = 0; ky < os[1]; ++ky) {
+    const int64_t y = box.lo[1] + ky * step;
+    uint8_t* dst = plane + static_cast<size_t>(ky * os[2]) * bps;
+    if (raw) {
+      OZ_RETURN_IF_ERROR(reader.ReadRawRow(y, x0, static_cast<int64_t>(row.size() / bps), row.data()));
+      for (int64_t kx = 0; kx < os[2]; ++kx)
+        std::memcpy(dst + static_cast<size_t>(kx) * bps, row.data() + static_cast<size_t>(kx * step) * bps, bps);
+      continue;
+    }
+    for (int64_t kx = 0; kx < os[2];) {
+      const UnitRect u = UnitAt(s, y, x0 + kx * step);
+      if (u.index != held_index) {
+        const int64_t unit_rows = s.layout == Layout::kTiles ? s.tile_h : u.y1 - u.y0;
+        const uint64_t unit_bytes = static_cast<uint64_t>(unit_rows * u.stride_px) * bps;
+        OZ_ASSIGN_OR_RETURN(
+            held, cache->Get(UnitKey{s.file.z, u.index}, unit_bytes, options.stats, [&]() { return reader.Load(u); }));
+        held_index = u.index;
+      }
+      const uint8_t* src = held->data.get() + static_cast<size_t>((y - u.y0) * u.stride_px) * bps;
+      for (; kx < os[2] && x0 + kx * step < u.x1; ++kx)
+        std::memcpy(dst + static_cast<size_t>(kx) * bps, src + static_cast<size_t>(x0 + kx * step - u.x0) * bps, bps);
+    }
+  }
+  return raw ? reader.CheckUnchangedIfOpen() : OkStatus();
 }
 
 TiffStack::TiffStack(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1427,6 +1504,45 @@ Status TiffStack::ReadBox(const Box& box, void* out) {
           return;
         }
         results[i] = impl_->ReadSlice(*s, box, plane);
+      } catch (const std::bad_alloc&) {
+        results[i] = ResourceExhaustedError("out of memory reading slice z=" + std::to_string(z));
+      } catch (...) {
+        results[i] = InternalError("unexpected exception reading slice z=" + std::to_string(z));
+      }
+    };
+    if (impl.options.pool && nz > 1)
+      impl.options.pool->ParallelFor(nz, work);
+    else
+      for (size_t i = 0; i < nz; ++i) work(i);
+    for (Status& st : results)
+      if (!st.ok()) return st;
+    return OkStatus();
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory reading " + box.ToString() + " from TIFF stack " + impl_->dir);
+  }
+}
+
+Status TiffStack::ReadBoxStrided(const Box& box, int64_t step, void* out) {
+  if (step == 1) return ReadBox(box, out);
+  if (step < 1 || box.empty() || !BoxFromShape(shape()).Contains(box) || out == nullptr)
+    return InvalidArgumentError("ReadBoxStrided " + box.ToString() + " step " + std::to_string(step) +
+                                " is empty or outside the TIFF stack shape " + ToString(shape()));
+  try {
+    const Impl& impl = *impl_;
+    const Vec3 os = StridedShape(box, step);
+    const size_t plane_bytes = static_cast<size_t>(os[1] * os[2]) * DTypeSize(impl.dtype);
+    const size_t nz = static_cast<size_t>(os[0]);
+    std::vector<Status> results(nz);
+    auto work = [&](size_t i) {
+      const int64_t z = box.lo[0] + static_cast<int64_t>(i) * step;
+      uint8_t* plane = static_cast<uint8_t*>(out) + i * plane_bytes;
+      try {
+        const SliceInfo* s = impl_->Find(z);
+        if (!s || s->zero) {
+          std::memset(plane, 0, plane_bytes);
+          return;
+        }
+        results[i] = impl_->ReadSliceStrided(*s, box, step, plane);
       } catch (const std::bad_alloc&) {
         results[i] = ResourceExhaustedError("out of memory reading slice z=" + std::to_string(z));
       } catch (...) {

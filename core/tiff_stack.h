@@ -96,6 +96,10 @@ class TiffStack : public Volume {
   // Memory: decoded strips/tiles (or ~1 MiB row ranges of uncompressed data) are cached up to
   // options.memory_bytes; concurrent readers of one strip decode it once.
   Status ReadBox(const Box& box, void* out) override;
+  // Reads only the kept slices (box.lo[0], + step, ...), and in them only the strips or tiles
+  // that hold kept pixels (through the strip cache), or for uncompressed data only the kept rows
+  // (from the first to the last kept column, one pread each, not cached). Errors as ReadBox.
+  Status ReadBoxStrided(const Box& box, int64_t step, void* out) override;
   // Every slice's name, size and mtime, plus dims; the page, channel and time chosen, and each
   // served page's IFD offset.
   std::string Fingerprint() const override;

@@ -94,4 +94,52 @@ Status ViewVolume::ReadBox(const Box& box, void* out) {
   return OkStatus();
 }
 
+Status ViewVolume::ReadBoxStrided(const Box& box, int64_t step, void* out) {
+  if (identity_) return source_->ReadBoxStrided(box, step, out);
+  if (step < 1) return InvalidArgumentError("ReadBoxStrided: step " + std::to_string(step) + " < 1");
+  const size_t out_bpv = DTypeSize(dtype_), src_bpv = DTypeSize(source_->dtype());
+  const Vec3 os = StridedShape(box, step);
+  // Kept indices k whose view voxel box.lo + k * step lies in the data region: [k0, k1) per axis.
+  Vec3 k0, k1;
+  Box src;
+  bool any = true;
+  for (int a = 0; a < 3; ++a) {
+    const Box& d = geometry_.data_region;
+    k0[a] = std::clamp<int64_t>(CeilDiv(std::max<int64_t>(d.lo[a] - box.lo[a], 0), step), 0, os[a]);
+    k1[a] = std::clamp<int64_t>(d.hi[a] > box.lo[a] ? CeilDiv(d.hi[a] - box.lo[a], step) : 0, 0, os[a]);
+    if (k1[a] <= k0[a]) any = false;
+    src.lo[a] = box.lo[a] + k0[a] * step - geometry_.shift[a];
+    src.hi[a] = box.lo[a] + (k1[a] - 1) * step - geometry_.shift[a] + 1;
+  }
+  if (!any) {
+    std::memset(out, 0, static_cast<size_t>(os[0] * os[1] * os[2]) * out_bpv);
+    return OkStatus();
+  }
+  const Vec3 ks{k1[0] - k0[0], k1[1] - k0[1], k1[2] - k0[2]};
+  const bool whole = ks == os;
+  std::vector<uint8_t> tmp;
+  void* dst = out;
+  if (!whole || convert_) {
+    tmp.resize(static_cast<size_t>(ks[0] * ks[1] * ks[2]) * src_bpv);
+    dst = tmp.data();
+  }
+  OZ_RETURN_IF_ERROR(source_->ReadBoxStrided(src, step, dst));
+  if (dst == out) return OkStatus();
+  if (!whole) std::memset(out, 0, static_cast<size_t>(os[0] * os[1] * os[2]) * out_bpv);
+  auto* o8 = static_cast<uint8_t*>(out);
+  for (int64_t z = 0; z < ks[0]; ++z)
+    for (int64_t y = 0; y < ks[1]; ++y) {
+      const int64_t in_row = (z * ks[1] + y) * ks[2];
+      const int64_t out_row = ((z + k0[0]) * os[1] + (y + k0[1])) * os[2] + k0[2];
+      if (convert_) {
+        const auto* s16 = reinterpret_cast<const uint16_t*>(tmp.data()) + in_row;
+        uint8_t* d = o8 + out_row;
+        for (int64_t x = 0; x < ks[2]; ++x) d[x] = static_cast<uint8_t>(s16[x] >> 8);
+      } else {
+        std::memcpy(o8 + out_row * out_bpv, tmp.data() + in_row * src_bpv, static_cast<size_t>(ks[2]) * src_bpv);
+      }
+    }
+  return OkStatus();
+}
+
 }  // namespace oz

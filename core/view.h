@@ -36,6 +36,9 @@ class ViewVolume : public Volume {
   Vec3 shape() const override { return geometry_.shape; }
   DType dtype() const override { return dtype_; }
   Status ReadBox(const Box& box, void* out) override;
+  // The kept voxels that show source voxels are read with the source's strided read (same step,
+  // moved by the shift); the others are 0.
+  Status ReadBoxStrided(const Box& box, int64_t step, void* out) override;
   std::string Fingerprint() const override { return source_->Fingerprint(); }
   std::string Describe() const override { return source_->Describe(); }
 

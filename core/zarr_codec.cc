@@ -5,6 +5,7 @@
 
 #include <blosc.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -147,6 +148,25 @@ Result<std::string> ZlibEncode(const void* in, size_t nbytes, int level, bool gz
   const size_t n = static_cast<size_t>(s.next_out - reinterpret_cast<Bytef*>(out.data()));
   deflateEnd(&s);
   if (r != Z_STREAM_END) return InternalError("zlib compression failed (" + std::to_string(r) + ")");
+  out.resize(n);
+  return out;
+}
+
+Status ZstdDecode(std::string_view in, void* out, size_t nbytes) {
+  const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR) return CorruptError("zstd data has no valid frame header");
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != nbytes)
+    return CorruptError("zstd frame declares " + N(declared) + " bytes, expected " + N(nbytes));
+  const size_t n = ZSTD_decompress(out, nbytes, in.data(), in.size());
+  if (ZSTD_isError(n)) return CorruptError(std::string("zstd data is corrupt (") + ZSTD_getErrorName(n) + ")");
+  if (n != nbytes) return CorruptError("zstd data decodes to " + N(n) + " bytes, expected " + N(nbytes));
+  return OkStatus();
+}
+
+Result<std::string> ZstdEncode(const void* in, size_t nbytes, int level) {
+  std::string out(ZSTD_compressBound(nbytes), '\0');
+  const size_t n = ZSTD_compress(out.data(), out.size(), in, nbytes, level);
+  if (ZSTD_isError(n)) return InternalError(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
   out.resize(n);
   return out;
 }

@@ -41,5 +41,10 @@ Status ZlibDecode(std::string_view in, void* out, size_t nbytes, bool gzip);
 // zlib / gzip encoding as numcodecs Zlib / GZip write it (gzip with mtime 0, so the output is
 // deterministic). level 0..9. Errors: kInternal from zlib.
 Result<std::string> ZlibEncode(const void* in, size_t nbytes, int level, bool gzip);
+// zstd (one or more frames; as numcodecs Zstd and the zarr v3 zstd codec write it, content size
+// in the frame header, no checksum). Decoding stops at nbytes: more output is kCorrupt.
+Status ZstdDecode(std::string_view in, void* out, size_t nbytes);
+// level 1..22. Deterministic. Errors: kInternal from zstd.
+Result<std::string> ZstdEncode(const void* in, size_t nbytes, int level);
 
 }  // namespace oz

@@ -4,14 +4,15 @@
 #include "core/zarr_source.h"
 
 #include <algorithm>
-#include <condition_variable>
+#include <array>
 #include <cstring>
-#include <list>
 #include <mutex>
 #include <new>
 #include <unordered_map>
 
 #include "core/log.h"
+#include "core/sync/lru_cache.h"
+#include "core/sync/single_flight.h"
 
 namespace oz {
 namespace {
@@ -35,90 +36,40 @@ struct Vec3Hash {
   }
 };
 
-// LRU under a byte budget; concurrent Gets of one key run `load` once and share its result or
-// error. Errors are not cached. Entries larger than the whole budget are served, not kept.
+// Decoded chunks: an LRU under a byte budget in front of a single-flight, so concurrent Gets of
+// one key run `load` once and share its result or error. Errors are not cached. Entries larger
+// than the whole budget are served, not kept.
 class ChunkCache {
  public:
-  explicit ChunkCache(uint64_t budget) : budget_(budget) {}
+  explicit ChunkCache(uint64_t budget) : lru_(budget) {}
 
   template <typename Load>
   Result<DecodedPtr> Get(const Vec3& key, Stats* stats, Load&& load) {
-    std::shared_ptr<Flight> flight;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      auto it = map_.find(key);
-      if (it != map_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second.lru);
-        if (stats) ++stats->source_chunk_cache_hits;
-        return it->second.value;
-      }
-      auto f = flights_.find(key);
-      if (f != flights_.end()) {
-        std::shared_ptr<Flight> other = f->second;
-        cv_.wait(l, [&] { return other->done; });
-        if (!other->status.ok()) return other->status;
-        if (stats) ++stats->source_chunk_cache_hits;
-        return other->value;
-      }
-      flight = std::make_shared<Flight>();
-      flights_.emplace(key, flight);
+    if (DecodedPtr hit = lru_.Get(key)) {
+      if (stats) ++stats->source_chunk_cache_hits;
+      return hit;
     }
-    Result<DecodedPtr> r = InternalError("chunk load did not run");
-    try {
-      r = load();
-    } catch (const std::bad_alloc&) {
-      r = ResourceExhaustedError("out of memory decoding source chunk " + ToString(key));
-    } catch (...) {
-      r = InternalError("unexpected exception decoding source chunk " + ToString(key));
-    }
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      flight->done = true;
-      if (r.ok()) {
-        flight->value = *r;
-        Insert(key, *r);
-      } else {
-        flight->status = r.status();
-      }
-      flights_.erase(key);
-    }
-    cv_.notify_all();
+    bool joined = false;
+    Result<DecodedPtr> r = flights_.Do(
+        key,
+        [&]() -> Result<DecodedPtr> {
+          if (DecodedPtr hit = lru_.Get(key)) return hit;  // a flight completed since the miss
+          try {
+            OZ_ASSIGN_OR_RETURN(DecodedPtr v, load());
+            lru_.Put(key, v, v->cost);
+            return v;
+          } catch (const std::bad_alloc&) {
+            return ResourceExhaustedError("out of memory decoding source chunk " + ToString(key));
+          }
+        },
+        &joined);
+    if (joined && r.ok() && stats) ++stats->source_chunk_cache_hits;
     return r;
   }
 
  private:
-  struct Flight {
-    bool done = false;  // guarded by ChunkCache::mu_
-    Status status;
-    DecodedPtr value;
-  };
-  struct Entry {
-    DecodedPtr value;
-    std::list<Vec3>::iterator lru;
-  };
-
-  // Requires mu_.
-  void Insert(const Vec3& key, const DecodedPtr& v) {
-    if (v->cost > budget_) return;
-    while (bytes_ + v->cost > budget_ && !lru_.empty()) {
-      auto victim = map_.find(lru_.back());
-      bytes_ -= victim->second.value->cost;
-      map_.erase(victim);
-      lru_.pop_back();
-    }
-    lru_.push_front(key);
-    map_.emplace(key, Entry{v, lru_.begin()});
-    bytes_ += v->cost;
-  }
-
-  const uint64_t budget_;
-  std::mutex mu_;
-  std::condition_variable cv_;  // signalled when any flight completes
-  // All guarded by mu_.
-  std::unordered_map<Vec3, Entry, Vec3Hash> map_;
-  std::list<Vec3> lru_;  // front = most recently used
-  std::unordered_map<Vec3, std::shared_ptr<Flight>, Vec3Hash> flights_;
-  uint64_t bytes_ = 0;
+  LruCache<Vec3, const Decoded, Vec3Hash> lru_;
+  SingleFlight<Vec3, DecodedPtr, Vec3Hash> flights_;
 };
 
 uint16_t Load16(const uint8_t* p, bool big_endian) {
@@ -371,6 +322,75 @@ Status ZarrVolume::ReadBox(const Box& box, void* out) {
         return;
       }
       impl.Copy(ci, **d, box, static_cast<uint8_t*>(out));
+    } catch (const std::bad_alloc&) {
+      results[i] = ResourceExhaustedError("out of memory reading source chunk " + ToString(ci));
+    } catch (...) {
+      results[i] = InternalError("unexpected exception reading source chunk " + ToString(ci));
+    }
+  };
+  ThreadPool* pool = impl.options.fetch_pool ? impl.options.fetch_pool : impl.options.pool;
+  if (pool && count > 1)
+    pool->ParallelFor(count, work);
+  else
+    for (size_t i = 0; i < count; ++i) work(i);
+  for (Status& st : results)
+    if (!st.ok()) return st;
+  return OkStatus();
+}
+
+Status ZarrVolume::ReadBoxStrided(const Box& box, int64_t step, void* out) {
+  if (step == 1) return ReadBox(box, out);
+  if (step < 1 || box.empty() || !BoxFromShape(shape()).Contains(box) || out == nullptr)
+    return InvalidArgumentError("ReadBoxStrided " + box.ToString() + " step " + std::to_string(step) +
+                                " is empty or outside the zarr array shape " + ToString(shape()));
+  const Impl& impl = *impl_;
+  const Vec3& c = impl.meta.chunks3;
+  const Vec3 os = StridedShape(box, step);
+  // Per axis, the source chunks holding kept voxels, each with its kept indices [k0, k1).
+  struct Run {
+    int64_t chunk, k0, k1;
+  };
+  std::array<std::vector<Run>, 3> runs;
+  for (int a = 0; a < 3; ++a)
+    for (int64_t k = 0; k < os[a]; ++k) {
+      const int64_t ci = (box.lo[a] + k * step) / c[a];
+      if (runs[a].empty() || runs[a].back().chunk != ci)
+        runs[a].push_back({ci, k, k + 1});
+      else
+        runs[a].back().k1 = k + 1;
+    }
+  const size_t ny = runs[1].size(), nx = runs[2].size();
+  const size_t count = runs[0].size() * ny * nx;
+  const size_t item = impl.item;
+  std::vector<Status> results(count);
+  auto work = [&](size_t i) {
+    const Run& rz = runs[0][i / (ny * nx)];
+    const Run& ry = runs[1][(i / nx) % ny];
+    const Run& rx = runs[2][i % nx];
+    const Vec3 ci{rz.chunk, ry.chunk, rx.chunk};
+    try {
+      Result<DecodedPtr> d = impl.cache->Get(ci, impl.options.stats, [&]() { return impl.Load(ci); });
+      if (!d.ok()) {
+        results[i] = d.status();
+        return;
+      }
+      const uint8_t* data = (*d)->data.get();
+      for (int64_t kz = rz.k0; kz < rz.k1; ++kz)
+        for (int64_t ky = ry.k0; ky < ry.k1; ++ky) {
+          const int64_t z = box.lo[0] + kz * step - ci[0] * c[0], y = box.lo[1] + ky * step - ci[1] * c[1];
+          uint8_t* dst = static_cast<uint8_t*>(out) + static_cast<size_t>((kz * os[1] + ky) * os[2]) * item;
+          for (int64_t kx = rx.k0; kx < rx.k1; ++kx) {
+            if (data) {
+              const int64_t x = box.lo[2] + kx * step - ci[2] * c[2];
+              std::memcpy(dst + static_cast<size_t>(kx) * item,
+                          data + static_cast<size_t>((z * c[1] + y) * c[2] + x) * item, item);
+            } else if (item == 1) {
+              dst[kx] = static_cast<uint8_t>(impl.meta.fill_value);
+            } else {
+              std::memcpy(dst + static_cast<size_t>(kx) * 2, &impl.meta.fill_value, 2);
+            }
+          }
+        }
     } catch (const std::bad_alloc&) {
       results[i] = ResourceExhaustedError("out of memory reading source chunk " + ToString(ci));
     } catch (...) {

@@ -60,6 +60,8 @@ class ZarrVolume : public Volume {
   // or a permission failure: the bytes cannot be produced); kUnavailable and kResourceExhausted
   // as the store reports them. Failures are not cached.
   Status ReadBox(const Box& box, void* out) override;
+  // Reads only the source chunks that hold kept voxels (through the same cache). Errors as ReadBox.
+  Status ReadBoxStrided(const Box& box, int64_t step, void* out) override;
   // "zarr/1", the store's identity (Describe()), the array path, source_level, the .zarray
   // validator and the .zarray bytes: changed metadata gives a new fingerprint. Rewritten chunk
   // files under unchanged metadata are not detected (as zarr readers in general cannot).

@@ -38,13 +38,15 @@ int ErrnoFromStatus(const Status& s) {
 
 namespace {
 
-// Open file: its path, and its whole content once the first read asks for it. Loading lazily
-// matters: with keep_cache the kernel usually serves re-reads from its page cache and never calls
-// read, so open must not load (and checksum) the chunk again.
+// Open file: its path, and its content once the first read asks for it. Opening the content
+// lazily matters: with keep_cache the kernel usually serves re-reads from its page cache and
+// never calls read, so open must not load (and checksum) the chunk again. The content serves byte
+// ranges: a chunk holds its bytes once per open file, a shard only the index (its inner chunks
+// come from the engine's caches per read).
 struct Handle {
   std::string path;
   std::mutex mu;
-  ChunkBytes bytes;  // guarded by mu
+  std::shared_ptr<FileContent> content;  // guarded by mu
 };
 
 int Fail(const char* op, const char* path, const Status& s) {
@@ -131,22 +133,20 @@ int Open(FsContext& ctx, const char* path, fuse_file_info* fi) {
 int Read(FsContext& ctx, const char*, char* buf, size_t size, off_t offset, fuse_file_info* fi) {
   auto* h = reinterpret_cast<Handle*>(fi->fh);
   if (!h) return -EIO;
-  ChunkBytes bytes;
+  if (offset < 0) return -EINVAL;
+  std::shared_ptr<FileContent> content;
   {
     std::lock_guard<std::mutex> l(h->mu);
-    if (!h->bytes) {
-      auto r = ctx.tree->Read(h->path);
+    if (!h->content) {
+      auto r = ctx.tree->Open(h->path);
       if (!r.ok()) return Fail("read", h->path.c_str(), r.status());
-      h->bytes = std::move(r).value();
+      h->content = std::move(r).value();
     }
-    bytes = h->bytes;
+    content = h->content;
   }
-  const std::string& b = *bytes;
-  if (offset < 0) return -EINVAL;
-  if (static_cast<uint64_t>(offset) >= b.size()) return 0;
-  const size_t n = std::min(size, b.size() - static_cast<size_t>(offset));
-  std::memcpy(buf, b.data() + offset, n);
-  return static_cast<int>(n);
+  auto n = content->ReadAt(static_cast<uint64_t>(offset), size, buf);
+  if (!n.ok()) return Fail("read", h->path.c_str(), n.status());
+  return static_cast<int>(*n);
 }
 
 int Release(FsContext&, const char*, fuse_file_info* fi) {

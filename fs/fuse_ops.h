@@ -8,13 +8,13 @@
 
 #include "core/stats.h"
 #include "core/status.h"
-#include "core/virtual_tree.h"
+#include "core/tree/tree.h"
 
 namespace oz {
 
 // Reaches callbacks through fuse_get_context()->private_data.
 struct FsContext {
-  VirtualTree* tree = nullptr;
+  Tree* tree = nullptr;
   Stats* stats = nullptr;
   time_t mount_time = 0;
 };

@@ -5,6 +5,7 @@
 // is in place, or 1 after the child printed why it could not start (squashfuse's notify_pipe).
 // Under systemd (a Type=notify unit running it with -f) the same point sends READY=1.
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "core/mountinfo.h"
 #include "core/session.h"
 #include "core/version.h"
 #include "fs/fuse_ops.h"
@@ -145,6 +147,14 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
     notify(1);
     return kExitStartFailed;
   }
+  // Tell a later mount on this cache which mount we serve, so that once it is unmounted that
+  // mount waits for our exit instead of being refused (core/disk_cache.h, MarkServing).
+  if (s.cache) {
+    char real[PATH_MAX];
+    if (realpath(cl.mountpoint.c_str(), real) != nullptr) {
+      if (auto m = oz::FindOwnMount(real, "fuse.omezarrfs")) (void)s.cache->MarkServing(*m);
+    }
+  }
   fuse_session* se = fuse_get_session(f);
   if (fuse_set_signal_handlers(se) != 0) {
     Err("cannot install signal handlers");
@@ -173,10 +183,16 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
   // A signal or an unmount ends the session, but libfuse returns from its loop only once the
   // requests in flight are answered, and computing a coarse chunk can take minutes: cancel the
   // computations as soon as the session is over (they fail at their next unit).
+  // The cache lock is released only when this process exits: mark it as exiting at once, so a
+  // mount started meanwhile waits for it.
+  auto mark_exiting = [&] {
+    if (s.cache) (void)s.cache->MarkExiting();
+  };
   std::atomic<bool> loop_done{false};
   std::thread watcher([&] {
     while (!loop_done.load()) {
       if (fuse_session_exited(se)) {
+        mark_exiting();
         s.engine->Cancel();
         return;
       }
@@ -193,6 +209,7 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
     rc = fuse_loop_mt(f, lc);
     fuse_loop_cfg_destroy(lc);
   }
+  mark_exiting();
   loop_done = true;
   watcher.join();
   fuse_remove_signal_handlers(se);

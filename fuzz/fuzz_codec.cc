@@ -1,4 +1,4 @@
-// Fuzzes chunk decoding (blosc and raw) with untrusted bytes, as a zarr source or a damaged file
+// Fuzzes chunk decoding (blosc, zstd, gzip and raw) with untrusted bytes, as a zarr source or a damaged file
 // would supply them: Decode must reject or decode into exactly nbytes, never write past them.
 // Input: byte 0 = dtype and codec choice, bytes 1-2 = chunk edge, the rest = the encoded chunk.
 #include <cstddef>
@@ -14,7 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t sel = data[0];
   const int64_t edge = 1 + ((data[1] | (data[2] << 8)) % 64);
   oz::Options o;
-  o.compression = (sel & 1) ? oz::Compression::kBlosc : oz::Compression::kNone;
+  // Bit 6 picks the second codec of the pair: none/zstd, blosc/gzip.
+  o.compression = (sel & 1) ? ((sel & 0x40) ? oz::Compression::kGzip : oz::Compression::kBlosc)
+                            : ((sel & 0x40) ? oz::Compression::kZstd : oz::Compression::kNone);
   static const char* kNames[] = {"blosclz", "lz4", "lz4hc", "zlib", "zstd"};
   o.blosc_cname = kNames[(sel >> 1) % 5];
   o.blosc_shuffle = (sel >> 4) % 3;

@@ -5,6 +5,9 @@
 // on success, so a caller never sees half-applied options.
 #include "mountopts/mount_options.h"
 
+#include "core/format/format.h"
+#include "core/format/zarr3/zarr3_format.h"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -333,7 +336,8 @@ Status ApplyCompression(std::string_view n, std::string_view v, Options* o, Moun
                                       {{"none", Compression::kNone},
                                        {"blosc", Compression::kBlosc},
                                        {"zlib", Compression::kZlib},
-                                       {"gzip", Compression::kGzip}},
+                                       {"gzip", Compression::kGzip},
+                                       {"zstd", Compression::kZstd}},
                                       &o->compression);
 }
 Status ApplyBloscCname(std::string_view n, std::string_view v, Options* o, MountFlags*) {
@@ -349,6 +353,9 @@ Status ApplyBloscClevel(std::string_view n, std::string_view v, Options* o, Moun
 Status ApplyZlibLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   o->given.zlib_level = true;
   return ParseIntInto(n, v, 0, 9, "an integer", &o->zlib_level);
+}
+Status ApplyZstdLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 1, 22, "an integer", &o->zstd_level);
 }
 Status ApplySourceLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseIntInto(n, v, 0, 1000, "an integer", &o->source_level);
@@ -369,6 +376,19 @@ Status ApplyBloscShuffle(std::string_view n, std::string_view v, Options* o, Mou
 }
 Status ApplyEmpty(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<EmptyPolicy>(n, v, {{"omit", EmptyPolicy::kOmit}, {"keep", EmptyPolicy::kKeep}}, &o->empty);
+}
+Status ApplyFormat(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  if (!FindFormat(v)) return Bad(n, v, "expected one of " + FormatNames(", "));
+  o->format = std::string(v);
+  return OkStatus();
+}
+Status ApplyShard(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  int shard = 0;
+  OZ_RETURN_IF_ERROR(ParseIntInto(n, v, 1, kMaxZarr3Shard, "an integer", &shard));
+  if (shard & (shard - 1))
+    return Bad(n, v, "expected a power of two (1, 2, 4 .. 64), so that shards align with the pyramid's 2x steps");
+  o->shard = shard;
+  return OkStatus();
 }
 Status ApplyCache(std::string_view, std::string_view v, Options* o, MountFlags*) {
   o->cache_dir = std::string(v);
@@ -512,7 +532,7 @@ constexpr OptionSpec kOptionTable[] = {
      "one multi-page TIFF (ImageJ, OME-TIFF): serve channel C (0-based)", ApplyChannel},
     {"t", true, Section::kView, "t=T", "refuse several time points",
      "one multi-page TIFF (ImageJ, OME-TIFF): serve time point T (0-based)", ApplyTimePoint},
-    {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip", "none",
+    {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip|zstd", "none",
      "served chunks' compressor; zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
      "blosc codec (with compression=blosc)", ApplyBloscCname},
@@ -521,8 +541,13 @@ constexpr OptionSpec kOptionTable[] = {
      "0 or noshuffle, 1 or shuffle (bytes), 2 or bitshuffle", ApplyBloscShuffle},
     {"zlib_level", true, Section::kEncoding, "zlib_level=0..9", "1", "compression level of zlib and gzip",
      ApplyZlibLevel},
+    {"zstd_level", true, Section::kEncoding, "zstd_level=1..22", "3", "compression level of zstd", ApplyZstdLevel},
     {"empty", true, Section::kEncoding, "empty=omit|keep", "omit",
      "all-zero chunks: absent (fill_value 0) or real files", ApplyEmpty},
+    {"format", true, Section::kEncoding, "format=ome-zarr-0.4|ome-zarr-0.5", "ome-zarr-0.4",
+     "output format: zarr v2 / OME-Zarr 0.4, or zarr v3 / OME-Zarr 0.5", ApplyFormat},
+    {"shard", true, Section::kEncoding, "shard=N", "4 with ome-zarr-0.5",
+     "0.5: inner chunks per shard edge (1, 2, 4 .. 64); 1 = no sharding", ApplyShard},
     {"voxel_size", true, Section::kMetadata, "voxel_size=v|x,y,z", "1",
      "voxel size at level 0, positive; one value = isotropic", ApplyVoxelSize},
     {"unit", true, Section::kMetadata, "unit=NAME", "none", "space unit of voxel_size (list below)", ApplyUnit},
@@ -822,8 +847,9 @@ std::string OptionsHelpText() {
       "       omezarrfs -V|--version\n"
       "\n"
       "Serves SOURCE, a directory of z-slice TIFFs or a zarr v2 array or OME-Zarr group, at\n"
-      "MOUNTPOINT as a read-only OME-Zarr 0.4 (zarr v2) multiscale tree. Chunks are computed on read\n"
-      "and kept in a disk cache.\n"
+      "MOUNTPOINT as a read-only multiscale tree: OME-Zarr 0.4 (zarr v2), or with\n"
+      "format=ome-zarr-0.5 OME-Zarr 0.5 (zarr v3, sharded). Chunks are computed on read and kept in\n"
+      "a disk cache.\n"
       "\n"
       "Flags (before, between or after SOURCE and MOUNTPOINT):\n"
       "  -o opt[,opt...]   mount options, below; may repeat, later ones win; may be glued (-oallow_other)\n"

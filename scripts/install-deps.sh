@@ -9,7 +9,7 @@ viewers=1
 [ "${1:-}" = "--no-viewers" ] && viewers=0
 PKGS=(
   build-essential cmake pkg-config clang-format
-  fuse3 libfuse3-dev libtiff-dev libblosc-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
+  fuse3 libfuse3-dev libtiff-dev libblosc-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
   python3 python3-zarr python3-tifffile python3-numpy python3-numcodecs
   attr procps
   # deployment tests: mount(8)/findmnt/setpriv, systemd-analyze and systemd-fstab-generator,

@@ -24,8 +24,14 @@ echo "== ThreadSanitizer build and the concurrency tests"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE=thread -DOMEZARRFS_FUSE=OFF >/dev/null
 cmake --build build-tsan -j"$(nproc)" --target unit_tests
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/unit_tests "[concurrency],*oncurrent*"
-echo "== fuzzing: libFuzzer + ASan + UBSan (clang); replay the corpus and past crashes, then fuzz"
+echo "== clang -Wthread-safety: the locking rules (OZ_GUARDED_BY, core/sync/mutex.h) are checked"
+if clang++ -std=c++20 -I. -fsyntax-only -Wthread-safety -Werror=thread-safety tests/tsa/violation.cc 2>/dev/null; then
+  echo "thread-safety analysis is not live: tests/tsa/violation.cc compiled"; exit 1
+fi
+echo "== fuzzing: libFuzzer + ASan + UBSan (clang, every core file built with -Werror=thread-safety);"
+echo "   replay the corpus and past crashes, then fuzz"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOMEZARRFS_FUZZ=ON \
+  -DCMAKE_CXX_FLAGS="-Wthread-safety -Werror=thread-safety" \
   -DSANITIZE=address,undefined -DOMEZARRFS_FUSE=OFF -DOMEZARRFS_TESTS=OFF >/dev/null
 FUZZ_TARGETS=(fuzz_mount_options fuzz_tiff_slice fuzz_codec fuzz_cache_entry fuzz_zarr_metadata)
 cmake --build build-fuzz -j"$(nproc)" --target "${FUZZ_TARGETS[@]}"

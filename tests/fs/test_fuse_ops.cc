@@ -9,7 +9,7 @@
 
 #include "../unit/mem_volume.h"
 #include "core/chunk_engine.h"
-#include "core/virtual_tree.h"
+#include "core/format/zarr2/zarr2_format.h"
 #include "fs/fuse_ops.h"
 
 namespace oz {
@@ -20,7 +20,7 @@ struct Fixture {
   ThreadPool pool{2};
   Stats stats;
   std::unique_ptr<ChunkEngine> engine;
-  std::unique_ptr<VirtualTree> tree;
+  std::unique_ptr<FormatTree> tree;
   FsContext ctx;
 
   explicit Fixture(int levels = 3, EmptyPolicy empty = EmptyPolicy::kOmit) {
@@ -36,7 +36,7 @@ struct Fixture {
     c.pool = &pool;
     c.stats = &stats;
     engine = std::move(ChunkEngine::Make(view, c)).value();
-    tree = std::make_unique<VirtualTree>(engine.get(), "mem");
+    tree = MakeZarr2Tree(engine.get(), "mem");
     ctx.tree = tree.get();
     ctx.stats = &stats;
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Every pyramid level of an odd-shaped stack equals the numpy reference, for mean, nearest and
-max; metadata (.zgroup, .zattrs multiscales, .zarray) as in the contract."""
+max; metadata (.zgroup, .zattrs multiscales, .zarray) as in the contract. With nearest, a coarse
+chunk reads only what it samples (the source_bytes_read counter), for each TIFF layout."""
 
 import functools
 import os
@@ -112,6 +113,59 @@ def big_directory_listing():
                      "0/%d/%d: %d names listed, expected 0..2499" % (z, y, len(names)))
         oz.assert_array_equal(oz.read_level(m.path, 0, 2), want[0], "level 0")
         oz.assert_array_equal(oz.read_level(m.path, 1, 2), want[1], "level 1")
+
+
+NEAR_SHAPE = (128, 256, 256)  # 16 MiB of uint16
+NEAR_OPTS = {"chunk": 16, "levels": 5, "algorithm": "nearest"}  # level 4 = one chunk, step 16
+
+
+def _nearest_reads_case(layout, kw, limit):
+    """Level 4 chunk 0 covers the whole stack and keeps every 16th slice, row and column."""
+    def run():
+        d = oz.tmpdir("near-" + layout)
+        vol = oz.make_stack(d, NEAR_SHAPE, np.uint16, seed=8, **kw)
+        total = vol.nbytes
+        want = oz.reference_pyramid(vol, 5, "nearest")
+        with oz.Mount(d, NEAR_OPTS) as m:
+            for rel in ("4/0/0/0", "2/1/3/2", "1/3/2/7", "3/0/1/1"):
+                lvl, *idx = (int(v) for v in rel.split("/"))
+                block = np.zeros((16,) * 3, np.uint16)
+                src = want[lvl][tuple(slice(i * 16, (i + 1) * 16) for i in idx)]
+                block[tuple(slice(0, s) for s in src.shape)] = src
+                oz.check(block.any(), "test bug: %s is an empty chunk" % rel)
+                before = oz.stats(m.path)["source_bytes_read"]
+                with open(os.path.join(m.path, rel), "rb") as f:
+                    got = f.read()
+                read = oz.stats(m.path)["source_bytes_read"] - before
+                oz.check(got == block.astype("<u2").tobytes(), "%s: bytes differ from vol[::2**L] (%s)" % (rel, layout))
+                # the chunk's level-0 box is 16 * 2**L voxels on a side: a strided read stays far below it
+                box = min(16 * 2 ** lvl, NEAR_SHAPE[0]) * min(16 * 2 ** lvl, NEAR_SHAPE[1]) * \
+                    min(16 * 2 ** lvl, NEAR_SHAPE[2]) * 2
+                print("  %s %s: source_bytes_read %d = %.3f%% of the stack, %.2f%% of the chunk's box"
+                      % (layout, rel, read, 100.0 * read / total, 100.0 * read / box), flush=True)
+                if rel == "4/0/0/0":
+                    oz.check(read <= limit * total, "%s: read %d bytes, %.2f%% of the %d-byte stack (limit %.1f%%)"
+                             % (rel, read, 100.0 * read / total, total, 100 * limit))
+    return run
+
+
+S.add("nearest_coarse_chunk_reads_what_it_samples_uncompressed",
+      _nearest_reads_case("uncompressed", {}, 0.01))  # kept rows only: 1/16 x 1/16
+S.add("nearest_coarse_chunk_reads_what_it_samples_deflate_strips",
+      _nearest_reads_case("deflate-rps4", {"compression": "zlib", "rowsperstrip": 4}, 0.03))  # 1/16 x 1/4
+S.add("nearest_coarse_chunk_reads_what_it_samples_tiles",
+      _nearest_reads_case("tiles-32", {"tile": (32, 32)}, 0.07))  # 1/16 of the slices, every tile
+
+
+@S.case
+def mean_coarse_chunk_reads_its_whole_box():
+    d = oz.tmpdir("mean-box")
+    vol = oz.make_stack(d, (64, 64, 64), np.uint16, seed=9)
+    with oz.Mount(d, {"chunk": 16, "levels": 3}) as m:
+        with open(os.path.join(m.path, "2/0/0/0"), "rb") as f:
+            f.read()
+        read = oz.stats(m.path)["source_bytes_read"]
+    oz.check(read >= vol.nbytes, "mean read %d bytes of a %d-byte box" % (read, vol.nbytes))
 
 
 @S.case

@@ -3,7 +3,8 @@
 zarr-python; kill -9 then resume gives the right tree; N parts in parallel give the same tree as
 one run; dry-run writes nothing; a foreign DEST is refused; --delete and --verify work; --levels
 A-B builds on DEST's own lower levels without reading the source; a mount's cache is shared
-read-only (while mounted too), its chunks copied, not recomputed."""
+read-only (while mounted too), its chunks copied, not recomputed; on a terminal (a pty), log lines
+printed during a run land above the progress bar, never inside it."""
 import filecmp
 import os
 import re
@@ -370,6 +371,132 @@ def shares_a_mount_cache_read_only():
                "-o", "cache=%s,%s" % (oz.tmpdir("nocache"), oz.format_options(o))])
     oz.check("is not used" in res.stderr and summary(res)["from_cache"] == 0, "no warning: %s" % res.stderr)
 
+
+
+# ------------------------------------------------------------------ progress bar on a terminal
+
+BAR = re.compile(r"\[[#-]{30}\] \d+/\d+ chunks [0-9.]+ MB/s( ETA \S+)?")
+LOG = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d omezarrfs (debug|info|warning|error): ")
+
+
+def run_on_terminal(args, width, env=None, timeout=300):
+    """Runs the tool with stdout and stderr on a pty of `width` columns; returns (status, bytes)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, width, 0, 0))
+    p = subprocess.Popen([tool()] + args, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                         env=dict(os.environ, **(env or {})))
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1.0)[0]:
+                if p.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the last writer closed the slave side
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+    return p.wait(60), out
+
+
+def terminal_screen(data, width):
+    """What a terminal of `width` columns shows for `data`, as logical lines: [(text, rows)], a
+    line that autowrapped over several rows joined again. \r, \n, ESC[K (erase to the end of the
+    line) and autowrap are interpreted; any other escape sequence stays as text, so a test sees
+    it."""
+    rows, wrapped, row, col = [[]], [False], 0, 0  # wrapped[r]: row r continues row r - 1
+    s = data.decode("utf-8", errors="replace")
+    i = 0
+    while i < len(s):
+        if s.startswith("\x1b[K", i):
+            del rows[row][col:]
+            i += 3
+            continue
+        ch = s[i]
+        i += 1
+        if ch == "\r":
+            col = 0
+        elif ch == "\n" or col >= width:
+            row, col = row + 1, 0
+            if row == len(rows):
+                rows.append([])
+                wrapped.append(ch != "\n")
+            if ch == "\n":
+                continue
+        if ch not in "\r\n":
+            line = rows[row]
+            if col >= len(line):
+                line.extend(" " * (col - len(line) + 1))
+            line[col] = ch
+            col += 1
+    lines = []
+    for r, w in zip(rows, wrapped):
+        text = "".join(r)
+        if w and lines:
+            lines[-1] = (lines[-1][0] + text, lines[-1][1] + 1)
+        else:
+            lines.append((text, 1))
+    return [(t.rstrip(), n) for t, n in lines]
+
+
+def _progress_case(width):
+    def case():
+        import robust_util as ru
+        d = oz.tmpdir("mat-src")
+        oz.make_stack(d, (96, 64, 64), np.uint16, seed=17, compression="zlib", rowsperstrip=16)
+        bad = [20, 52, 84]  # headers fine, strip data not deflate: each fails its units mid-run
+        for z in bad:
+            ru.write_bytes(os.path.join(d, "%d.tif" % z), ru.tiff(64, 64, compression=8, pixels=b"\xff" * 700))
+        dest = os.path.join(oz.tmpdir("mat-dst"), "out.zarr")
+        rc, out = run_on_terminal([d, dest, "-o", "chunk=16,levels=1,threads=2"], width,
+                                  env={"OMEZARRFS_FAULT": "source.read:delay=15"})
+        lines = terminal_screen(out, width)
+        rows = [t for t, _ in lines]
+        text = "\n".join(rows)
+        oz.check(rc == 1, "exit %s (expected 1: some units fail); screen:\n%s" % (rc, text[-1500:]))
+        bars = [r for r in rows if r.startswith("[")]
+        logs = [r for r in rows if LOG.match(r)]
+        bad_rows = []
+        for r, n in lines:
+            if r.startswith("["):
+                if n > 1:
+                    bad_rows.append(r)  # a bar that wrapped: erasing it would leave a part
+                    continue
+                # a bar row is a bar and nothing else: whole, or cut to the terminal's width - 1
+                # (no wrap; trailing blanks are not on screen); a bar has no ":", a log line has
+                whole = BAR.fullmatch(r) and len(r) < width
+                cut = len(r) <= width - 1 and re.fullmatch(r"\[[#-]{0,30}\]?[^:]*", r)
+                if not (whole or cut):
+                    bad_rows.append(r)
+            elif BAR.search(r) or re.search(r"\[[#-]{10,}", r):
+                bad_rows.append(r)  # a bar inside another line, or a line written into a bar
+        oz.check(not bad_rows, "log text and progress bar share a line: %r" % bad_rows[:3])
+        failed_logged = [r for r in logs if " error: unit " in r and " failed: " in r]
+        oz.check(len(failed_logged) >= 3, "expected a logged failure per failed unit, screen:\n%s" % text[-2000:])
+        oz.check(len(bars) == 1, "expected one bar left on screen (the final one), got %d: %s" % (len(bars), bars))
+        # The bar was drawn before the failures were logged (they landed while it was shown).
+        oz.check(out.count(b"\r\x1b[K2") >= len(failed_logged),
+                 "log lines were not printed over a shown bar (erase + line): %r" % out[:600])
+        oz.check(rows.index(bars[0]) > max(rows.index(r) for r in failed_logged), "final bar above the log lines")
+    return case
+
+
+S.add("progress_bar_keeps_log_lines_above_it", _progress_case(100))
+S.add("progress_bar_narrow_terminal_is_cut_not_wrapped", _progress_case(40))
 
 
 if __name__ == "__main__":

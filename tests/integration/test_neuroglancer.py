@@ -51,16 +51,16 @@ def test_volume(n=96):
     return vol
 
 
-def render_and_check(source, options):
-    """Mounts `source` under a served directory, renders it with the real Neuroglancer and
-    checks the gray levels and the HTTP statuses the viewer saw."""
+def render_and_check(source, options, scheme="zarr2"):
+    """Mounts `source` under a served directory, renders it with the real Neuroglancer (data
+    source scheme `scheme`) and checks the gray levels and the HTTP statuses the viewer saw."""
     ng = ngcheck_copy()
     serve_root = oz.tmpdir("www")
     mnt = os.path.join(serve_root, "scroll.zarr")
     os.mkdir(mnt)
     out = oz.tmpdir("ngcheck-out")
     with oz.Mount(source, options, mountpoint=mnt):
-        env = dict(os.environ, NGCHECK_NO_SETUP="1", NGCHECK_TIMEOUT="120",
+        env = dict(os.environ, NGCHECK_NO_SETUP="1", NGCHECK_TIMEOUT="120", NGCHECK_SCHEME=scheme,
                    NGCHECK_EXPECT_GRAY=",".join(map(str, VALUES)))
         r = subprocess.run([os.path.join(ng, "run.sh"), serve_root, "scroll.zarr", out], env=env,
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
@@ -77,9 +77,12 @@ def render_and_check(source, options):
     with open(os.path.join(out, "requests.log")) as f:
         reqs = [line.split() for line in f if line.strip()]
     codes = {code for _, _, code, *_ in reqs}
-    oz.check(codes <= {"200", "404"}, "statuses other than 200/404: %r" % sorted(codes))
+    # 206: a shard's index and inner chunks are read by range (zarr v3 sharding).
+    oz.check(codes <= {"200", "206", "404"}, "statuses other than 200/206/404: %r" % sorted(codes))
     chunk = [(p, c) for _, p, c, *_ in reqs if p.rsplit("/", 1)[-1].isdigit()]
-    oz.check(any(c == "200" for _, c in chunk), "no chunk served: %r" % reqs)
+    oz.check(any(c in ("200", "206") for _, c in chunk), "no chunk served: %r" % reqs)
+    if options.get("shard", 1) > 1:
+        oz.check("206" in codes, "no shard was read by range: %r" % reqs)
     oz.check(any(c == "404" for _, c in chunk),
              "no empty chunk was requested (404 -> fill value): %r" % reqs)
 
@@ -90,6 +93,23 @@ def neuroglancer_renders_a_served_mount():
     vol = oz.make_stack(src, volume=test_volume())
     oz.check(set(np.unique(vol)) == set(VALUES), "test volume values %r" % np.unique(vol))
     render_and_check(src, {"chunk": 32, "levels": 3})
+
+
+@S.case
+def neuroglancer_renders_ome_zarr_05_sharded():
+    """-o format=ome-zarr-0.5 with shard=2 and blosc, as a zarr3:// source: Neuroglancer reads
+    the shard indexes and inner chunks by HTTP range from omezarr-serve."""
+    src = oz.tmpdir("src")
+    oz.make_stack(src, volume=test_volume())
+    render_and_check(src, {"chunk": 16, "levels": 3, "format": "ome-zarr-0.5", "shard": 2,
+                           "compression": "blosc"}, scheme="zarr3")
+
+
+@S.case
+def neuroglancer_renders_ome_zarr_05_unsharded():
+    src = oz.tmpdir("src")
+    oz.make_stack(src, volume=test_volume())
+    render_and_check(src, {"chunk": 32, "levels": 3, "format": "ome-zarr-0.5", "shard": 1}, scheme="zarr3")
 
 
 @S.case

@@ -12,6 +12,9 @@ sleeps), so a coarse chunk takes tens of seconds to compute:
   - a reader killed (SIGKILL) while blocked: it is reaped when the computation it waits for ends
     (the kernel waits for a request already sent to the daemon); the daemon finishes the
     computation, the mount stays usable, the next reader gets the chunk without a second one;
+  - back-to-back remounts on one cache: fusermount3 -u then an immediate mount waits for the old
+    daemon to exit (it is shutting down: its mount is gone) instead of failing on the cache lock;
+    a mount on a cache that a live mount serves is refused at once, naming the holder;
   - an errno matrix in the style of pjdfstest: EROFS for every mutation, ENOENT, ENOTDIR,
     ENAMETOOLONG, EISDIR, EACCES, each exactly.
 """
@@ -167,6 +170,53 @@ def reader_killed_while_blocked():
         ru.read_file(os.path.join(m.path, rel))
         once = oz.stats(m.path)["chunks_computed"]
     oz.check(computed == once, "chunks_computed = %d; one undisturbed read computes %d" % (computed, once))
+
+
+# ------------------------------------------------------------------------ remounts, cache lock
+
+REMOUNT_READS = ["3/0/0/0", "2/0/1/1", "1/1/3/3", "0/5/7/7", "0/2/3/4"]  # all non-empty
+
+
+@S.case
+def remount_back_to_back_on_one_cache():
+    """20 x (mount, read chunks, fusermount3 -u, mount again at once): each mount succeeds and
+    serves the right bytes. The old daemon is still draining its cache writes and tearing down
+    when the next mount starts; the next mount waits for it (one log line) instead of failing."""
+    d, _ = stack()
+    cache = oz.tmpdir("cache")
+    mnt = oz.tmpdir("mnt")
+    mounts, waited, bad = [], 0, []
+    try:
+        for i in range(20):
+            m = oz.Mount(d, OPTS, cache=cache, mountpoint=mnt)
+            mounts.append(m)
+            m.__enter__()  # raises MountError with the daemon's stderr if the mount fails
+            if "is shutting down" in m.stderr and "waiting up to 30 s" in m.stderr:
+                waited += 1
+            for rel in REMOUNT_READS[i % 2:]:  # odd rounds: some chunks from the cache only
+                if ru.read_file(os.path.join(mnt, rel)) != want(rel):
+                    bad.append("round %d: %s wrong" % (i, rel))
+            r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True)
+            oz.check(r.returncode == 0, "round %d: fusermount3 -u: %s" % (i, r.stderr.strip()))
+    finally:
+        for m in mounts:
+            m._cleanup()
+    ru.figure("back_to_back_remounts_that_waited_for_the_old_daemon", "%d/20" % waited)
+    oz.check(not bad, "; ".join(bad))
+
+
+@S.case
+def mount_on_a_live_mounts_cache_is_refused_at_once():
+    d, _ = stack()
+    cache = oz.tmpdir("cache")
+    with oz.Mount(d, OPTS, cache=cache) as a:
+        oz.check(ru.read_file(os.path.join(a.path, "2/0/1/1")) == want("2/0/1/1"), "first mount wrong")
+        rc, err, mounted = oz.try_mount(d, OPTS, cache=cache)
+        oz.check(rc != 0 and not mounted, "second mount on a live mount's cache: exit %s, mounted %s" % (rc, mounted))
+        oz.check("is in use by another omezarrfs process (pid %d, serving %s)" % (a.pids[0], os.path.realpath(a.path))
+                 in err, "refusal does not name the holder and its mount: %r" % err.strip()[-400:])
+        oz.check("waiting" not in err, "the refusal waited first: %r" % err.strip()[-400:])
+        oz.check(ru.read_file(os.path.join(a.path, "1/1/3/3")) == want("1/1/3/3"), "first mount wrong after")
 
 
 # --------------------------------------------------------------------------------- errno matrix

@@ -86,6 +86,21 @@ S.add("window_shift_bytes1_rechunk_max", remote_case(
 
 
 @S.case
+def url_scheme_in_capitals():
+    """HTTP://HOST/... is the same URL as http://... (schemes are case-insensitive): one test of
+    "is this remote" for the whole program, and the mount serves the store, not "No such file"."""
+    root = oz.tmpdir("zhttp")
+    want0 = served(root, "a.zarr", volume("uint16", 72), (16, 16, 16))
+    want = oz.reference_pyramid(want0, 2)
+    with FaultServer(root=root) as srv:
+        url = srv.url("a.zarr")
+        upper = "HTTP" + url[len("http"):]
+        with oz.Mount(upper, dict(FAST, levels=2)) as m:
+            oz.check_tree(m.path, want, "mean", 16)
+            oz.check(oz.stats(m.path)["http_requests"] > 0, "no HTTP requests")
+
+
+@S.case
 def ome_group_source_level():
     root = oz.tmpdir("zhttp")
     l0 = volume("uint16", 5, (30, 44, 52))

@@ -35,8 +35,8 @@ def read_with_zarrita(url):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def check_levels(got, want_levels, chunk):
-    oz.check(got["version"] == "0.4", "multiscales version %r" % got["version"])
+def check_levels(got, want_levels, chunk, version="0.4"):
+    oz.check(got["version"] == version, "multiscales version %r" % got["version"])
     oz.check(len(got["levels"]) == len(want_levels), "zarrita saw %d levels, want %d" % (
         len(got["levels"]), len(want_levels)))
     dtypes = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16"}
@@ -77,6 +77,53 @@ def run_case(options, shape, window=None, shift=(0, 0, 0), bytes1=False, algorit
                  "%d chunk requests (%d distinct), the levels have %d chunks" % (
                      len(chunk_gets), len(set(chunk_gets)), n_chunks))
         del m
+
+
+def run_v3_case(options, shape, window=None, shift=(0, 0, 0), bytes1=False):
+    """OME-Zarr 0.5: zarrita.js reads every level, equal to the numpy reference and so to the
+    0.4 mount (which the cases above check against the same reference)."""
+    src = oz.tmpdir("src")
+    vol = oz.make_stack(src, shape, np.uint16, seed=11)
+    levels = options["levels"]
+    want = oz.reference_pyramid(oz.reference_level0(vol, window, shift, bytes1), levels)
+    serve_root = oz.tmpdir("www")
+    mnt = os.path.join(serve_root, "scroll.zarr")
+    os.mkdir(mnt)
+    with oz.Mount(src, dict(options, format="ome-zarr-0.5"), mountpoint=mnt), ozserve.Server(serve_root) as srv:
+        got = read_with_zarrita(srv.url("scroll.zarr/"))
+        check_levels(got, want, options["chunk"], version="0.5")
+        codes = {int(k) for k in got["statuses"]}
+        oz.check(codes <= {200, 206, 404}, "HTTP statuses other than 200/206/404: %r" % got["statuses"])
+        if options.get("shard", 4) > 1:
+            oz.check(206 in codes, "zarrita read no shard by range: %r" % got["statuses"])
+
+
+@S.case
+def v05_sharded_raw_every_level():
+    run_v3_case({"chunk": 16, "levels": 4, "shard": 2}, (37, 70, 90))
+
+
+@S.case
+def v05_sharded_blosc_uint8_window_every_level():
+    window = ((2, 21), (None, 60), (5, None))
+    run_v3_case({"chunk": 8, "levels": 3, "shard": 4, "compression": "blosc", "bytes": 1,
+                 "window": oz.window_opt(window), "shift": oz.xyz((1, 0, 3))},
+                (24, 70, 90), window=window, shift=(1, 0, 3), bytes1=True)
+
+
+@S.case
+def v05_unsharded_blosc_every_level():
+    run_v3_case({"chunk": 16, "levels": 3, "shard": 1, "compression": "blosc"}, (37, 70, 90))
+
+
+@S.case
+def v05_sharded_zstd_every_level():
+    run_v3_case({"chunk": 16, "levels": 3, "shard": 2, "compression": "zstd"}, (37, 70, 90))
+
+
+@S.case
+def v05_unsharded_raw_every_level():
+    run_v3_case({"chunk": 16, "levels": 3, "shard": 1}, (37, 70, 90))
 
 
 @S.case

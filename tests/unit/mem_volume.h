@@ -33,6 +33,7 @@ class MemVolume : public Volume {
   DType dtype() const override { return dtype_; }
   Status ReadBox(const Box& box, void* out) override {
     reads++;
+    voxels_read += box.volume();
     if (fail) return IoError("injected failure reading " + box.ToString());
     if (!BoxFromShape(shape_).Contains(box) || box.empty()) return InternalError("box out of range " + box.ToString());
     size_t i = 0;
@@ -54,6 +55,7 @@ class MemVolume : public Volume {
   }
 
   std::atomic<int> reads{0};
+  std::atomic<int64_t> voxels_read{0};  // sum of the volumes of all boxes read
   std::atomic<bool> fail{false};
 
  private:

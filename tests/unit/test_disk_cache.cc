@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 
 #include "core/disk_cache.h"
 #include "core/log.h"
+#include "core/mountinfo.h"
 
 namespace oz {
 namespace {
@@ -441,6 +443,116 @@ TEST_CASE("DiskCache refuses a directory locked by another cache") {
                                             Catch::Contains("-o cache=DIR"));
   first.reset();
   CHECK(DiskCache::Open(o).ok());
+}
+
+TEST_CASE("DiskCache refuses at once a holder that serves a mount still in its mount table") {
+  TempDir t;
+  auto first = OpenCache(t.path);
+  // A mount this process certainly has: the root.
+  std::optional<MountId> root;
+  for (const MountInfoEntry& e : ParseMountInfo(Slurp("/proc/self/mountinfo")))
+    if (e.mount_point == "/") root = MountId{e.mount_id, e.dev, e.mount_point};
+  REQUIRE(root);
+  REQUIRE(first->MarkServing(*root).ok());
+  CHECK_THAT(Slurp(t.path + "/lock"), Catch::StartsWith(std::to_string(::getpid()) + " serving "));
+  LogCapture log;
+  DiskCacheOptions o;
+  o.dir = t.path;
+  o.exiting_owner_wait = std::chrono::milliseconds(60000);
+  auto second = DiskCache::Open(o);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().code() == ErrorCode::kUnavailable);
+  CHECK_THAT(second.status().message(), Catch::Contains("is in use by another omezarrfs process (pid " +
+                                                        std::to_string(::getpid()) + ", serving /)"));
+  CHECK_THAT(log.All(), !Catch::Contains("waiting"));  // refused without waiting
+}
+
+TEST_CASE("DiskCache waits for a holder whose mount is gone, then takes the lock") {
+  TempDir t;
+  auto first = OpenCache(t.path);
+  REQUIRE(first->MarkServing(MountId{999999999, "0:0", "/no/such mount"}).ok());
+  LogCapture log;
+  std::thread exiting([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    first.reset();  // releases the lock, as the process exit would
+  });
+  DiskCacheOptions o;
+  o.dir = t.path;
+  auto second = DiskCache::Open(o);
+  exiting.join();
+  INFO(second.status().ToString());
+  REQUIRE(second.ok());
+  CHECK_THAT(log.All(), Catch::Contains("is held by omezarrfs process pid " + std::to_string(::getpid()) +
+                                        ", which is shutting down (its mount /no/such mount is gone); "
+                                        "waiting up to 30 s for it to exit"));
+  CHECK(std::count(log.lines.begin(), log.lines.end(), log.lines.front()) == 1);  // one line, not one per poll
+  CHECK_THAT(Slurp(t.path + "/lock"), Catch::Equals(std::to_string(::getpid()) + " open\n"));
+}
+
+TEST_CASE("DiskCache gives up on an exiting holder after exiting_owner_wait, naming it") {
+  TempDir t;
+  auto first = OpenCache(t.path);
+  REQUIRE(first->MarkExiting().ok());
+  DiskCacheOptions o;
+  o.dir = t.path;
+  o.exiting_owner_wait = std::chrono::milliseconds(100);
+  auto second = DiskCache::Open(o);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().code() == ErrorCode::kUnavailable);
+  CHECK_THAT(second.status().message(),
+             Catch::Contains("still held by omezarrfs process pid " + std::to_string(::getpid())) &&
+                 Catch::Contains("after waiting 100 ms") && Catch::Contains("its FUSE session has ended"));
+  first.reset();
+  CHECK(DiskCache::Open(o).ok());
+}
+
+TEST_CASE("DiskCache owner marks need the lock") {
+  TempDir t;
+  OpenCache(t.path).reset();
+  DiskCacheOptions o;
+  o.dir = t.path;
+  auto ro = DiskCache::OpenReadOnly(o);
+  REQUIRE(ro.ok());
+  CHECK((*ro)->MarkExiting().code() == ErrorCode::kReadOnly);
+  CHECK((*ro)->MarkServing(MountId{1, "0:1", "/x"}).code() == ErrorCode::kReadOnly);
+}
+
+TEST_CASE("ParseMountInfo reads ids, devices, decoded mount points and fstypes") {
+  const std::string text =
+      "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+      "57 22 0:48 / /tmp/a\\040b\\134c rw,nosuid,nodev - fuse.omezarrfs /src rw,user_id=0\n"
+      "58 22 0:49 / /mnt/x rw master:3 shared:9 - fuse.omezarrfs /src2 rw\n"
+      "garbage line\n"
+      "x 22 0:50 / /bad rw - tmpfs tmpfs rw\n"
+      "59 22 0:51 / /no-separator rw tmpfs tmpfs rw\n"
+      "60 22 0:52 / /last rw - tmpfs tmpfs rw";  // no final newline
+  auto v = ParseMountInfo(text);
+  REQUIRE(v.size() == 4);
+  CHECK(v[0].mount_id == 22);
+  CHECK(v[0].dev == "8:1");
+  CHECK(v[0].mount_point == "/");
+  CHECK(v[0].fstype == "ext4");
+  CHECK(v[1].mount_id == 57);
+  CHECK(v[1].dev == "0:48");
+  CHECK(v[1].mount_point == "/tmp/a b\\c");
+  CHECK(v[1].fstype == "fuse.omezarrfs");
+  CHECK(v[2].mount_point == "/mnt/x");  // optional fields before the "-"
+  CHECK(v[2].fstype == "fuse.omezarrfs");
+  CHECK(v[3].mount_point == "/last");
+}
+
+TEST_CASE("ProcessHasMount sees this process's root mount and not a made-up one") {
+  std::optional<MountId> root;
+  for (const MountInfoEntry& e : ParseMountInfo(Slurp("/proc/self/mountinfo")))
+    if (e.mount_point == "/") root = MountId{e.mount_id, e.dev, e.mount_point};
+  REQUIRE(root);
+  auto has = ProcessHasMount(::getpid(), *root);
+  REQUIRE(has.ok());
+  CHECK(*has);
+  MountId other = *root;
+  other.mount_point = "/elsewhere";
+  CHECK_FALSE(*ProcessHasMount(::getpid(), other));
+  CHECK(ProcessHasMount(0x7ffffff0, *root).status().code() == ErrorCode::kNotFound);
 }
 
 TEST_CASE("DiskCache lock held by another process is released when it dies") {

@@ -143,6 +143,94 @@ TEST_CASE("Engine with window, shift, bytes=1 and empty omission") {
   CheckAll(h, o);
 }
 
+TEST_CASE("ReadBoxStrided of a volume (default, row by row) and of views equals ReadBox subsampled") {
+  std::mt19937_64 rng(11);
+  std::vector<Options> views(4);
+  views[1].window[2] = SliceRange{3, -2};
+  views[1].window[1] = SliceRange{std::nullopt, 15};
+  views[1].shift = {2, -1, 5};
+  views[1].bytes1 = true;
+  views[2].shift = {-3, 4, -6};
+  views[3].window[0] = SliceRange{4, 9};
+  views[3].shift = {7, 0, 0};
+  for (size_t vi = 0; vi < views.size(); ++vi) {
+    INFO("view " << vi);
+    auto mem = std::make_shared<MemVolume>(Vec3{13, 17, 29}, DType::kUint16, 3);
+    auto g = ComputeViewGeometry(mem->shape(), views[vi]);
+    REQUIRE(g.ok());
+    ViewVolume view(mem, *g, views[vi].bytes1);
+    const size_t bpv = DTypeSize(view.dtype());
+    for (int i = 0; i < 60; ++i) {
+      Box b;
+      for (int a = 0; a < 3; ++a) {
+        std::uniform_int_distribution<int64_t> d(0, g->shape[a] - 1);
+        int64_t p = d(rng), q = d(rng);
+        b.lo[a] = std::min(p, q);
+        b.hi[a] = std::max(p, q) + 1;
+      }
+      const int64_t step = 1 + static_cast<int64_t>(rng() % 6);
+      std::vector<uint8_t> all(static_cast<size_t>(b.volume()) * bpv);
+      REQUIRE(view.ReadBox(b, all.data()).ok());
+      const Vec3 os = StridedShape(b, step), bs = b.shape();
+      std::vector<uint8_t> got(static_cast<size_t>(os[0] * os[1] * os[2]) * bpv, 0xCD);
+      const int64_t before = mem->voxels_read;
+      REQUIRE(view.ReadBoxStrided(b, step, got.data()).ok());
+      // The default reads only kept slices and rows, each from its first to its last kept column.
+      CHECK(mem->voxels_read - before <= os[0] * os[1] * ((os[2] - 1) * step + 1));
+      size_t bad = 0;
+      for (int64_t z = 0; z < os[0]; ++z)
+        for (int64_t y = 0; y < os[1]; ++y)
+          for (int64_t x = 0; x < os[2]; ++x) {
+            const size_t o = static_cast<size_t>((z * os[1] + y) * os[2] + x) * bpv;
+            const size_t w = static_cast<size_t>(((z * step) * bs[1] + y * step) * bs[2] + x * step) * bpv;
+            if (std::memcmp(got.data() + o, all.data() + w, bpv) != 0) ++bad;
+          }
+      INFO("box " << b.ToString() << " step " << step);
+      CHECK(bad == 0);
+    }
+  }
+}
+
+TEST_CASE("Engine nearest reads only the level-0 voxels a coarse chunk keeps") {
+  for (bool view : {false, true}) {
+    Options o;
+    o.chunk = 8;
+    o.levels = 4;
+    o.algorithm = Algorithm::kNearest;
+    o.empty = EmptyPolicy::kKeep;
+    if (view) o.shift = {1, 2, 3};  // through a (non-identity) view
+    Harness h({64, 64, 64}, DType::kUint16, o);
+    INFO("view " << view);
+    // Level 3 chunk 0 covers all of level 0 (64^3 voxels) and keeps 8x8x8 of them.
+    REQUIRE(h.engine->GetChunk(3, {0, 0, 0}).ok());
+    CHECK(h.mem->voxels_read <= 8 * 8 * (7 * 8 + 1));  // 8 kept slices x 8 kept rows
+    CHECK(h.stats.chunks_computed == 1);               // no intermediate level computed
+    h.mem->voxels_read = 0;
+    REQUIRE(h.engine->GetChunk(1, {3, 2, 1}).ok());
+    CHECK(h.mem->voxels_read <= 8 * 8 * (7 * 2 + 1));
+    CheckAll(h, o);
+  }
+  Options mean;
+  mean.chunk = 8;
+  mean.levels = 4;
+  Harness h({64, 64, 64}, DType::kUint16, mean);
+  REQUIRE(h.engine->GetChunk(3, {0, 0, 0}).ok());
+  CHECK(h.mem->voxels_read == 64 * 64 * 64);  // mean reads its whole box, as before
+}
+
+TEST_CASE("Engine nearest with window, shift, bytes=1 and empty omission") {
+  Options o;
+  o.chunk = 6;
+  o.levels = 4;
+  o.algorithm = Algorithm::kNearest;
+  o.window[2] = SliceRange{3, -2};
+  o.window[1] = SliceRange{std::nullopt, 15};
+  o.shift = {2, -1, 5};
+  o.bytes1 = true;
+  Harness h({13, 17, 29}, DType::kUint16, o, 0.4);
+  CheckAll(h, o);
+}
+
 TEST_CASE("Engine streams with a tiny memory budget (slabs of 2 planes)") {
   Options o;
   o.chunk = 5;

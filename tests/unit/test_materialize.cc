@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/format/zarr2/zarr2_format.h"
 #include "core/log.h"
 #include "core/materialize.h"
 #include "core/view.h"
@@ -79,7 +80,7 @@ std::unique_ptr<Session> MemSession(std::shared_ptr<MemVolume> mem, const Option
   auto e = ChunkEngine::Make(s->view, ec);
   REQUIRE(e.ok());
   s->engine = std::move(e).value();
-  s->tree = std::make_unique<VirtualTree>(s->engine.get(), s->source);
+  s->tree = MakeZarr2Tree(s->engine.get(), s->source);
   return s;
 }
 

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/codec.h"
-#include "core/ome_metadata.h"
+#include "core/format/zarr2/zarr2_format.h"
 
 namespace oz {
 namespace {

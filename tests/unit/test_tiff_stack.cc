@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "core/log.h"
 #include "core/tiff_stack.h"
 #include "tests/unit/tiff_writer.h"
 
@@ -286,6 +287,89 @@ TEST_CASE("ReadBox matches the pattern for every layout and codec", "[tiff]") {
       CHECK(stack.dtype() == (lc.spec.bits == 8 ? DType::kUint8 : DType::kUint16));
       CHECK(stack.warnings().empty());
       CheckRandomBoxes(stack, seed++, 25);
+    }
+  }
+}
+
+// Reads `box` with `step` and compares every kept voxel with the pattern; returns the mismatches.
+int64_t CheckStrided(TiffStack& stack, const Box& box, int64_t step, const std::vector<int64_t>& zero_z = {}) {
+  const int bits = stack.dtype() == DType::kUint8 ? 8 : 16;
+  const Vec3 os = StridedShape(box, step);
+  std::vector<uint8_t> buf(static_cast<size_t>(os[0] * os[1] * os[2]) * DTypeSize(stack.dtype()), 0xCD);
+  Status st = stack.ReadBoxStrided(box, step, buf.data());
+  INFO(st.ToString() << " box " << box.ToString() << " step " << step);
+  REQUIRE(st.ok());
+  int64_t bad = 0;
+  size_t i = 0;
+  for (int64_t kz = 0; kz < os[0]; ++kz)
+    for (int64_t ky = 0; ky < os[1]; ++ky)
+      for (int64_t kx = 0; kx < os[2]; ++kx, ++i) {
+        uint64_t got = buf[i];
+        if (bits == 16) {
+          uint16_t v;
+          std::memcpy(&v, &buf[2 * i], 2);
+          got = v;
+        }
+        const int64_t z = box.lo[0] + kz * step, y = box.lo[1] + ky * step, x = box.lo[2] + kx * step;
+        if (got != Expected(z, y, x, bits, zero_z)) ++bad;
+      }
+  return bad;
+}
+
+TEST_CASE("ReadBoxStrided matches the pattern for every layout and codec, gaps included", "[tiff]") {
+  struct Quiet {  // the gap warning, once per stack
+    Quiet() {
+      SetLogSink([](LogLevel, std::string_view) {});
+    }
+    ~Quiet() { SetLogSink(nullptr); }
+  } quiet;
+  ThreadPool pool(2);
+  std::mt19937_64 rng(5);
+  for (const LayoutCase& lc : LayoutCases()) {
+    INFO("layout: " << lc.label);
+    TempDir dir;
+    for (int z = 0; z < 9; ++z)
+      if (z != 5) WriteSlice(dir, "000" + std::to_string(z) + ".tif", z, lc.spec);
+    for (uint64_t memory : {uint64_t{1} << 30, uint64_t{64} << 10}) {
+      INFO("memory " << memory);
+      auto r = OpenStack(dir, memory == (1ull << 30) ? &pool : nullptr, memory);
+      REQUIRE(r.ok());
+      TiffStack& stack = **r;
+      for (int64_t step : {1, 2, 3, 4, 7, 16, 200})
+        CHECK(CheckStrided(stack, BoxFromShape(stack.shape()), step, {5}) == 0);
+      for (int i = 0; i < 20; ++i) {
+        const Box b = RandomBox(rng, stack.shape());
+        for (int64_t step : {2, 5}) CHECK(CheckStrided(stack, b, step, {5}) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("ReadBoxStrided reads the kept rows of uncompressed data, the strips with kept rows of compressed data",
+          "[tiff]") {
+  TiffSpec raw;
+  raw.width = 256;
+  raw.height = 256;
+  raw.rows_per_strip = 32;
+  TiffSpec deflate = raw;
+  deflate.compression = COMPRESSION_ADOBE_DEFLATE;
+  deflate.rows_per_strip = 4;
+  for (const TiffSpec& spec : {raw, deflate}) {
+    INFO("compression " << spec.compression);
+    TempDir dir;
+    for (int z = 0; z < 16; ++z) WriteSlice(dir, std::to_string(z) + ".tif", z, spec);
+    Stats stats;
+    auto r = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kError, &stats);
+    REQUIRE(r.ok());
+    const uint64_t before = stats.source_bytes_read;
+    CHECK(CheckStrided(**r, Box{{0, 0, 0}, {16, 256, 256}}, 8) == 0);  // slices 0 and 8, rows 0, 8, ...
+    const uint64_t read = stats.source_bytes_read - before;
+    if (spec.compression == COMPRESSION_NONE) {
+      CHECK(read == 2 * 32 * (31 * 8 + 1) * 2);  // 32 kept rows of 2 slices, columns 0..248
+      CHECK(stats.strips_decoded == 0);          // not through the strip cache
+    } else {
+      CHECK(stats.strips_decoded == 2 * 32);  // every other 4-row strip of 2 slices
+      CHECK(read < 16 * 256 * 256 * 2 / 16);
     }
   }
 }
@@ -1049,6 +1133,28 @@ int64_t CheckBoxWithHoles(TiffStack& stack, const std::function<bool(int64_t, in
   return bad;
 }
 
+// ReadBoxStrided(whole volume, step) equals every step-th voxel of ReadBox(whole volume).
+bool StridedMatchesFull(TiffStack& stack, int64_t step) {
+  const Box box = BoxFromShape(stack.shape());
+  const size_t bps = DTypeSize(stack.dtype());
+  std::vector<uint8_t> full(static_cast<size_t>(box.volume()) * bps);
+  REQUIRE(stack.ReadBox(box, full.data()).ok());
+  const Vec3 os = StridedShape(box, step);
+  std::vector<uint8_t> strided(static_cast<size_t>(os[0] * os[1] * os[2]) * bps, 0xCD);
+  Status st = stack.ReadBoxStrided(box, step, strided.data());
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  const Vec3 shape = stack.shape();
+  size_t i = 0;
+  for (int64_t z = 0; z < os[0]; ++z)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x, ++i) {
+        const size_t f = static_cast<size_t>(((z * step) * shape[1] + y * step) * shape[2] + x * step);
+        if (std::memcmp(&strided[i * bps], &full[f * bps], bps) != 0) return false;
+      }
+  return true;
+}
+
 TEST_CASE("Sparse strips and tiles (offset 0, byte count 0) read as zeros", "[tiff]") {
   struct Case {
     const char* label;
@@ -1087,6 +1193,7 @@ TEST_CASE("Sparse strips and tiles (offset 0, byte count 0) read as zeros", "[ti
       INFO(r.status().message());
       REQUIRE(r.ok());
       CHECK(CheckBoxWithHoles(**r, zero) == 0);
+      CHECK(StridedMatchesFull(**r, 2));  // algorithm=nearest's reader, raw rows included
       CHECK_FALSE(Contains((*r)->Describe(), "bad"));
       CHECK((*r)->warnings().empty());
     }
@@ -1102,6 +1209,7 @@ TEST_CASE("Sparse strips and tiles (offset 0, byte count 0) read as zeros", "[ti
     auto m = OpenSource(dir / "pages.tif");
     REQUIRE(m.ok());
     CHECK(CheckBoxWithHoles(**m, zero) == 0);
+    CHECK(StridedMatchesFull(**m, 3));
   }
 }
 

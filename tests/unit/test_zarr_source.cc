@@ -3,6 +3,7 @@
 // arrays, every compressor), OME-Zarr groups and source_level, errors, single-flight, stats,
 // fingerprint, and the defaults a zarr source gives the options.
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -89,6 +90,26 @@ void CheckAll(ZarrVolume& v, const ZarrSpec& spec, bool with_absent) {
   }
 }
 
+// ReadBoxStrided of `box` equals ReadBox of it, subsampled.
+void CheckStrided(ZarrVolume& v, const Box& box, int64_t step) {
+  const size_t item = DTypeSize(v.dtype());
+  std::vector<uint8_t> all(static_cast<size_t>(box.volume()) * item);
+  REQUIRE(v.ReadBox(box, all.data()).ok());
+  const Vec3 os = StridedShape(box, step), bs = box.shape();
+  std::vector<uint8_t> got(static_cast<size_t>(os[0] * os[1] * os[2]) * item, 0xCD);
+  Status st = v.ReadBoxStrided(box, step, got.data());
+  INFO(st.ToString() << " box " << box.ToString() << " step " << step);
+  REQUIRE(st.ok());
+  int64_t bad = 0;
+  for (int64_t z = 0; z < os[0]; ++z)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x)
+        bad += std::memcmp(got.data() + static_cast<size_t>((z * os[1] + y) * os[2] + x) * item,
+                           all.data() + static_cast<size_t>(((z * step) * bs[1] + y * step) * bs[2] + x * step) * item,
+                           item) != 0;
+  CHECK(bad == 0);
+}
+
 TEST_CASE("ZarrVolume::ReadBox equals the reference for every layout") {
   struct Layout {
     const char* what;
@@ -124,8 +145,36 @@ TEST_CASE("ZarrVolume::ReadBox equals the reference for every layout") {
       auto v = OpenOk(store, o);
       CHECK(v->dtype() == (u8 ? DType::kUint8 : DType::kUint16));
       CheckAll(*v, l.spec, with_absent);
+      std::mt19937 rng(3);
+      const Vec3 shape = v->shape();
+      for (int64_t step : {2, 3, 8, 100}) CheckStrided(*v, BoxFromShape(shape), step);
+      for (int k = 0; k < 8; ++k) {
+        Box b;
+        for (int a = 0; a < 3; ++a) {
+          b.lo[a] = std::uniform_int_distribution<int64_t>(0, shape[a] - 1)(rng);
+          b.hi[a] = std::uniform_int_distribution<int64_t>(b.lo[a] + 1, shape[a])(rng);
+        }
+        CheckStrided(*v, b, 2 + k % 4);
+      }
     }
   }
+}
+
+TEST_CASE("ZarrVolume::ReadBoxStrided reads only the source chunks that hold kept voxels") {
+  auto store = std::make_shared<MemStore>();
+  ZarrSpec spec{{64, 64, 64}, {8, 8, 8}, "<u2", 'C', '.', nullptr, 0};
+  WriteZarrArray(*store, "", spec, [](const std::vector<int64_t>& p) { return Value(p, false); });
+  Stats stats;
+  ZarrSourceOptions o;
+  o.stats = &stats;
+  auto v = OpenOk(store, o);
+  CheckStrided(*v, BoxFromShape({64, 64, 64}), 16);  // ReadBox first: all 512 chunks
+  CHECK(stats.source_chunk_reads == 512);
+  auto w = OpenOk(store, o);  // a cold cache
+  std::vector<uint16_t> buf(4 * 4 * 4);
+  REQUIRE(w->ReadBoxStrided(BoxFromShape({64, 64, 64}), 16, buf.data()).ok());
+  CHECK(stats.source_chunk_reads == 512 + 4 * 4 * 4);  // chunks 0, 2, 4, 6 on each axis
+  CHECK(buf[1] == Value({0, 0, 16}, false));
 }
 
 TEST_CASE("ZarrVolume: absent chunks are fetched once and read as the fill value; stats count") {

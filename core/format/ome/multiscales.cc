@@ -1,5 +1,6 @@
-// Metadata documents. Output is pretty-printed with a trailing newline (as zarr-python writes).
-#include "core/ome_metadata.h"
+// The multiscales entry. Its members are a JSON object (sorted keys), so both versions print it
+// the same way.
+#include "core/format/ome/multiscales.h"
 
 #include "core/version.h"
 
@@ -7,28 +8,11 @@ namespace oz {
 
 using nlohmann::json;
 
-std::string ZgroupJson() { return json{{"zarr_format", 2}}.dump(4) + "\n"; }
-
-std::string ZarrayJson(const Vec3& shape, int64_t chunk, DType dtype, const json& compressor) {
-  json j = {
-      {"zarr_format", 2},
-      {"shape", {shape[0], shape[1], shape[2]}},
-      {"chunks", {chunk, chunk, chunk}},
-      {"dtype", std::string(ZarrDTypeString(dtype))},
-      {"compressor", compressor},
-      {"fill_value", 0},
-      {"order", "C"},
-      {"filters", nullptr},
-      {"dimension_separator", "/"},
-  };
-  return j.dump(4) + "\n";
-}
-
 static json SliceJson(const SliceRange& r) {
   return json{{"start", r.start ? json(*r.start) : json(nullptr)}, {"stop", r.stop ? json(*r.stop) : json(nullptr)}};
 }
 
-std::string ZattrsJson(const Pyramid& pyramid, const Options& o, const std::string& source) {
+json MultiscaleJson(const Pyramid& pyramid, const Options& o, const std::string& source) {
   json axes = json::array();
   for (const char* name : {"z", "y", "x"}) {
     json a = {{"name", name}, {"type", "space"}};
@@ -68,15 +52,10 @@ std::string ZattrsJson(const Pyramid& pyramid, const Options& o, const std::stri
         {"shift_zyx", {o.shift[0], o.shift[1], o.shift[2]}},
         {"bytes", o.bytes1 ? 1 : 2}}},
   };
-  json ms = {
-      {"version", "0.4"},
-      {"name", "/"},
-      {"axes", axes},
-      {"datasets", datasets},
-      {"type", std::string(AlgorithmName(o.algorithm))},
+  return json{
+      {"name", "/"},      {"axes", axes}, {"datasets", datasets}, {"type", std::string(AlgorithmName(o.algorithm))},
       {"metadata", meta},
   };
-  return json{{"multiscales", json::array({ms})}}.dump(4) + "\n";
 }
 
 }  // namespace oz

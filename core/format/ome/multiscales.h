@@ -1,0 +1,20 @@
+// The OME-NGFF "multiscales" entry shared by OME-Zarr 0.4 (in .zattrs) and 0.5 (in zarr.json
+// attributes.ome): axes z, y, x of type space (with unit if set); datasets "0".."N-1" with
+// scale = voxel_size * 2^l and, for mean and max (which move voxel centres to the middle of each
+// 2^l block), translation = voxel_size * (2^l - 1) / 2; "type" = the algorithm; "metadata" = the
+// method and every option that shapes the data. `source` describes the source for humans.
+// Without "version": 0.4 puts it in the entry, 0.5 beside "multiscales".
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/options.h"
+#include "core/pyramid.h"
+
+namespace oz {
+
+nlohmann::json MultiscaleJson(const Pyramid& pyramid, const Options& options, const std::string& source);
+
+}  // namespace oz

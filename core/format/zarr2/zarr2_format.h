@@ -1,0 +1,33 @@
+// zarr v2 / OME-Zarr 0.4 (the default format): documents .zgroup, .zattrs and per level
+// .zarray; chunk files L/z/y/x (dimension_separator "/"). With levels == 1 the root is a plain
+// array (.zarray, z/y/x). Each chunk file is an engine chunk, bytes as the numcodecs compressor
+// writes them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/format/format.h"
+#include "core/options.h"
+#include "core/pyramid.h"
+
+namespace oz {
+
+// {"zarr_format": 2}
+std::string ZgroupJson();
+
+// A level's .zarray: shape, cubic chunks, dtype, compressor, fill_value 0, order C, filters null,
+// dimension_separator "/".
+std::string ZarrayJson(const Vec3& shape, int64_t chunk, DType dtype, const nlohmann::json& compressor);
+
+// The root .zattrs: {"multiscales": [MultiscaleJson + "version": "0.4"]}.
+std::string ZattrsJson(const Pyramid& pyramid, const Options& options, const std::string& source);
+
+// Registry hooks.
+Status PrepareZarr2(Options* options);
+std::unique_ptr<FormatTree> MakeZarr2Tree(ChunkEngine* engine, const std::string& source);
+
+}  // namespace oz
