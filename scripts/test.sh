@@ -13,7 +13,6 @@ echo "== tests"
 (cd build && ctest --output-on-failure --timeout 900 -j2)
 echo "== format"
 ./scripts/check-format.sh
-./scripts/update-readme-help.sh --check
 echo "== core and its tests without FUSE (-DOMEZARRFS_FUSE=OFF)"
 BUILD_DIR=build-nofuse ./scripts/build.sh -DOMEZARRFS_FUSE=OFF -DOMEZARRFS_WERROR=ON
 (cd build-nofuse && ctest --output-on-failure --timeout 900 -j2 -L unit)
