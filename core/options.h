@@ -69,6 +69,11 @@ struct Options {
   // Source handling.
   BadSlicePolicy bad_slices = BadSlicePolicy::kError;
   int source_level = 0;  // zarr OME-Zarr group source: index into multiscales[0].datasets
+  // TIFF sources; -1 = not given. page: the full-resolution page of every slice file;
+  // channel/time_point: the one served from a multi-page file with channels or time points.
+  int tiff_page = -1;
+  int channel = -1;
+  int time_point = -1;
   // Resources.
   std::string cache_dir;              // empty = default ($XDG_CACHE_HOME or ~/.cache)
   uint64_t cache_size = 10ull << 30;  // bytes

@@ -87,6 +87,9 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
 
   OZ_ASSIGN_OR_RETURN(std::shared_ptr<KvStore> zarr_store, OpenZarrStore(s->source, params.options, &s->stats));
   if (zarr_store) {
+    if (params.options.tiff_page >= 0 || params.options.channel >= 0 || params.options.time_point >= 0)
+      return InvalidArgumentError("page=, channel= and t= choose pages of a TIFF source, but " + s->source +
+                                  " is a zarr store; drop them");
     ZarrSourceOptions zo;
     zo.source_level = params.options.source_level;
     zo.memory_bytes = params.options.memory * 3 / 8;
@@ -123,6 +126,9 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
     to.memory_bytes = params.options.memory * 3 / 8;
     to.pool = s->pool.get();
     to.stats = &s->stats;
+    to.page = params.options.tiff_page;
+    to.channel = params.options.channel;
+    to.time = params.options.time_point;
     auto stack = TiffStack::Open(s->source, to);
     if (!stack.ok()) return stack.status();
     s->warnings = (*stack)->warnings();

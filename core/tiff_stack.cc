@@ -19,11 +19,13 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 
 #include "core/fault.h"
 #include "core/log.h"
+#include "core/tiff_pages.h"
 
 namespace oz {
 namespace {
@@ -212,18 +214,17 @@ class SliceHandle {
   ~SliceHandle() { Close(); }
 
   // Opens `path` without blocking on FIFOs; fills *st. Fails unless it is a regular file.
-  Status OpenFd(const std::string& path, const std::string& name, Stats* stats, struct stat* st) {
+  Status OpenFd(const std::string& path, const std::string& what, Stats* stats, struct stat* st) {
     Close();
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) return ErrnoError(errno, "cannot open slice " + name);
+    if (fd < 0) return ErrnoError(errno, "cannot open " + what);
     if (stats) ++stats->source_files_opened;
     client_.fd = fd;
     client_.stats = stats;
     stats_ = stats;
-    if (::fstat(fd, st) != 0) return ErrnoError(errno, "cannot stat slice " + name);
+    if (::fstat(fd, st) != 0) return ErrnoError(errno, "cannot stat " + what);
     if (!S_ISREG(st->st_mode))
-      return InvalidArgumentError("slice " + name + " is " + FileTypeName(st->st_mode) +
-                                  ", not a TIFF file; remove or rename it");
+      return InvalidArgumentError(what + " is " + FileTypeName(st->st_mode) + ", not a TIFF file; remove or rename it");
     client_.size = static_cast<uint64_t>(st->st_size);
     return OkStatus();
   }
@@ -231,20 +232,25 @@ class SliceHandle {
   // Whether reads through this handle count in stats->source_bytes_read.
   void CountBytes(bool on) { client_.stats = on ? stats_ : nullptr; }
 
-  // Opens the libtiff handle on the fd (headers only; pixel data is read on demand).
-  Status OpenTiff(const std::string& name) {
+  // Opens the libtiff handle on the fd (headers only; pixel data is read on demand), on the
+  // first directory, or with ifd_offset != 0 on the directory at that offset (read alone: the
+  // directories before it are not walked). `what` names the file in messages.
+  Status OpenTiff(const std::string& file_name, const std::string& what, uint64_t ifd_offset = 0) {
     if (tif_) return OkStatus();
     TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-    if (!opts) return ResourceExhaustedError("out of memory opening slice " + name);
+    if (!opts) return ResourceExhaustedError("out of memory opening " + what);
     TIFFOpenOptionsSetErrorHandlerExtR(opts, CaptureError, &messages_);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, DropWarning, nullptr);
     client_.pos = 0;
-    tif_ = TIFFClientOpenExt(name.c_str(), "rm", &client_, ClientRead, ClientWrite, ClientSeek, ClientClose, ClientSize,
-                             ClientMap, ClientUnmap, opts);
+    // "h": the header only, so a page deep in a multi-page file costs one IFD read.
+    tif_ = TIFFClientOpenExt(file_name.c_str(), ifd_offset ? "rmh" : "rm", &client_, ClientRead, ClientWrite,
+                             ClientSeek, ClientClose, ClientSize, ClientMap, ClientUnmap, opts);
     TIFFOpenOptionsFree(opts);
     if (!tif_)
-      return InvalidArgumentError("slice " + name + " is not a readable TIFF file (" + TakeErrors() +
-                                  "); fix or remove it");
+      return InvalidArgumentError(what + " is not a readable TIFF file (" + TakeErrors() + "); fix or remove it");
+    if (ifd_offset && !TIFFSetSubDirectory(tif_, ifd_offset))
+      return InvalidArgumentError(what + ": cannot read its image directory at offset " + std::to_string(ifd_offset) +
+                                  " (" + TakeErrors() + "); the file may be corrupt");
     return OkStatus();
   }
 
@@ -417,6 +423,10 @@ enum class Layout {
 
 struct SliceInfo {
   SliceFile file;
+  std::string label;  // names it in messages: "slice 0001.tif" or "page 7 of stack.tif"
+  int64_t page = -1;  // a page of one multi-page file: its index among the full-resolution pages
+  // Offset of the page's image directory; 0 = the file's first directory (a plain slice).
+  uint64_t ifd_offset = 0;
   Status status;      // not OK: bad slice (error at Open, or zeros under bad_slices=zero)
   bool zero = false;  // read as zeros (bad slice under bad_slices=zero)
   // Header, valid when status is OK.
@@ -429,6 +439,9 @@ struct SliceInfo {
   int64_t unit_rows = 0;     // rows per unit for kRawContiguous / kRawStrips
   uint64_t base_offset = 0;  // kRawContiguous: file offset of row 0
   bool swap = false;         // raw layouts: file byte order differs from ours
+  // Some strips/tiles are sparse (offset and byte count 0): they read as zeros. Raw strips are
+  // then read as kRawStrips, whose offsets are looked up per strip.
+  bool sparse = false;
 };
 
 // The part of a slice covered by one cache unit, in image coordinates.
@@ -451,85 +464,193 @@ std::string CodecName(uint16_t c) {
   return s;
 }
 
-// A slice file must hold one full-resolution image: a second page that is not a reduced-resolution
-// copy (NewSubfileType bit 0 clear) is a z-stack, channels or time points in one file, and serving
-// only the first page would silently drop the rest. Walks the IFD chain once, at Open, and leaves
-// the handle on the first directory.
-Status CheckSinglePage(TIFF* tif, const std::string& name) {
+// The full-resolution page `page` (0-based; -1 = the only one) of a slice file: leaves the handle
+// on it and its IFD offset in *ifd_offset (0 when it is the first directory). A second page that
+// is not a reduced-resolution copy (NewSubfileType bit 0 clear) is a z-stack, channels or time
+// points in one file, and serving only the first page would silently drop the rest. Walks the IFD
+// chain once, at Open, and stops at the page asked for; a chain that ends in an error (an IFD
+// loop, a bad offset) ends the walk there, as every reader does.
+Status SelectSlicePage(SliceHandle& h, const std::string& name, int page, uint64_t* ifd_offset) {
   constexpr int kMaxDirs = 1 << 16;  // bound on the walk (libtiff itself refuses IFD loops)
-  int full = 1, dirs = 1;
-  while (dirs < kMaxDirs && TIFFReadDirectory(tif)) {
+  TIFF* tif = h.tif();
+  const uint64_t first = TIFFCurrentDirOffset(tif);
+  std::vector<uint64_t> full;  // IFD offsets of the full-resolution pages seen
+  int dirs = 0;
+  while (true) {
     ++dirs;
     uint32_t subfile = 0;
     TIFFGetFieldDefaulted(tif, TIFFTAG_SUBFILETYPE, &subfile);
-    if (!(subfile & FILETYPE_REDUCEDIMAGE)) ++full;
+    if (!(subfile & FILETYPE_REDUCEDIMAGE)) full.push_back(TIFFCurrentDirOffset(tif));
+    if (page >= 0 && full.size() > static_cast<size_t>(page)) break;
+    if (dirs >= kMaxDirs || TIFFLastDirectory(tif) || !TIFFReadDirectory(tif)) break;
   }
-  if (dirs > 1 && !TIFFSetDirectory(tif, 0))
-    return InvalidArgumentError("slice " + name + ": cannot return to its first page; fix or remove it");
-  if (full == 1) return OkStatus();
-  return UnsupportedError("slice " + name + " is a multi-page TIFF with " + (dirs >= kMaxDirs ? "at least " : "") +
-                          std::to_string(full) +
-                          " full-resolution pages (a z-stack, channels or time points in one file); omezarrfs "
-                          "reads one page per slice file and will not serve only the first page. Split it into "
-                          "one file per page (tiffsplit FILE, or tifffile: for i, p in enumerate(imread(FILE)): "
-                          "imwrite(f'{i:05d}.tif', p)) and mount the directory of those files");
+  h.TakeErrors();  // a chain ending in an error is not this page's error
+  const std::string count = (dirs >= kMaxDirs ? "at least " : "") + std::to_string(full.size());
+  if (full.empty())
+    return InvalidArgumentError("slice " + name +
+                                " has only reduced-resolution pages (NewSubfileType=1, thumbnails or overviews) "
+                                "and no full-resolution image; fix or remove it");
+  if (page < 0 && full.size() > 1)
+    return UnsupportedError(
+        "slice " + name + " is a multi-page TIFF with " + count +
+        " full-resolution pages (a z-stack, channels or time points in one file); omezarrfs reads one page per "
+        "slice file and will not serve only the first page. Mount with -o page=N to serve page N (0-based) of "
+        "every slice file; or give that file alone as SOURCE to serve its pages as z; or split it into one file "
+        "per page (tiffsplit FILE, or tifffile: for i, p in enumerate(imread(FILE)): imwrite(f'{i:05d}.tif', p)) "
+        "and mount the directory of those files");
+  if (page >= 0 && full.size() <= static_cast<size_t>(page))
+    return InvalidArgumentError("slice " + name + " has " + count + " full-resolution page" +
+                                (full.size() == 1 ? "" : "s") + ", so it has no page " + std::to_string(page) +
+                                " (-o page= counts from 0); fix or remove it, or choose another page=");
+  const uint64_t chosen = full[page < 0 ? 0 : static_cast<size_t>(page)];
+  if (TIFFCurrentDirOffset(tif) != chosen && !TIFFSetSubDirectory(tif, chosen))
+    return InvalidArgumentError("slice " + name + ": cannot return to its page " + std::to_string(std::max(page, 0)) +
+                                " (" + h.TakeErrors() + "); fix or remove it");
+  *ifd_offset = chosen == first ? 0 : chosen;
+  return OkStatus();
 }
 
-// Reads and checks one slice header; fills info. Errors name the slice and field.
-// max_unit: the decoded-strip budget; a strip or tile that decodes to more is refused, so a
-// hostile header (a 1 MB file whose one deflate strip inflates to gigabytes) cannot take memory
-// beyond -o memory=.
-Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, uint64_t max_unit, Stats* stats) {
-  const std::string& name = info->file.name;
-  const std::string path = dir + "/" + name;
-  struct stat st;
-  // stat before open: opening a FIFO for reading would block until a writer appears.
-  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "cannot stat slice " + name);
-  if (!S_ISREG(st.st_mode))
-    return InvalidArgumentError("slice " + name + " is " + FileTypeName(st.st_mode) +
-                                ", not a TIFF file; remove or rename it");
-  SliceHandle h;
-  // Header reads are not counted: the counters measure pixel traffic (a remount served from the
-  // cache reads headers only, and shows source_bytes_read 0).
-  OZ_RETURN_IF_ERROR(h.OpenFd(path, name, stats, &st));
-  h.CountBytes(false);
-  info->file.size = static_cast<uint64_t>(st.st_size);
-  info->file.mtime_ns = MtimeNs(st);
-  OZ_RETURN_IF_ERROR(h.OpenTiff(name));
-  TIFF* tif = h.tif();
-  OZ_RETURN_IF_ERROR(CheckSinglePage(tif, name));
+// The colour map of a palette image is the grey identity ramp: entry i is grey level i, scaled to
+// the map's 16 bits as i*257 (libtiff's tools, GraphicsMagick) or i<<8, or unscaled (i, old
+// 8-bit maps). Such a file is a greyscale image stored as a palette; its indices are the values.
+bool IsGreyRamp(TIFF* tif, int bits, std::string* first_colour) {
+  uint16_t *r = nullptr, *g = nullptr, *b = nullptr;
+  if (!TIFFGetField(tif, TIFFTAG_COLORMAP, &r, &g, &b) || !r || !g || !b) {
+    *first_colour = "missing";
+    return false;
+  }
+  const uint32_t n = 1u << bits;
+  auto ramp = [&](auto f) {
+    for (uint32_t i = 0; i < n; ++i)
+      if (r[i] != f(i) || g[i] != f(i) || b[i] != f(i)) return false;
+    return true;
+  };
+  if (bits == 16 ? ramp([](uint32_t i) { return i; })
+                 : ramp([](uint32_t i) { return i * 257; }) || ramp([](uint32_t i) { return i << 8; }) ||
+                       ramp([](uint32_t i) { return i; }))
+    return true;
+  // Name the first entry off the i*257 (or 16-bit i) ramp.
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t want = bits == 16 ? i : i * 257;
+    if (r[i] != want || g[i] != want || b[i] != want) {
+      *first_colour = "entry " + std::to_string(i) + " is R,G,B = " + std::to_string(r[i]) + "," +
+                      std::to_string(g[i]) + "," + std::to_string(b[i]);
+      break;
+    }
+  }
+  return false;
+}
 
-  uint32_t w = 0, hgt = 0;
+// Opens `path` for a header scan: stat first (opening a FIFO for reading would block until a
+// writer appears), then the fd and the libtiff handle; records the file's size and mtime.
+// Header reads are not counted: the counters measure pixel traffic (a remount served from the
+// cache reads headers only, and shows source_bytes_read 0).
+Status OpenForScan(const std::string& path, const std::string& what, Stats* stats, SliceHandle* h, SliceFile* file) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "cannot stat " + what);
+  if (!S_ISREG(st.st_mode))
+    return InvalidArgumentError(what + " is " + FileTypeName(st.st_mode) + ", not a TIFF file; remove or rename it");
+  OZ_RETURN_IF_ERROR(h->OpenFd(path, what, stats, &st));
+  h->CountBytes(false);
+  file->size = static_cast<uint64_t>(st.st_size);
+  file->mtime_ns = MtimeNs(st);
+  return h->OpenTiff(file->name, what);
+}
+
+// Checks the pixel format of the directory `tif` is on. Every refusal says how to convert.
+Status CheckPixelFormat(TIFF* tif, const std::string& what) {
   uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, photometric = PHOTOMETRIC_MINISBLACK, compression = 1;
-  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &hgt) || w == 0 || hgt == 0)
-    return InvalidArgumentError("slice " + name + " has no valid ImageWidth/ImageLength; fix or remove it");
+  uint16_t planar = PLANARCONFIG_CONTIG;
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
   TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &fmt);
   TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
   if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) photometric = PHOTOMETRIC_MINISBLACK;
 
-  const std::string fix = "; omezarrfs serves single-channel uint8/uint16 slices, convert the stack";
-  if (spp != 1)
-    return UnsupportedError("slice " + name + ": SamplesPerPixel=" + std::to_string(spp) +
-                            (photometric == PHOTOMETRIC_RGB ? " (RGB)" : "") + " is not supported" + fix);
+  const std::string serves = "; omezarrfs serves one uint8 or uint16 intensity per voxel. ";
+  // tifffile reads samples last for contiguous data and before y, x for planar (separate) data;
+  // these forms pick one sample of one page or of every page.
+  auto sample = [&](int i) {
+    return planar == PLANARCONFIG_SEPARATE ? "numpy.take(imread(IN), " + std::to_string(i) + ", axis=-3)"
+                                           : "imread(IN)[..., " + std::to_string(i) + "]";
+  };
+  if (spp != 1) {
+    uint16_t extra_count = 0;
+    uint16_t* extra = nullptr;
+    TIFFGetField(tif, TIFFTAG_EXTRASAMPLES, &extra_count, &extra);
+    const bool with_alpha =
+        extra_count > 0 && extra && (extra[0] == EXTRASAMPLE_ASSOCALPHA || extra[0] == EXTRASAMPLE_UNASSALPHA);
+    std::string m = what + ": SamplesPerPixel=" + std::to_string(spp);
+    if (photometric == PHOTOMETRIC_RGB || photometric == PHOTOMETRIC_YCBCR) {
+      m += std::string(photometric == PHOTOMETRIC_RGB ? " (RGB" : " (YCbCr") + (with_alpha ? " + alpha)" : ")") +
+           " is not supported" + serves +
+           "Keep one channel: `convert IN -channel G -separate OUT` (ImageMagick; or -colorspace Gray for the "
+           "luminance), or tifffile: imwrite(OUT, " +
+           sample(1) + ")";
+    } else if (spp - extra_count == 1) {
+      m += std::string(" (grey + ExtraSamples ") + (with_alpha ? "alpha" : "extra channel") + ") is not supported" +
+           serves + "Drop the extra sample: `convert IN -alpha off OUT` (ImageMagick), or tifffile: imwrite(OUT, " +
+           sample(0) + ")";
+    } else {
+      m += " is not supported" + serves + "Keep one sample, e.g. tifffile: imwrite(OUT, " + sample(0) + ")";
+    }
+    return UnsupportedError(m);
+  }
   if (fmt != SAMPLEFORMAT_UINT && fmt != SAMPLEFORMAT_VOID) {
     std::string kind = fmt == SAMPLEFORMAT_INT      ? "signed integer"
                        : fmt == SAMPLEFORMAT_IEEEFP ? "floating point"
                                                     : "complex";
-    return UnsupportedError("slice " + name + ": SampleFormat=" + std::to_string(fmt) + " (" + kind + ", " +
-                            std::to_string(bits) + " bits) is not supported" + fix);
+    return UnsupportedError(what + ": SampleFormat=" + std::to_string(fmt) + " (" + kind + ", " + std::to_string(bits) +
+                            " bits) is not supported" + serves +
+                            "Rescale it to uint16 first, e.g. with numpy and tifffile: a = imread(IN); "
+                            "imwrite(OUT, ((a - a.min()) * (65535 / (a.max() - a.min()))).astype('uint16'))");
   }
   if (bits != 8 && bits != 16)
-    return UnsupportedError("slice " + name + ": BitsPerSample=" + std::to_string(bits) + " is not supported" + fix);
-  if (photometric != PHOTOMETRIC_MINISBLACK)
-    return UnsupportedError("slice " + name + ": Photometric=" + std::to_string(photometric) +
-                            (photometric == PHOTOMETRIC_MINISWHITE ? " (MinIsWhite, inverted)" : "") +
-                            " is not supported (only MinIsBlack=1)" + fix);
+    return UnsupportedError(what + ": BitsPerSample=" + std::to_string(bits) + " is not supported" + serves +
+                            "Re-save it at 8 or 16 bits per sample: `convert IN -depth " + (bits < 8 ? "8" : "16") +
+                            " OUT` (ImageMagick; it rescales the values to the new depth)");
+  std::string colour;
+  if (photometric == PHOTOMETRIC_PALETTE && !IsGreyRamp(tif, bits, &colour))
+    return UnsupportedError(what + ": Photometric=3 (palette) with a colour map that is not the grey identity ramp (" +
+                            colour + ") is not supported" + serves +
+                            "Convert it to greyscale: `convert IN -colorspace Gray OUT` (ImageMagick) or `gm convert "
+                            "IN -type Grayscale -depth 8 OUT` (GraphicsMagick); or, to serve the palette indices as "
+                            "values, tifffile: imwrite(OUT, imread(IN)) (tifffile reads the indices)");
+  if (photometric == PHOTOMETRIC_MINISWHITE)
+    return UnsupportedError(what +
+                            ": Photometric=0 (MinIsWhite, 0 is white) is not supported: its values would be served "
+                            "inverted. To serve what it shows, invert it to MinIsBlack: `convert IN OUT` "
+                            "(ImageMagick rewrites it so), or numpy and tifffile: a = imread(IN); imwrite(OUT, "
+                            "numpy.iinfo(a.dtype).max - a). If the tag is wrong and the values are intensities, "
+                            "retag the file in place: tiffset -s 262 1 IN");
+  if (photometric != PHOTOMETRIC_MINISBLACK && photometric != PHOTOMETRIC_PALETTE)
+    return UnsupportedError(what + ": Photometric=" + std::to_string(photometric) +
+                            (photometric == PHOTOMETRIC_MASK ? " (a transparency mask)" : "") +
+                            " is not supported (only MinIsBlack=1, and palettes that are the grey ramp)" + serves +
+                            "Convert it to greyscale: `convert IN -colorspace Gray OUT` (ImageMagick)");
   if (!TIFFIsCODECConfigured(compression))
-    return UnsupportedError("slice " + name + ": Compression=" + CodecName(compression) +
-                            " is not available in this build of libtiff; re-save the slices with LZW, deflate, "
-                            "zstd or no compression");
+    return UnsupportedError(what + ": Compression=" + CodecName(compression) +
+                            " is not available in this build of libtiff; re-save it with LZW, deflate, zstd or no "
+                            "compression using a program that reads it (e.g. Bio-Formats: bfconvert -compression LZW "
+                            "IN OUT, or tifffile with imagecodecs: imwrite(OUT, imread(IN), compression='zlib'))");
+  return OkStatus();
+}
+
+// Reads and checks the directory `h` is on; fills info. Errors name info->label and the field.
+// max_unit: the decoded-strip budget; a strip or tile that decodes to more is refused, so a
+// hostile header (a 1 MB file whose one deflate strip inflates to gigabytes) cannot take memory
+// beyond -o memory=.
+Status ScanDirectory(SliceHandle& h, SliceInfo* info, uint64_t unit_bytes, uint64_t max_unit) {
+  const std::string& what = info->label;
+  TIFF* tif = h.tif();
+  uint32_t w = 0, hgt = 0;
+  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &hgt) || w == 0 || hgt == 0)
+    return InvalidArgumentError(what + " has no valid ImageWidth/ImageLength; fix or remove it");
+  OZ_RETURN_IF_ERROR(CheckPixelFormat(tif, what));
+  uint16_t bits = 8, compression = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
 
   info->width = w;
   info->height = hgt;
@@ -539,16 +660,16 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
   const uint64_t row_bytes = static_cast<uint64_t>(w) * bps;
   const uint64_t file_size = info->file.size;
 
-  auto too_big = [&](const char* what, uint64_t bytes) {
+  auto too_big = [&](const char* unit, uint64_t bytes) {
     char m[160];
-    std::snprintf(m, sizeof m, "one %s decodes to %.1f MiB, more than the %.1f MiB of decoded-strip memory", what,
+    std::snprintf(m, sizeof m, "one %s decodes to %.1f MiB, more than the %.1f MiB of decoded-strip memory", unit,
                   static_cast<double>(bytes) / (1 << 20), static_cast<double>(max_unit) / (1 << 20));
-    return ResourceExhaustedError("slice " + name + ": " + m +
+    return ResourceExhaustedError(what + ": " + m +
                                   " (3/8 of -o memory=); mount with a larger memory= or re-save the slices with "
                                   "smaller strips or tiles");
   };
-  auto past_end = [&](const char* what, uint64_t index, uint64_t off, uint64_t len) {
-    return InvalidArgumentError("slice " + name + " is truncated or corrupt: " + what + " " + std::to_string(index) +
+  auto past_end = [&](const char* unit, uint64_t index, uint64_t off, uint64_t len) {
+    return InvalidArgumentError(what + " is truncated or corrupt: " + unit + " " + std::to_string(index) +
                                 " needs bytes " + std::to_string(off) + "-" + std::to_string(off + len) +
                                 " but the file has " + std::to_string(file_size) + " bytes; fix or remove it");
   };
@@ -556,7 +677,7 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
   if (TIFFIsTiled(tif)) {
     uint32_t tw = 0, th = 0;
     if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &th) || tw == 0 || th == 0)
-      return InvalidArgumentError("slice " + name + " has no valid TileWidth/TileLength; fix or remove it");
+      return InvalidArgumentError(what + " has no valid TileWidth/TileLength; fix or remove it");
     info->layout = Layout::kTiles;
     info->tile_w = tw;
     info->tile_h = th;
@@ -564,15 +685,19 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
     uint32_t n = TIFFNumberOfTiles(tif);
     uint64_t expected = static_cast<uint64_t>(CeilDiv(w, tw)) * static_cast<uint64_t>(CeilDiv(hgt, th));
     if (n < expected)
-      return InvalidArgumentError("slice " + name + " has " + std::to_string(n) + " tiles but needs " +
-                                  std::to_string(expected) + "; fix or remove it");
+      return InvalidArgumentError(what + " has " + std::to_string(n) + " tiles but needs " + std::to_string(expected) +
+                                  "; fix or remove it");
     for (uint32_t t = 0; t < expected; ++t) {
       int err = 0;
       uint64_t off = TIFFGetStrileOffsetWithErr(tif, t, &err);
       uint64_t len = TIFFGetStrileByteCountWithErr(tif, t, &err);
+      if (!err && off == 0 && len == 0) {  // sparse: reads as zeros
+        info->sparse = true;
+        continue;
+      }
       if (err || len == 0)
-        return InvalidArgumentError("slice " + name + ": tile " + std::to_string(t) + " has no data (" +
-                                    h.TakeErrors() + "); fix or remove it");
+        return InvalidArgumentError(what + ": tile " + std::to_string(t) + " has no data (" + h.TakeErrors() +
+                                    "); fix or remove it");
       if (off > file_size || len > file_size - off) return past_end("tile", t, off, len);
     }
     return OkStatus();
@@ -585,8 +710,8 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
   uint32_t n = TIFFNumberOfStrips(tif);
   uint32_t expected = static_cast<uint32_t>(CeilDiv(hgt, rps));
   if (n < expected)
-    return InvalidArgumentError("slice " + name + " has " + std::to_string(n) + " strips but needs " +
-                                std::to_string(expected) + "; fix or remove it");
+    return InvalidArgumentError(what + " has " + std::to_string(n) + " strips but needs " + std::to_string(expected) +
+                                "; fix or remove it");
   const bool raw = compression == COMPRESSION_NONE;
   bool contiguous = raw;
   uint64_t next = 0;
@@ -594,16 +719,21 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
     int err = 0;
     uint64_t off = TIFFGetStrileOffsetWithErr(tif, s, &err);
     uint64_t len = TIFFGetStrileByteCountWithErr(tif, s, &err);
+    if (!err && off == 0 && len == 0) {  // sparse: reads as zeros
+      info->sparse = true;
+      contiguous = false;
+      continue;
+    }
     if (err || len == 0)
-      return InvalidArgumentError("slice " + name + ": strip " + std::to_string(s) + " has no data (" + h.TakeErrors() +
+      return InvalidArgumentError(what + ": strip " + std::to_string(s) + " has no data (" + h.TakeErrors() +
                                   "); fix or remove it");
     if (raw) {
       uint64_t rows = std::min<uint64_t>(rps, hgt - static_cast<uint64_t>(s) * rps);
       uint64_t need = rows * row_bytes;
       if (len < need)
-        return InvalidArgumentError("slice " + name + ": uncompressed strip " + std::to_string(s) + " has " +
-                                    std::to_string(len) + " bytes but its " + std::to_string(rows) + " rows need " +
-                                    std::to_string(need) + "; fix or remove it");
+        return InvalidArgumentError(what + ": uncompressed strip " + std::to_string(s) + " has " + std::to_string(len) +
+                                    " bytes but its " + std::to_string(rows) + " rows need " + std::to_string(need) +
+                                    "; fix or remove it");
       len = need;
       if (s == 0)
         info->base_offset = off;
@@ -614,6 +744,8 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
     if (off > file_size || len > file_size - off) return past_end("strip", s, off, len);
   }
   if (raw) {
+    // A raw strip with data is bounded by the file's size; a sparse one only by the header.
+    if (info->sparse && row_bytes > max_unit) return too_big("row", row_bytes);
     info->swap = TIFFIsByteSwapped(tif) && bits == 16;
     uint64_t rows = std::max<uint64_t>(1, unit_bytes / row_bytes);
     if (contiguous) {
@@ -628,6 +760,15 @@ Status ScanHeader(const std::string& dir, SliceInfo* info, uint64_t unit_bytes, 
     if (uint64_t strip_bytes = uint64_t{rps} * row_bytes; strip_bytes > max_unit) return too_big("strip", strip_bytes);
   }
   return OkStatus();
+}
+
+// Reads and checks one slice file's header; fills info. `page` is -o page= (-1: not given).
+Status ScanSlice(const std::string& dir, SliceInfo* info, int page, uint64_t unit_bytes, uint64_t max_unit,
+                 Stats* stats) {
+  SliceHandle h;
+  OZ_RETURN_IF_ERROR(OpenForScan(dir + "/" + info->file.name, info->label, stats, &h, &info->file));
+  OZ_RETURN_IF_ERROR(SelectSlicePage(h, info->file.name, page, &info->ifd_offset));
+  return ScanDirectory(h, info, unit_bytes, max_unit);
 }
 
 // Which unit holds pixel row y (and column x for tiles).
@@ -671,17 +812,17 @@ UnitRect UnitAt(const SliceInfo& s, int64_t y, int64_t x) {
   return u;
 }
 
-Status PreadFully(int fd, uint8_t* buf, uint64_t len, uint64_t off, const std::string& name, Stats* stats) {
+Status PreadFully(int fd, uint8_t* buf, uint64_t len, uint64_t off, const std::string& what, Stats* stats) {
   uint64_t done = 0;
   while (done < len) {
     ssize_t r = ::pread(fd, buf + done, len - done, static_cast<off_t>(off + done));
     if (r < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError(errno, "cannot read slice " + name + " at offset " + std::to_string(off + done))
+      return ErrnoError(errno, "cannot read " + what + " at offset " + std::to_string(off + done))
           .WithContext("I/O error");
     }
     if (r == 0)
-      return IoError("slice " + name + " ends at offset " + std::to_string(off + done) + " but " + std::to_string(len) +
+      return IoError(what + " ends at offset " + std::to_string(off + done) + " but " + std::to_string(len) +
                      " bytes were expected from offset " + std::to_string(off) + "; the file is truncated");
     done += static_cast<uint64_t>(r);
   }
@@ -702,8 +843,10 @@ Result<std::vector<SliceFile>> DiscoverSlices(const std::vector<std::string>& na
 // ---------------------------------------------------------------------------------------------
 
 struct TiffStack::Impl {
-  std::string dir;
+  std::string dir;  // the directory holding the slice files, or the multi-page file
   TiffStackOptions options;
+  std::string multipage_file;    // non-empty: the one multi-page file (in dir) whose pages are z
+  PageLayout layout;             // its page layout (multipage_file only)
   std::vector<SliceInfo> infos;  // sorted by z; immutable after Open
   std::vector<SliceFile> files;  // same order, for slices()
   std::vector<std::string> warnings;
@@ -752,17 +895,21 @@ class SliceReader {
       int err = 0;
       base = TIFFGetStrileOffsetWithErr(h_.tif(), static_cast<uint32_t>(strip), &err);
       if (err)
-        return IoError("slice " + s_.file.name + ": cannot read the offset of strip " + std::to_string(strip) + " (" +
+        return IoError(s_.label + ": cannot read the offset of strip " + std::to_string(strip) + " (" +
                        h_.TakeErrors() + ")");
+      if (s_.sparse && base == 0 && TIFFGetStrileByteCountWithErr(h_.tif(), static_cast<uint32_t>(strip), &err) == 0 &&
+          !err) {  // sparse strip: zeros
+        std::memset(dst, 0, static_cast<size_t>(n) * bps);
+        return OkStatus();
+      }
       base += static_cast<uint64_t>(y - strip * s_.rows_per_strip) * row_bytes;
     }
     const uint64_t off = base + static_cast<uint64_t>(x0) * bps, len = static_cast<uint64_t>(n) * bps;
     FaultPoint("source", "read");
     if (off > h_.size() || len > h_.size() - off)
-      return IoError("slice " + s_.file.name + " is truncated: row " + std::to_string(y) +
-                     " needs bytes up to offset " + std::to_string(off + len) + " but the file has " +
-                     std::to_string(h_.size()) + " bytes");
-    OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), dst, len, off, s_.file.name, stats_));
+      return IoError(s_.label + " is truncated: row " + std::to_string(y) + " needs bytes up to offset " +
+                     std::to_string(off + len) + " but the file has " + std::to_string(h_.size()) + " bytes");
+    OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), dst, len, off, s_.label, stats_));
     if (s_.swap) Swap16(dst, len);
     return OkStatus();
   }
@@ -775,8 +922,22 @@ class SliceReader {
  private:
   Result<BlockPtr> LoadUnit(const UnitRect& u) {
     const int64_t bps = s_.bits / 8;
-    const std::string& name = s_.file.name;
+    const std::string& name = s_.label;
     if (stats_) ++stats_->strips_decoded;
+    if (s_.sparse && s_.layout != Layout::kRawContiguous) {
+      OZ_RETURN_IF_ERROR(EnsureTiff());
+      const uint32_t strile = static_cast<uint32_t>(s_.layout == Layout::kRawStrips ? u.strip : u.index);
+      int err = 0;
+      const uint64_t off = TIFFGetStrileOffsetWithErr(h_.tif(), strile, &err);
+      const uint64_t len = TIFFGetStrileByteCountWithErr(h_.tif(), strile, &err);
+      if (!err && off == 0 && len == 0) {  // sparse (GDAL SPARSE_OK): not written, reads as zeros
+        const int64_t rows = s_.layout == Layout::kTiles ? s_.tile_h : u.y1 - u.y0;
+        const uint64_t bytes = static_cast<uint64_t>(rows * u.stride_px * bps);
+        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(bytes));
+        std::memset(b->data.get(), 0, bytes);
+        return BlockPtr(std::move(b));
+      }
+    }
     switch (s_.layout) {
       case Layout::kRawContiguous:
       case Layout::kRawStrips: {
@@ -787,7 +948,7 @@ class SliceReader {
           int err = 0;
           base = TIFFGetStrileOffsetWithErr(h_.tif(), static_cast<uint32_t>(u.strip), &err);
           if (err)
-            return IoError("slice " + name + ": cannot read the offset of strip " + std::to_string(u.strip) + " (" +
+            return IoError(name + ": cannot read the offset of strip " + std::to_string(u.strip) + " (" +
                            h_.TakeErrors() + ")");
           base += static_cast<uint64_t>(u.y0 - u.strip_y0) * row_bytes;
         } else {
@@ -795,9 +956,9 @@ class SliceReader {
         }
         uint64_t len = static_cast<uint64_t>(u.y1 - u.y0) * row_bytes;
         if (base > h_.size() || len > h_.size() - base)
-          return IoError("slice " + name + " is truncated: rows " + std::to_string(u.y0) + "-" +
-                         std::to_string(u.y1 - 1) + " need bytes up to offset " + std::to_string(base + len) +
-                         " but the file has " + std::to_string(h_.size()) + " bytes");
+          return IoError(name + " is truncated: rows " + std::to_string(u.y0) + "-" + std::to_string(u.y1 - 1) +
+                         " need bytes up to offset " + std::to_string(base + len) + " but the file has " +
+                         std::to_string(h_.size()) + " bytes");
         OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
         OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), b->data.get(), len, base, name, stats_));
         if (s_.swap) Swap16(b->data.get(), len);
@@ -810,9 +971,9 @@ class SliceReader {
         tmsize_t got =
             TIFFReadEncodedStrip(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(), static_cast<tmsize_t>(len));
         if (got != static_cast<tmsize_t>(len))
-          return IoError("slice " + name + ": cannot decode strip " + std::to_string(u.index) + " (rows " +
-                         std::to_string(u.y0) + "-" + std::to_string(u.y1 - 1) + ", compression " +
-                         CodecName(s_.compression) + "): " + h_.TakeErrors() + "; the file may be corrupt");
+          return IoError(name + ": cannot decode strip " + std::to_string(u.index) + " (rows " + std::to_string(u.y0) +
+                         "-" + std::to_string(u.y1 - 1) + ", compression " + CodecName(s_.compression) +
+                         "): " + h_.TakeErrors() + "; the file may be corrupt");
         return BlockPtr(std::move(b));
       }
       case Layout::kTiles: {
@@ -822,9 +983,9 @@ class SliceReader {
         tmsize_t got =
             TIFFReadEncodedTile(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(), static_cast<tmsize_t>(len));
         if (got != static_cast<tmsize_t>(len))
-          return IoError("slice " + name + ": cannot decode tile " + std::to_string(u.index) + " (x " +
-                         std::to_string(u.x0) + ", y " + std::to_string(u.y0) + ", compression " +
-                         CodecName(s_.compression) + "): " + h_.TakeErrors() + "; the file may be corrupt");
+          return IoError(name + ": cannot decode tile " + std::to_string(u.index) + " (x " + std::to_string(u.x0) +
+                         ", y " + std::to_string(u.y0) + ", compression " + CodecName(s_.compression) +
+                         "): " + h_.TakeErrors() + "; the file may be corrupt");
         return BlockPtr(std::move(b));
       }
     }
@@ -835,7 +996,7 @@ class SliceReader {
     if (opened_) return open_status_;
     opened_ = true;
     struct stat st;
-    open_status_ = h_.OpenFd(dir_ + "/" + s_.file.name, s_.file.name, stats_, &st);
+    open_status_ = h_.OpenFd(dir_ + "/" + s_.file.name, s_.label, stats_, &st);
     if (!open_status_.ok()) {
       open_status_ = IoError(open_status_.message());
     } else {
@@ -847,13 +1008,13 @@ class SliceReader {
   // Size and mtime as at mount (any write moves the mtime past the mount's scan).
   Status Unchanged(const struct stat& st, const char* when) const {
     if (static_cast<uint64_t>(st.st_size) == s_.file.size && MtimeNs(st) == s_.file.mtime_ns) return OkStatus();
-    return IoError("slice " + s_.file.name + " changed " + when + " (size " + std::to_string(s_.file.size) + " -> " +
+    return IoError(s_.label + " changed " + when + " (size " + std::to_string(s_.file.size) + " -> " +
                    std::to_string(st.st_size) + " bytes or modification time differs); remount to serve the new data");
   }
 
   Status CheckUnchanged(const char* when) {
     struct stat st;
-    if (::fstat(h_.fd(), &st) != 0) return ErrnoError(errno, "cannot stat slice " + s_.file.name);
+    if (::fstat(h_.fd(), &st) != 0) return ErrnoError(errno, "cannot stat " + s_.label);
     Status u = Unchanged(st, when);
     if (!u.ok()) open_status_ = u;  // later units of this slice fail too: never a mix
     return u;
@@ -861,7 +1022,7 @@ class SliceReader {
 
   Status EnsureTiff() {
     if (h_.tif()) return OkStatus();
-    Status st = h_.OpenTiff(s_.file.name);
+    Status st = h_.OpenTiff(s_.file.name, s_.label, s_.ifd_offset);
     if (!st.ok()) return IoError(st.message());
     return OkStatus();
   }
@@ -945,57 +1106,285 @@ Status TiffStack::Impl::ReadSliceStrided(const SliceInfo& s, const Box& box, int
 TiffStack::TiffStack(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TiffStack::~TiffStack() = default;
 
-Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, const TiffStackOptions& options) {
-  try {
-    std::string dir = dir_in;
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    if (dir.empty())
-      return InvalidArgumentError("TIFF stack directory is empty; give the directory of NNNN.tif slices");
+namespace {
 
-    std::vector<std::string> names;
-    {
-      DIR* d = ::opendir(dir.c_str());
-      if (!d) {
-        int e = errno;
-        if (e == ENOENT) return NotFoundError("TIFF stack directory " + dir + " does not exist; check the path");
-        if (e == ENOTDIR)
-          return InvalidArgumentError(
-              dir +
-              " is a file, not a directory; give the directory holding the NNNN.tif slices (one page each). "
-              "A single multi-page TIFF (a z-stack in one file) is not mounted yet: split it into one file "
-              "per page (tiffsplit FILE) and mount their directory");
-        return ErrnoError(e, "cannot list TIFF stack directory " + dir);
-      }
-      errno = 0;
-      while (struct dirent* ent = ::readdir(d)) names.emplace_back(ent->d_name);
-      int e = errno;
-      ::closedir(d);
-      if (e) return ErrnoError(e, "cannot list TIFF stack directory " + dir);
+// Units get at most 1/64 of the cache so a chunk's worth of them fits, and at most 1 MiB.
+uint64_t UnitBytes(const TiffStackOptions& options) {
+  return std::clamp<uint64_t>(options.memory_bytes / 64, 1, kVirtualStripBytes);
+}
+
+bool HasTiffExtension(const std::string& name) {
+  size_t dot = name.rfind('.');
+  return dot != std::string::npos && dot > 0 &&
+         (EqualsIgnoreCase(name.substr(dot + 1), "tif") || EqualsIgnoreCase(name.substr(dot + 1), "tiff"));
+}
+
+// A directory of slice files: discovery, then every header in parallel.
+Status ScanSliceDirectory(TiffStack::Impl* impl, const std::vector<std::string>& names) {
+  const TiffStackOptions& options = impl->options;
+  OZ_ASSIGN_OR_RETURN(std::vector<SliceFile> files, DiscoverSlicesIn(names, " in " + impl->dir));
+  impl->infos.resize(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    impl->infos[i].file = files[i];
+    impl->infos[i].label = "slice " + files[i].name;
+  }
+  const uint64_t unit_bytes = UnitBytes(options);
+  auto scan = [&](size_t i) {
+    SliceInfo& info = impl->infos[i];
+    try {
+      info.status = ScanSlice(impl->dir, &info, options.page, unit_bytes, options.memory_bytes, options.stats);
+    } catch (const std::bad_alloc&) {
+      info.status = ResourceExhaustedError("out of memory reading the header of " + info.label);
+    } catch (...) {
+      info.status = InternalError("unexpected exception reading the header of " + info.label);
     }
-    OZ_ASSIGN_OR_RETURN(std::vector<SliceFile> files, DiscoverSlicesIn(names, " in " + dir));
+  };
+  if (options.pool)
+    options.pool->ParallelFor(impl->infos.size(), scan);
+  else
+    for (size_t i = 0; i < impl->infos.size(); ++i) scan(i);
+  return OkStatus();
+}
+
+// One multi-page file `name` in impl->dir: walks its IFD chain once, scanning the pages that hold
+// the chosen channel and time point. With `single_page` non-null (the file was found alone in
+// a directory) a file with one full-resolution page is left to the slice reader: *single_page is
+// set and nothing else is done.
+Status ScanMultiPage(TiffStack::Impl* impl, const std::string& name, bool* single_page) {
+  constexpr int64_t kMaxPages = 1 << 22;  // bound on the walk, far beyond any real stack
+  const TiffStackOptions& options = impl->options;
+  const uint64_t unit_bytes = UnitBytes(options);
+  SliceHandle h;
+  SliceFile file{0, name, 0, 0};
+  {
+    Status opened = OpenForScan(impl->dir + "/" + name, name, options.stats, &h, &file);
+    if (!opened.ok() && single_page) {  // not a TIFF at all: the slice reader says why
+      *single_page = true;
+      return OkStatus();
+    }
+    OZ_RETURN_IF_ERROR(opened);
+  }
+  TIFF* tif = h.tif();
+
+  const bool one_directory = TIFFLastDirectory(tif);
+  uint16_t spp = 1;
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+  Result<PageLayout> parsed = PageLayout{};
+  {
+    char* desc = nullptr;
+    std::string description;
+    if (TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) description = desc;
+    if (spp == 1) parsed = ParsePageLayout(description, name);
+  }
+  // One IFD holds one plane, whatever the description says (an RGB image's SizeC=3 are its
+  // samples), except ImageJ's layout of big stacks: one IFD, images=N planes back to back.
+  const bool imagej_contiguous =
+      parsed.ok() && parsed->kind == "ImageJ hyperstack" && parsed->imagej_images > 1 && one_directory;
+  if (one_directory && !imagej_contiguous) {
+    if (single_page) {
+      *single_page = true;
+      return OkStatus();
+    }
+    parsed = PageLayout{};
+  }
+  if (single_page && !one_directory) {
+    // Alone in a directory: a multi-page file only if it has a second full-resolution page.
+    int64_t full = 0;
+    uint64_t first = TIFFCurrentDirOffset(tif);
+    for (int64_t d = 0; d < kMaxPages; ++d) {
+      uint32_t subfile = 0;
+      TIFFGetFieldDefaulted(tif, TIFFTAG_SUBFILETYPE, &subfile);
+      if (!(subfile & FILETYPE_REDUCEDIMAGE) && ++full > 1) break;
+      if (TIFFLastDirectory(tif) || !TIFFReadDirectory(tif)) break;
+    }
+    h.TakeErrors();
+    if (full < 2 && !imagej_contiguous) {
+      *single_page = true;
+      return OkStatus();
+    }
+    if (!TIFFSetSubDirectory(tif, first))
+      return InvalidArgumentError(name + ": cannot return to its first page (" + h.TakeErrors() + "); fix it");
+  }
+  OZ_ASSIGN_OR_RETURN(PageLayout layout, std::move(parsed));
+  OZ_RETURN_IF_ERROR(CheckPlaneChoice(layout, options.channel, options.time, name));
+  if (layout.slices < 0 && layout.frames > 1)
+    return UnsupportedError(name + " is an " + layout.kind + " with " + layout.declared +
+                            " but no slices= or images= count, so its pages cannot be told apart; fix its "
+                            "description or re-save it");
+  const int64_t want_c = std::max(options.channel, 0), want_t = std::max(options.time, 0);
+  PageLayout mapping = layout;
+  if (mapping.slices < 0) mapping.slices = kMaxPages;  // every page a slice, counted below
+
+  impl->multipage_file = name;
+  impl->layout = layout;
+  std::map<int64_t, SliceInfo> by_z;
+  std::optional<SliceInfo> first_page;  // ordinal 0, for ImageJ's one-IFD layout
+  int64_t dirs = 0, full = 0;
+  while (true) {
+    const uint64_t offset = TIFFCurrentDirOffset(tif);
+    uint32_t subfile = 0;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SUBFILETYPE, &subfile);
+    if (!(subfile & FILETYPE_REDUCEDIMAGE)) {
+      const int64_t ordinal = full++;
+      const int64_t key = layout.keyed_by_directory ? dirs : ordinal;
+      std::optional<PagePlane> plane = PlaneOfPage(mapping, key);
+      const bool wanted = plane && plane->c == want_c && plane->t == want_t;
+      if (wanted || (ordinal == 0 && imagej_contiguous)) {
+        SliceInfo info;
+        info.file = file;
+        info.page = ordinal;
+        info.label = "page " + std::to_string(ordinal) + " of " + name;
+        info.ifd_offset = dirs == 0 ? 0 : offset;
+        try {
+          info.status = ScanDirectory(h, &info, unit_bytes, options.memory_bytes);
+        } catch (const std::bad_alloc&) {
+          info.status = ResourceExhaustedError("out of memory reading the header of " + info.label);
+        }
+        if (ordinal == 0) first_page = info;
+        if (wanted) {
+          info.file.z = plane->z;
+          auto [it, fresh] = by_z.emplace(plane->z, std::move(info));
+          if (!fresh)
+            return UnsupportedError(name + ": pages " + std::to_string(it->second.page) + " and " +
+                                    std::to_string(ordinal) + " both hold z=" + std::to_string(plane->z) + " by its " +
+                                    (layout.kind.empty() ? "page order" : layout.kind + " metadata") +
+                                    "; fix the metadata or re-save the file");
+        }
+      }
+    }
+    ++dirs;
+    if (TIFFLastDirectory(tif)) break;
+    if (dirs >= kMaxPages)
+      return UnsupportedError(name + " has more than " + std::to_string(kMaxPages) +
+                              " pages; split it into several files (tiffsplit FILE) and mount their directory");
+    if (!TIFFReadDirectory(tif))
+      return InvalidArgumentError(name + ": cannot read the image directory after page " + std::to_string(dirs - 1) +
+                                  " (" + h.TakeErrors() +
+                                  "); the file is truncated or corrupt, and omezarrfs will not serve only part of "
+                                  "it; fix it or split it with tiffsplit");
+  }
+
+  if (imagej_contiguous && full == 1) {
+    // ImageJ's layout over 4 GiB: one IFD, then images=N uncompressed planes back to back.
+    const SliceInfo& p0 = *first_page;
+    const uint64_t plane_bytes = static_cast<uint64_t>(p0.width * p0.height) * (p0.bits / 8);
+    const int64_t n = layout.imagej_images;
+    if (!p0.status.ok()) return p0.status;
+    if (p0.layout != Layout::kRawContiguous)
+      return UnsupportedError(name + " is an ImageJ stack of images=" + std::to_string(n) +
+                              " with one image directory whose data is not uncompressed and contiguous, so the "
+                              "other planes cannot be found; re-save it (ImageJ: File > Save As > Tiff)");
+    if (p0.base_offset + plane_bytes * static_cast<uint64_t>(n) > file.size)
+      return InvalidArgumentError(name + " is an ImageJ stack of images=" + std::to_string(n) + " planes of " +
+                                  std::to_string(plane_bytes) + " bytes from offset " + std::to_string(p0.base_offset) +
+                                  ", but the file has only " + std::to_string(file.size) + " bytes; it is truncated");
+    by_z.clear();
+    for (int64_t i = 0; i < n; ++i) {
+      std::optional<PagePlane> plane = PlaneOfPage(layout, i);
+      if (!plane || plane->c != want_c || plane->t != want_t) continue;
+      SliceInfo info = p0;
+      info.file.z = plane->z;
+      info.page = i;
+      info.label = "plane " + std::to_string(i) + " of " + name;
+      info.base_offset = p0.base_offset + plane_bytes * static_cast<uint64_t>(i);
+      by_z.emplace(plane->z, std::move(info));
+    }
+    full = n;
+  }
+  // Every page the layout declares must be there, and (but for OME-TIFF, which may hold other
+  // pages) no more: serving part of a file would look like all of it.
+  if (layout.slices < 0) layout.slices = full / (layout.channels * layout.frames);
+  impl->layout.slices = layout.slices;
+  const int64_t planes = layout.planes();
+  if (layout.keyed_by_directory ? full < planes : full != planes)
+    return UnsupportedError(name + (layout.kind.empty() ? "" : " is an " + layout.kind + " with " + layout.declared) +
+                            ", which is " + std::to_string(planes) + " pages, but the file has " +
+                            std::to_string(full) +
+                            " full-resolution pages; fix its description or re-save it (omezarrfs will not guess "
+                            "which pages are which)");
+  for (int64_t z = 0; z < layout.slices; ++z)
+    if (!by_z.count(z))
+      return UnsupportedError(name + ": no page holds z=" + std::to_string(z) + ", channel " + std::to_string(want_c) +
+                              ", time " + std::to_string(want_t) + " of " + layout.declared +
+                              "; fix its metadata or re-save the file");
+  if (by_z.empty()) return InvalidArgumentError(name + " has no full-resolution page; fix or remove it");
+  for (auto& [z, info] : by_z) impl->infos.push_back(std::move(info));
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& source_in, const TiffStackOptions& options) {
+  try {
+    std::string source = source_in;
+    while (source.size() > 1 && source.back() == '/') source.pop_back();
+    if (source.empty())
+      return InvalidArgumentError("TIFF source is empty; give the directory of NNNN.tif slices or a TIFF file");
 
     auto impl = std::make_unique<Impl>();
-    impl->dir = dir;
     impl->options = options;
-    impl->infos.resize(files.size());
-    for (size_t i = 0; i < files.size(); ++i) impl->infos[i].file = files[i];
-    // Units get at most 1/64 of the cache so a chunk's worth of them fits, and at most 1 MiB.
-    const uint64_t unit_bytes = std::clamp<uint64_t>(options.memory_bytes / 64, 1, kVirtualStripBytes);
-
-    auto scan = [&](size_t i) {
-      SliceInfo& info = impl->infos[i];
-      try {
-        info.status = ScanHeader(dir, &info, unit_bytes, options.memory_bytes, options.stats);
-      } catch (const std::bad_alloc&) {
-        info.status = ResourceExhaustedError("out of memory reading the header of slice " + info.file.name);
-      } catch (...) {
-        info.status = InternalError("unexpected exception reading the header of slice " + info.file.name);
+    std::string context;
+    struct stat source_st;
+    if (::stat(source.c_str(), &source_st) != 0) {
+      int e = errno;
+      if (e == ENOENT) return NotFoundError("TIFF source " + source + " does not exist; check the path");
+      return ErrnoError(e, "cannot stat TIFF source " + source);
+    }
+    if (S_ISREG(source_st.st_mode)) {
+      // One file: its full-resolution pages are the z slices.
+      if (options.page >= 0)
+        return InvalidArgumentError("-o page=" + std::to_string(options.page) +
+                                    " picks one page of every slice file in a directory, but SOURCE " + source +
+                                    " is one TIFF file whose pages are the z slices; drop page= (window=:,:," +
+                                    std::to_string(options.page) + ":" + std::to_string(options.page + 1) +
+                                    " serves that page alone)");
+      size_t slash = source.rfind('/');
+      impl->dir = slash == std::string::npos ? "." : slash == 0 ? "/" : source.substr(0, slash);
+      const std::string name = slash == std::string::npos ? source : source.substr(slash + 1);
+      context = "multi-page TIFF " + source;
+      Status s = ScanMultiPage(impl.get(), name, nullptr);
+      if (!s.ok()) return s.WithContext(context);
+    } else if (!S_ISDIR(source_st.st_mode)) {
+      return InvalidArgumentError(source + " is " + FileTypeName(source_st.st_mode) +
+                                  ", neither a directory of NNNN.tif slices nor a TIFF file; check the path");
+    } else {
+      impl->dir = source;
+      std::vector<std::string> names;
+      {
+        DIR* d = ::opendir(source.c_str());
+        if (!d) return ErrnoError(errno, "cannot list TIFF stack directory " + source);
+        errno = 0;
+        while (struct dirent* ent = ::readdir(d)) names.emplace_back(ent->d_name);
+        int e = errno;
+        ::closedir(d);
+        if (e) return ErrnoError(e, "cannot list TIFF stack directory " + source);
       }
-    };
-    if (options.pool)
-      options.pool->ParallelFor(impl->infos.size(), scan);
-    else
-      for (size_t i = 0; i < impl->infos.size(); ++i) scan(i);
+      bool single_page = true;
+      if (options.page < 0) {
+        // A directory whose one TIFF file has several full-resolution pages serves those pages.
+        std::vector<std::string> tiffs;
+        for (const std::string& n : names)
+          if (HasTiffExtension(n)) tiffs.push_back(n);
+        struct stat fst;
+        if (tiffs.size() == 1 && ::stat((source + "/" + tiffs[0]).c_str(), &fst) == 0 && S_ISREG(fst.st_mode)) {
+          single_page = false;
+          context = "multi-page TIFF " + source + "/" + tiffs[0];
+          Status s = ScanMultiPage(impl.get(), tiffs[0], &single_page);
+          if (!s.ok()) return s.WithContext(context);
+        }
+      }
+      if (single_page) {
+        if (options.channel >= 0 || options.time >= 0)
+          return InvalidArgumentError(std::string(options.channel >= 0 ? "-o channel=" : "-o t=") +
+                                      std::to_string(options.channel >= 0 ? options.channel : options.time) +
+                                      " chooses from one multi-page file (an ImageJ hyperstack or OME-TIFF), but " +
+                                      source + " is a directory of slice files; drop channel= and t=");
+        impl->infos.clear();
+        impl->multipage_file.clear();
+        context = "TIFF stack " + source;
+        OZ_RETURN_IF_ERROR(ScanSliceDirectory(impl.get(), names));
+      }
+    }
 
     // The shape and type most good slices share (the first such slice on a tie) is the stack's;
     // the others must match it. A majority, not simply the first slice, so that one odd or
@@ -1014,19 +1403,20 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
         if (count > best || (count == best && first->file.z < ref->file.z)) best = count, ref = first;
       }
     }
-    const std::string context = "TIFF stack " + dir;
     if (!ref) {
       const SliceInfo& first = impl->infos.front();
       std::string m = first.status.message();
       if (impl->infos.size() > 1)
-        m += "; none of the other " + std::to_string(impl->infos.size() - 1) + " slices is usable either";
+        m += "; none of the other " + std::to_string(impl->infos.size() - 1) +
+             (impl->multipage_file.empty() ? " slices" : " pages") + " is usable either";
       return Status(first.status.code(), m).WithContext(context);
     }
     for (SliceInfo& s : impl->infos) {
       if (!s.status.ok() || &s == ref) continue;
       if (s.width != ref->width || s.height != ref->height || s.bits != ref->bits)
-        s.status = InvalidArgumentError("slice " + s.file.name + " is " + ShapeText(s) + " but " + ref->file.name +
-                                        " is " + ShapeText(*ref) + "; fix or remove it");
+        s.status = InvalidArgumentError(s.label + " is " + ShapeText(s) + " but " +
+                                        (ref->page < 0 ? ref->file.name : ref->label) + " is " + ShapeText(*ref) +
+                                        "; fix or remove it");
     }
     std::vector<const SliceInfo*> bad;
     for (const SliceInfo& s : impl->infos)
@@ -1053,7 +1443,7 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
     impl->width = ref->width;
     impl->dtype = ref->bits == 8 ? DType::kUint8 : DType::kUint16;
     if (!CheckedVolume({impl->depth, impl->height, impl->width}))
-      return InvalidArgumentError("TIFF stack " + dir + " is too large to address");
+      return InvalidArgumentError(context + " is too large to address");
 
     std::vector<int64_t> gaps;
     {
@@ -1076,16 +1466,16 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& dir_in, co
                                " MiB each (" + ref->file.name +
                                "), so every read decodes whole strips; reads "
                                "will be slow unless memory= holds many of them, or re-save with smaller strips");
-    for (const std::string& w : impl->warnings) LogWarning("TIFF stack " + dir + ": " + w);
+    for (const std::string& w : impl->warnings) LogWarning(context + ": " + w);
 
     impl->files.reserve(impl->infos.size());
     for (const SliceInfo& s : impl->infos) impl->files.push_back(s.file);
     impl->cache = std::make_unique<StripCache>(options.memory_bytes);
     return std::unique_ptr<TiffStack>(new TiffStack(std::move(impl)));
   } catch (const std::bad_alloc&) {
-    return ResourceExhaustedError("out of memory opening TIFF stack " + dir_in);
+    return ResourceExhaustedError("out of memory opening TIFF source " + source_in);
   } catch (const std::exception& e) {
-    return InternalError("unexpected exception opening TIFF stack " + dir_in + ": " + e.what());
+    return InternalError("unexpected exception opening TIFF source " + source_in + ": " + e.what());
   }
 }
 
@@ -1172,20 +1562,44 @@ Status TiffStack::ReadBoxStrided(const Box& box, int64_t step, void* out) {
 }
 
 std::string TiffStack::Fingerprint() const {
-  std::string f = "tiffstack/1 " + std::to_string(impl_->width) + "x" + std::to_string(impl_->height) + " " +
-                  std::string(DTypeName(impl_->dtype)) + " z=" + std::to_string(impl_->depth);
-  for (const SliceInfo& s : impl_->infos)
+  const Impl& impl = *impl_;
+  std::string dims = std::to_string(impl.width) + "x" + std::to_string(impl.height) + " " +
+                     std::string(DTypeName(impl.dtype)) + " z=" + std::to_string(impl.depth);
+  if (!impl.multipage_file.empty()) {
+    const SliceFile& f = impl.infos.front().file;
+    std::string fp = "tiffpages/1 " + dims + " " + f.name + ":" + std::to_string(f.size) + ":" +
+                     std::to_string(f.mtime_ns) + " c=" + std::to_string(std::max(impl.options.channel, 0)) +
+                     " t=" + std::to_string(std::max(impl.options.time, 0)) + " pages";
+    for (const SliceInfo& s : impl.infos) fp += " " + std::to_string(s.page);
+    return fp;
+  }
+  std::string f = "tiffstack/1 " + dims;
+  if (impl.options.page >= 0) f += " page=" + std::to_string(impl.options.page);
+  for (const SliceInfo& s : impl.infos)
     f += ";" + s.file.name + ":" + std::to_string(s.file.size) + ":" + std::to_string(s.file.mtime_ns);
   return f;
 }
 
 std::string TiffStack::Describe() const {
-  std::string d = "TIFF stack " + impl_->dir + " (" + std::to_string(impl_->depth) + " slices, " +
-                  std::to_string(impl_->width) + "x" + std::to_string(impl_->height) + " " +
-                  std::string(DTypeName(impl_->dtype));
-  int64_t missing = impl_->depth - static_cast<int64_t>(impl_->infos.size());
-  int64_t zeroed = std::count_if(impl_->infos.begin(), impl_->infos.end(), [](const SliceInfo& s) { return s.zero; });
-  if (missing) d += ", " + std::to_string(missing) + " missing";
+  const Impl& impl = *impl_;
+  const std::string dims =
+      std::to_string(impl.width) + "x" + std::to_string(impl.height) + " " + std::string(DTypeName(impl.dtype));
+  int64_t zeroed = std::count_if(impl.infos.begin(), impl.infos.end(), [](const SliceInfo& s) { return s.zero; });
+  std::string d;
+  if (!impl.multipage_file.empty()) {
+    d = "multi-page TIFF " + impl.dir + "/" + impl.multipage_file + " (" + std::to_string(impl.depth) +
+        " pages as z, " + dims;
+    if (impl.layout.channels > 1)
+      d += ", channel " + std::to_string(impl.options.channel) + " of " + std::to_string(impl.layout.channels);
+    if (impl.layout.frames > 1)
+      d += ", t " + std::to_string(impl.options.time) + " of " + std::to_string(impl.layout.frames);
+    if (!impl.layout.kind.empty()) d += ", " + impl.layout.kind;
+  } else {
+    d = "TIFF stack " + impl.dir + " (" + std::to_string(impl.depth) + " slices, " + dims;
+    if (impl.options.page >= 0) d += ", page " + std::to_string(impl.options.page) + " of each file";
+    int64_t missing = impl.depth - static_cast<int64_t>(impl.infos.size());
+    if (missing) d += ", " + std::to_string(missing) + " missing";
+  }
   if (zeroed) d += ", " + std::to_string(zeroed) + " bad read as zeros";
   return d + ")";
 }

@@ -1,7 +1,9 @@
 // Fuzzes the TIFF slice reader end to end: header scan (TiffStack::Open) and pixel reads through
 // libtiff's codecs (LZW, deflate, PackBits, zstd, predictors, tiles, BigTIFF) under a small
 // memory budget. The input becomes 0.tif in a private directory, beside a good 1.tif, so that a
-// slice that opens must also match the good one. No crash, no leak, no UB, bounded memory.
+// slice that opens must also match the good one; 0.tif is also opened alone as a multi-page
+// source (IFD chain walk, ImageJ/OME-XML/tifffile descriptions, pages read by IFD offset).
+// No crash, no leak, no UB, bounded memory.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,11 +79,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!f) std::abort();
   std::fwrite(data, 1, size, f);
   std::fclose(f);
-  for (oz::BadSlicePolicy policy : {oz::BadSlicePolicy::kError, oz::BadSlicePolicy::kZero}) {
+  for (int run = 0; run < 4; ++run) {
     oz::TiffStackOptions o;
     o.memory_bytes = 4 << 20;  // decoded strips larger than this are refused
-    o.bad_slices = policy;
-    auto stack = oz::TiffStack::Open(Dir(), o);
+    o.bad_slices = run % 2 ? oz::BadSlicePolicy::kZero : oz::BadSlicePolicy::kError;
+    if (run >= 2) o.channel = o.time = run - 2;  // a hyperstack needs a choice
+    auto stack = oz::TiffStack::Open(run < 2 ? Dir() : path, o);
     if (!stack.ok()) continue;
     const oz::Vec3 s = (*stack)->shape();
     // Read the whole stack when small, else a corner and a band through the middle.

@@ -364,6 +364,15 @@ Status ApplyJpegQuality(std::string_view n, std::string_view v, Options* o, Moun
 Status ApplySourceLevel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseIntInto(n, v, 0, 1000, "an integer", &o->source_level);
 }
+Status ApplyTiffPage(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 1000000, "a page number (0 = the first page)", &o->tiff_page);
+}
+Status ApplyChannel(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 1000000, "a channel number (0 = the first channel)", &o->channel);
+}
+Status ApplyTimePoint(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 1000000, "a time point (0 = the first)", &o->time_point);
+}
 Status ApplyBloscShuffle(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   o->given.blosc_shuffle = true;
   return ParseChoiceInto<int>(n, v, {{"0", 0}, {"1", 1}, {"2", 2}, {"noshuffle", 0}, {"shuffle", 1}, {"bitshuffle", 2}},
@@ -522,6 +531,12 @@ constexpr OptionSpec kOptionTable[] = {
      "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
     {"source_level", true, Section::kView, "source_level=N", "0",
      "OME-Zarr group SOURCE: read multiscales[0].datasets[N]", ApplySourceLevel},
+    {"page", true, Section::kView, "page=N", "refuse multi-page slice files",
+     "TIFF slice files: serve page N (0-based) of every file", ApplyTiffPage},
+    {"channel", true, Section::kView, "channel=C", "refuse several channels",
+     "one multi-page TIFF (ImageJ, OME-TIFF): serve channel C (0-based)", ApplyChannel},
+    {"t", true, Section::kView, "t=T", "refuse several time points",
+     "one multi-page TIFF (ImageJ, OME-TIFF): serve time point T (0-based)", ApplyTimePoint},
     {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip|zstd|jpeg", "none",
      "served chunks' compressor (jpeg: precomputed); zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
@@ -885,6 +900,11 @@ std::string OptionsHelpText() {
       "shift: applied after the window. On each axis the view runs from 0 to window end + shift;\n"
       "  view voxel v shows source voxel v - shift when that lies in the window, else 0.\n"
       "  Negative values allowed (as zarr_to_ome --shift).\n"
+      "\n"
+      "TIFF SOURCE: a directory of NNNN.tif slice files (one full-resolution page each, or page=N\n"
+      "  of each), or one TIFF file, or a directory holding only one, whose full-resolution pages\n"
+      "  are the z slices. An ImageJ hyperstack, OME-TIFF or tifffile file with several channels or\n"
+      "  time points serves one z-stack: channel= and t= choose it (refused without them).\n"
       "\n"
       "zarr SOURCE (a directory with .zarray, or an OME-Zarr group whose .zattrs multiscales list\n"
       "  the arrays): unless given, chunk is the source's chunk edge when its chunks are cubic\n"

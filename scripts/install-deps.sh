@@ -16,6 +16,10 @@ PKGS=(
   # deployment tests: mount(8)/findmnt/setpriv, systemd-analyze and systemd-fstab-generator,
   # man(1)/groff for the man pages, libseccomp for the units' syscall filters
   util-linux mount systemd man-db groff-base python3-seccomp
+  # TIFF files written by other tools (test_multipage, test_pixel_formats; skipped without them);
+  # gdal-bin (test_formats' GDAL SPARSE_OK case) is left out: it is large, and a patched file
+  # covers the same code
+  libtiff-tools imagemagick graphicsmagick
   # fuzzing (scripts/test.sh): clang with libFuzzer
   clang libclang-rt-14-dev
 )

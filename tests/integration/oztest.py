@@ -451,14 +451,19 @@ def libtiff():
     return _LIBTIFF
 
 
-def libtiff_read(path):
-    """Decode a single-sample uint8/uint16 TIFF with libtiff; returns a native-order array."""
+def libtiff_read(path, directory=0):
+    """Decode a single-sample uint8/uint16 TIFF with libtiff; returns a native-order array.
+    directory: the index of the image directory (page) in the file's IFD chain."""
     lib = libtiff()
     tif = lib.TIFFOpen(path.encode(), b"r")
     if not tif:
         raise CheckFailed("libtiff cannot open %s" % path)
     try:
         u32, u16 = ctypes.c_uint32, ctypes.c_uint16
+        if directory:
+            lib.TIFFSetDirectory.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+            check(lib.TIFFSetDirectory(ctypes.c_void_p(tif), directory) == 1,
+                  "libtiff: %s has no directory %d" % (path, directory))
 
         def field(tag, ctype):
             v = ctype(0)

@@ -51,15 +51,20 @@ def source_missing():
 
 
 @S.case
-def multipage_stack_in_one_file_refused():
-    # tifffile writes a 3-D array as one page per z: served as its first page this would be
-    # (1, H, W) with the rest silently dropped.
+def multipage_slice_file_among_slices_refused():
+    # tifffile writes a 3-D array as one page per z. Among other slice files (or with page=) it is
+    # a slice file with several pages: served as its first page this would drop the rest. Alone
+    # in its directory, or as SOURCE, it is a multi-page stack (test_multipage.py).
     d = oz.tmpdir("mp")
     vol = oz.make_volume((5, 20, 30), np.uint16, seed=3)
     tifffile.imwrite(os.path.join(d, "0000.tif"), vol)
-    expect_mount_error(d, {"chunk": 16}, mention=["0000.tif", "multi-page", "5 full-resolution pages", "tiffsplit"])
-    # The file itself as SOURCE.
-    expect_mount_error(os.path.join(d, "0000.tif"), {"chunk": 16}, mention=["0000.tif", "multi-page", "tiffsplit"])
+    tifffile.imwrite(os.path.join(d, "0001.tif"), vol[0])
+    expect_mount_error(d, {"chunk": 16}, mention=["0000.tif", "multi-page", "5 full-resolution pages", "page=N",
+                                                  "tiffsplit"])
+    # page= picks a page of every slice file; 0001.tif has only one.
+    expect_mount_error(d, {"chunk": 16, "page": 3}, mention=["0001.tif", "1 full-resolution page", "no page 3"])
+    # The file itself as SOURCE: page= does not apply.
+    expect_mount_error(os.path.join(d, "0000.tif"), {"chunk": 16, "page": 1}, mention=["0000.tif", "page=1"])
 
 
 @S.case

@@ -3,11 +3,14 @@
 can decode), mounted (9x70x90, chunk 16, levels 3, mean) and every level compared."""
 
 import os
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oztest as oz  # noqa: E402
 import numpy as np  # noqa: E402
+import tifffile  # noqa: E402
 
 S = oz.Suite(__file__)
 SHAPE = (9, 70, 90)
@@ -100,6 +103,65 @@ def names_case_padding_gaps_and_strays():
     oz.check(not vol[0].any(), "slice 0 is a gap")
     oz.verify_stack(d, vol, names=name, gaps=(0, 4, 5))
     _mount_and_compare(d, vol)
+
+
+def _sparse_entries(path):
+    with tifffile.TiffFile(path) as t:
+        p = t.pages[0]
+        return [i for i, (o, n) in enumerate(zip(p.dataoffsets, p.databytecounts)) if o == 0 and n == 0]
+
+
+@S.case
+def sparse_tiles_and_strips_written_by_gdal():
+    """GDAL SPARSE_OK=TRUE leaves all-zero tiles/strips out (offset 0, byte count 0): they read as
+    zeros, and bad_slices=zero does not take such a slice for a bad one."""
+    gdal = shutil.which("gdal_translate")
+    if not gdal:
+        raise oz.Skip("gdal_translate is not installed (apt-get install -y gdal-bin)")
+    d = oz.tmpdir("src-sparse")
+    vol = oz.make_volume(SHAPE, np.uint16, seed=41)
+    vol[:, :15, :] = 0  # whole strips of zeros too
+    vol[6] = 0          # a blank slice: nothing but sparse blocks
+    tmp = oz.tmpdir("gdal-in")
+    for z in range(SHAPE[0]):
+        src = os.path.join(tmp, "%d.tif" % z)
+        oz.write_slice(src, vol[z])
+        co = (["-co", "TILED=YES", "-co", "BLOCKXSIZE=16", "-co", "BLOCKYSIZE=16", "-co", "COMPRESS=DEFLATE"]
+              if z % 2 == 0 else ["-co", "BLOCKYSIZE=5"] + (["-co", "COMPRESS=DEFLATE"] if z % 3 == 0 else []))
+        r = subprocess.run([gdal, "-q", "-co", "SPARSE_OK=TRUE"] + co + [src, os.path.join(d, "%d.tif" % z)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        oz.check(r.returncode == 0, "gdal_translate failed: %s" % r.stderr[-300:])
+    sparse = {z: _sparse_entries(os.path.join(d, "%d.tif" % z)) for z in range(SHAPE[0])}
+    oz.check(all(sparse[z] for z in range(SHAPE[0])), "GDAL wrote no sparse blocks in some slice: %s" % sparse)
+    for z in range(SHAPE[0]):
+        oz.assert_array_equal(tifffile.imread(os.path.join(d, "%d.tif" % z)), vol[z], "fixture z=%d" % z)
+    _mount_and_compare(d, vol)
+    _mount_and_compare(d, vol, {"bad_slices": "zero"})
+
+
+@S.case
+def sparse_tile_patched_into_a_tifffile_stack():
+    """Without GDAL: tifffile writes tiles, then one tile's TileOffsets/TileByteCounts entries are
+    set to 0 by hand; that tile (real data before) reads as zeros."""
+    d = oz.tmpdir("src-sparse2")
+    vol = oz.make_stack(d, SHAPE, np.uint16, seed=42, tile=(32, 32), compression="zlib")
+    p = os.path.join(d, "4.tif")
+    with tifffile.TiffFile(p) as t:
+        tags = t.pages[0].tags
+        entries = [(tags[n].valueoffset, {3: 2, 4: 4, 16: 8}[int(tags[n].dtype)])
+                   for n in ("TileOffsets", "TileByteCounts")]
+        oz.check(tags["TileOffsets"].count == 9, "expected 3x3 tiles")
+    tile = 8  # the last tile: rows 64..69, x 64..89
+    with open(p, "r+b") as f:
+        for at, size in entries:  # arrays (9 entries never fit in the IFD entry itself)
+            f.seek(at + tile * size)
+            f.write(bytes(size))
+    oz.check(_sparse_entries(p) == [tile], "patch failed: %s" % _sparse_entries(p))
+    want = vol.copy()
+    want[4, 64:, 64:] = 0
+    oz.check(vol[4, 64:, 64:].any(), "the patched tile held data")
+    _mount_and_compare(d, want)
+    _mount_and_compare(d, want, {"bad_slices": "zero"})
 
 
 @S.case

@@ -113,6 +113,23 @@ TEST_CASE("mount options: chunk, levels, threads") {
   CHECK(Contains(ParseError("threads=-1"), "option threads=-1:"));
 }
 
+TEST_CASE("mount options: TIFF page, channel and time point") {
+  const Options d = ParseOk("");
+  CHECK(d.tiff_page == -1);
+  CHECK(d.channel == -1);
+  CHECK(d.time_point == -1);
+  const Options o = ParseOk("page=2,channel=1,t=0");
+  CHECK(o.tiff_page == 2);
+  CHECK(o.channel == 1);
+  CHECK(o.time_point == 0);
+  CHECK(Contains(ParseError("page=-1"), "option page=-1:"));
+  CHECK(Contains(ParseError("channel=x"), "option channel=x: expected a channel number"));
+  CHECK(Contains(ParseError("t="), "option t=:"));
+  CHECK(Contains(ParseError("t"), "option t needs a value: t=T"));
+  const std::string help = OptionsHelpText();
+  for (const char* name : {"page=N", "channel=C", "t=T", "TIFF SOURCE:"}) CHECK(Contains(help, name));
+}
+
 TEST_CASE("mount options: enumerated values") {
   CHECK(ParseOk("algorithm=mean").algorithm == Algorithm::kMean);
   CHECK(ParseOk("algorithm=nearest").algorithm == Algorithm::kNearest);

@@ -115,7 +115,7 @@ bool Contains(const std::string& s, const std::string& part) { return s.find(par
 
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("DiscoverSlices parses digit names and ignores others") {
+TEST_CASE("DiscoverSlices parses digit names and ignores others", "[tiff]") {
   auto r = DiscoverSlices({"00012.TIF", "3.tif", "7.tiff", "8.TiFf", ".tif", "a1.tif", "1.tif.bak", "-1.tif", "._5.tif",
                            "notes.txt", "1 .tif", "+2.tif", "0x3.tif", "."});
   REQUIRE(r.ok());
@@ -125,7 +125,7 @@ TEST_CASE("DiscoverSlices parses digit names and ignores others") {
   CHECK((*r)[3].name == "00012.TIF");
 }
 
-TEST_CASE("DiscoverSlices errors: duplicate z, none, huge numbers") {
+TEST_CASE("DiscoverSlices errors: duplicate z, none, huge numbers", "[tiff]") {
   auto dup = DiscoverSlices({"01.tif", "2.tif", "1.tif"});
   REQUIRE_FALSE(dup.ok());
   CHECK(dup.status().code() == ErrorCode::kInvalidArgument);
@@ -270,7 +270,7 @@ std::vector<LayoutCase> LayoutCases() {
   return c;
 }
 
-TEST_CASE("ReadBox matches the pattern for every layout and codec") {
+TEST_CASE("ReadBox matches the pattern for every layout and codec", "[tiff]") {
   ThreadPool pool(2);
   uint64_t seed = 1;
   for (const LayoutCase& lc : LayoutCases()) {
@@ -316,7 +316,7 @@ int64_t CheckStrided(TiffStack& stack, const Box& box, int64_t step, const std::
   return bad;
 }
 
-TEST_CASE("ReadBoxStrided matches the pattern for every layout and codec, gaps included") {
+TEST_CASE("ReadBoxStrided matches the pattern for every layout and codec, gaps included", "[tiff]") {
   struct Quiet {  // the gap warning, once per stack
     Quiet() {
       SetLogSink([](LogLevel, std::string_view) {});
@@ -345,7 +345,8 @@ TEST_CASE("ReadBoxStrided matches the pattern for every layout and codec, gaps i
   }
 }
 
-TEST_CASE("ReadBoxStrided reads the kept rows of uncompressed data, the strips with kept rows of compressed data") {
+TEST_CASE("ReadBoxStrided reads the kept rows of uncompressed data, the strips with kept rows of compressed data",
+          "[tiff]") {
   TiffSpec raw;
   raw.width = 256;
   raw.height = 256;
@@ -373,7 +374,7 @@ TEST_CASE("ReadBoxStrided reads the kept rows of uncompressed data, the strips w
   }
 }
 
-TEST_CASE("Scattered uncompressed strips (not back to back) read correctly") {
+TEST_CASE("Scattered uncompressed strips (not back to back) read correctly", "[tiff]") {
   // Write strips in reverse order so their file offsets descend.
   TempDir dir;
   for (int z = 0; z < 2; ++z) {
@@ -402,7 +403,7 @@ TEST_CASE("Scattered uncompressed strips (not back to back) read correctly") {
   }
 }
 
-TEST_CASE("Uncompressed single-strip slices are read in parts, not whole") {
+TEST_CASE("Uncompressed single-strip slices are read in parts, not whole", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   spec.width = 512;
@@ -425,7 +426,7 @@ TEST_CASE("Uncompressed single-strip slices are read in parts, not whole") {
   CHECK(CheckBox(**r, Box{{0, 0, 0}, {2, 512, 512}}) == 0);
 }
 
-TEST_CASE("Gaps in z read as zeros with one compact warning") {
+TEST_CASE("Gaps in z read as zeros with one compact warning", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   spec.rows_per_strip = 7;
@@ -442,7 +443,7 @@ TEST_CASE("Gaps in z read as zeros with one compact warning") {
   CHECK(Contains(stack.Describe(), "(10 slices, 67x130 uint16, 3 missing)"));
 }
 
-TEST_CASE("Duplicate z in a directory names both files") {
+TEST_CASE("Duplicate z in a directory names both files", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   WriteSlice(dir, "01.tif", 1, spec);
@@ -454,7 +455,7 @@ TEST_CASE("Duplicate z in a directory names both files") {
   CHECK(Contains(r.status().message(), dir.path));
 }
 
-TEST_CASE("Mismatched slice: error names both files and shapes; bad_slices=zero reads zeros") {
+TEST_CASE("Mismatched slice: error names both files and shapes; bad_slices=zero reads zeros", "[tiff]") {
   TempDir dir;
   TiffSpec good;
   good.width = 100;
@@ -481,7 +482,7 @@ TEST_CASE("Mismatched slice: error names both files and shapes; bad_slices=zero 
   CHECK(CheckBox(stack, BoxFromShape(stack.shape()), {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}) == 0);
 }
 
-TEST_CASE("The shape most slices share wins: an odd first slice is the one named and zeroed") {
+TEST_CASE("The shape most slices share wins: an odd first slice is the one named and zeroed", "[tiff]") {
   TempDir dir;
   TiffSpec good;
   TiffSpec odd = good;
@@ -497,7 +498,7 @@ TEST_CASE("The shape most slices share wins: an odd first slice is the one named
   CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {0}) == 0);
 }
 
-TEST_CASE("A uint8 slice among uint16 slices is a mismatch") {
+TEST_CASE("A uint8 slice among uint16 slices is a mismatch", "[tiff]") {
   TempDir dir;
   TiffSpec a;
   TiffSpec b = a;
@@ -509,7 +510,7 @@ TEST_CASE("A uint8 slice among uint16 slices is a mismatch") {
   CHECK(Contains(r.status().message(), "1.tif is 67x130 uint8 but 0.tif is 67x130 uint16"));
 }
 
-TEST_CASE("Not-a-TIFF named like a slice: error naming it, or zeros") {
+TEST_CASE("Not-a-TIFF named like a slice: error naming it, or zeros", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   WriteSlice(dir, "0.tif", 0, spec);
@@ -547,11 +548,12 @@ TEST_CASE("Not-a-TIFF named like a slice: error naming it, or zeros") {
   CHECK(Contains((*z)->Describe(), "1 bad read as zeros"));
 }
 
-TEST_CASE("Unsupported pixel types name the file and field") {
+TEST_CASE("Unsupported pixel types name the file and field", "[tiff]") {
   struct Case {
     const char* label;
     TiffSpec spec;
     const char* field;
+    const char* hint;
   };
   TiffSpec f32;
   f32.bits = 32;
@@ -563,8 +565,33 @@ TEST_CASE("Unsupported pixel types name the file and field") {
   i16.sample_format = SAMPLEFORMAT_INT;
   TiffSpec u32;
   u32.bits = 32;
-  for (const Case& c : {Case{"float32", f32, "SampleFormat=3"}, Case{"rgb", rgb, "SamplesPerPixel=3"},
-                        Case{"int16", i16, "SampleFormat=2"}, Case{"uint32", u32, "BitsPerSample=32"}}) {
+  TiffSpec grey_alpha;
+  grey_alpha.bits = 8;
+  grey_alpha.samples = 2;
+  grey_alpha.extra_samples = {EXTRASAMPLE_UNASSALPHA};
+  TiffSpec white;
+  white.photometric = PHOTOMETRIC_MINISWHITE;
+  TiffSpec colour_palette;
+  colour_palette.bits = 8;
+  colour_palette.photometric = PHOTOMETRIC_PALETTE;
+  colour_palette.colormap.resize(3 * 256);
+  for (int i = 0; i < 256; ++i) {
+    colour_palette.colormap[i] = static_cast<uint16_t>(i * 257);        // red ramp
+    colour_palette.colormap[256 + i] = static_cast<uint16_t>(i * 128);  // green half
+    colour_palette.colormap[512 + i] = 0;
+  }
+  TiffSpec cmyk;
+  cmyk.bits = 8;
+  cmyk.photometric = PHOTOMETRIC_SEPARATED;
+  // Each refusal names the field and says how to convert (the `hint`).
+  for (const Case& c :
+       {Case{"float32", f32, "SampleFormat=3", "tifffile"},
+        Case{"rgb", rgb, "SamplesPerPixel=3 (RGB)", "-channel G -separate"},
+        Case{"int16", i16, "SampleFormat=2", "astype('uint16')"}, Case{"uint32", u32, "BitsPerSample=32", "-depth 16"},
+        Case{"grey+alpha", grey_alpha, "grey + ExtraSamples alpha", "-alpha off"},
+        Case{"minwhite", white, "MinIsWhite", "tiffset -s 262 1 IN"},
+        Case{"palette", colour_palette, "palette", "-colorspace Gray"},
+        Case{"separated", cmyk, "Photometric=5", "-colorspace Gray"}}) {
     INFO(c.label);
     TempDir dir;
     WriteSlice(dir, "0.tif", 0, c.spec);
@@ -575,12 +602,13 @@ TEST_CASE("Unsupported pixel types name the file and field") {
     CHECK(r.status().code() == ErrorCode::kUnsupported);
     CHECK(Contains(r.status().message(), "0.tif"));
     CHECK(Contains(r.status().message(), c.field));
+    CHECK(Contains(r.status().message(), c.hint));
     // Nothing usable at all: bad_slices=zero cannot help.
     CHECK_FALSE(OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kZero).ok());
   }
 }
 
-TEST_CASE("Missing directory, a file as directory, an empty directory") {
+TEST_CASE("Missing directory, a file as directory, an empty directory", "[tiff]") {
   TempDir dir;
   TiffStackOptions o;
   auto missing = TiffStack::Open(dir / "nope", o);
@@ -601,7 +629,7 @@ TEST_CASE("Missing directory, a file as directory, an empty directory") {
   CHECK(Contains(empty.status().message(), "scan_0001.tif"));
 }
 
-TEST_CASE("A FIFO or directory named like a slice does not hang Open") {
+TEST_CASE("A FIFO or directory named like a slice does not hang Open", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   WriteSlice(dir, "0.tif", 0, spec);
@@ -619,7 +647,7 @@ TEST_CASE("A FIFO or directory named like a slice does not hang Open") {
   CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {2, 3, 4, 5}) == 0);
 }
 
-TEST_CASE("Symlinks to slices are followed") {
+TEST_CASE("Symlinks to slices are followed", "[tiff]") {
   TempDir dir;
   TempDir other;
   TiffSpec spec;
@@ -676,7 +704,7 @@ void WriteHeaderFirstTiff(const std::string& path, int64_t z, int64_t w, int64_t
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(f.data()), std::streamsize(f.size()));
 }
 
-TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError when cut after Open") {
+TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError when cut after Open", "[tiff]") {
   TempDir dir;
   WriteHeaderFirstTiff(dir / "0.tif", 0, 67, 130, SIZE_MAX);
   WriteHeaderFirstTiff(dir / "1.tif", 1, 67, 130, 5000);
@@ -714,7 +742,7 @@ TEST_CASE("Truncated slices: error at Open naming the offset, zeros, or IoError 
   CHECK(CheckBox(**r, Box{{2, 0, 0}, {3, 130, 67}}) == 0);
 }
 
-TEST_CASE("A strip or tile that decodes to more than the strip budget is refused (deflate bombs)") {
+TEST_CASE("A strip or tile that decodes to more than the strip budget is refused (deflate bombs)", "[tiff]") {
   TempDir dir;
   TiffSpec strip;  // 67x130 uint16 in one deflate strip: 17420 bytes decoded
   strip.compression = COMPRESSION_ADOBE_DEFLATE;
@@ -736,7 +764,7 @@ TEST_CASE("A strip or tile that decodes to more than the strip budget is refused
   CHECK(CheckBox(**big, BoxFromShape((*big)->shape())) == 0);
 }
 
-TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec") {
+TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec", "[tiff]") {
   TempDir dir;
   WriteHeaderFirstTiff(dir / "0.tif", 0, 16, 16, SIZE_MAX, 34712);  // JPEG 2000: never in libtiff
   WriteHeaderFirstTiff(dir / "1.tif", 1, 16, 16, SIZE_MAX);
@@ -750,7 +778,7 @@ TEST_CASE("A codec missing from libtiff is kUnsupported naming the codec") {
   CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {0}) == 0);
 }
 
-TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summarizes") {
+TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summarizes", "[tiff]") {
   TempDir dir;
   WriteSlice(dir, "0.tif", 0, TiffSpec{});
   for (int z = 1; z <= 12; ++z) std::ofstream(dir / (std::to_string(z) + ".tif")) << "junk";
@@ -765,7 +793,7 @@ TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summari
   CHECK(w.back() == "12 bad slices read as zeros: z=1-12");
 }
 
-TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached") {
+TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   spec.compression = COMPRESSION_LZW;
@@ -784,7 +812,7 @@ TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached
   CHECK(stats.strips_decoded == 3 * 31);
 }
 
-TEST_CASE("A corrupt compressed strip is an IoError naming slice and strip") {
+TEST_CASE("A corrupt compressed strip is an IoError naming slice and strip", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   spec.compression = COMPRESSION_ADOBE_DEFLATE;
@@ -819,7 +847,7 @@ TEST_CASE("A corrupt compressed strip is an IoError naming slice and strip") {
   CHECK(CheckBox(**r, Box{{0, 0, 0}, {2, 20, 67}}) == 0);
 }
 
-TEST_CASE("Concurrent readers with a small cache all see the pattern") {
+TEST_CASE("Concurrent readers with a small cache all see the pattern", "[tiff]") {
   TempDir dir;
   TiffSpec a;
   a.compression = COMPRESSION_LZW;
@@ -861,7 +889,7 @@ TEST_CASE("Concurrent readers with a small cache all see the pattern") {
   CHECK(stats.strips_decoded > 0);
 }
 
-TEST_CASE("Fingerprint and Describe") {
+TEST_CASE("Fingerprint and Describe", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
   WriteSlice(dir, "0.tif", 0, spec);
@@ -885,7 +913,7 @@ TEST_CASE("Fingerprint and Describe") {
   CHECK(Contains(st.message(), "changed since mount"));
 }
 
-TEST_CASE("ReadBox rejects boxes outside the shape") {
+TEST_CASE("ReadBox rejects boxes outside the shape", "[tiff]") {
   TempDir dir;
   WriteSlice(dir, "0.tif", 0, TiffSpec{});
   auto r = OpenStack(dir);
@@ -893,6 +921,395 @@ TEST_CASE("ReadBox rejects boxes outside the shape") {
   std::vector<uint16_t> buf(200 * 200);
   CHECK((*r)->ReadBox(Box{{0, 0, 0}, {1, 131, 67}}, buf.data()).code() == ErrorCode::kInvalidArgument);
   CHECK((*r)->ReadBox(Box{{0, 0, 0}, {0, 1, 1}}, buf.data()).code() == ErrorCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-page files, page=, sparse strips and tiles, palettes.
+
+Result<std::unique_ptr<TiffStack>> OpenSource(const std::string& source, int page = -1, int channel = -1, int time = -1,
+                                              BadSlicePolicy bad = BadSlicePolicy::kError, Stats* stats = nullptr) {
+  TiffStackOptions o;
+  o.page = page;
+  o.channel = channel;
+  o.time = time;
+  o.bad_slices = bad;
+  o.stats = stats;
+  return TiffStack::Open(source, o);
+}
+
+// `n` pages of Pattern(z) (z = the page's index among full-resolution pages); a reduced-resolution
+// page after every third one.
+void WritePages(const std::string& path, int n, TiffSpec spec, int64_t z_offset = 0) {
+  std::vector<std::pair<TiffSpec, testing::PixelFn>> pages;
+  for (int z = 0; z < n; ++z) {
+    pages.emplace_back(spec, [z, z_offset](int64_t y, int64_t x) { return Pattern(z + z_offset, y, x); });
+    if (z % 3 == 2) {
+      TiffSpec thumb = spec;
+      thumb.width = 8;
+      thumb.height = 8;
+      thumb.tile = 0;
+      thumb.rows_per_strip = 0;
+      thumb.subfile_type = FILETYPE_REDUCEDIMAGE;
+      thumb.description.clear();
+      pages.emplace_back(thumb, [](int64_t, int64_t) { return 7777; });
+    }
+  }
+  testing::WriteTiffPages(path, pages);
+}
+
+TEST_CASE("One multi-page file: its full-resolution pages are the z slices", "[tiff]") {
+  struct Case {
+    const char* label;
+    TiffSpec spec;
+  };
+  TiffSpec raw;
+  TiffSpec deflate;
+  deflate.compression = COMPRESSION_ADOBE_DEFLATE;
+  deflate.rows_per_strip = 16;
+  TiffSpec tiles;
+  tiles.tile = 32;
+  tiles.compression = COMPRESSION_LZW;
+  tiles.bigtiff = true;
+  TiffSpec be8;
+  be8.bits = 8;
+  be8.big_endian = true;
+  be8.rows_per_strip = 7;
+  for (const Case& c : {Case{"raw", raw}, Case{"deflate", deflate}, Case{"tiles", tiles}, Case{"be8", be8}}) {
+    INFO(c.label);
+    TempDir dir;
+    WritePages(dir / "stack.tif", 10, c.spec);
+    ThreadPool pool(2);
+    TiffStackOptions o;
+    o.pool = &pool;
+    auto r = TiffStack::Open(dir / "stack.tif", o);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    CHECK((*r)->shape() == Vec3{10, c.spec.height, c.spec.width});
+    CheckRandomBoxes(**r, 11, 20);
+    CHECK(Contains((*r)->Describe(), "multi-page TIFF " + dir.path + "/stack.tif (10 pages as z"));
+    // The directory holding only that file serves the same.
+    auto d = TiffStack::Open(dir.path, o);
+    REQUIRE(d.ok());
+    CHECK((*d)->shape()[0] == 10);
+    CHECK(CheckBox(**d, BoxFromShape((*d)->shape())) == 0);
+  }
+}
+
+TEST_CASE("Reading a deep page reads one directory, not the pages before it", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.width = 16;
+  spec.height = 16;
+  spec.compression = COMPRESSION_ADOBE_DEFLATE;  // decoded by libtiff, so its directory is read
+  WritePages(dir / "deep.tif", 300, spec);
+  auto bytes_for = [&](int64_t z) {
+    Stats stats;
+    auto r = OpenSource(dir / "deep.tif", -1, -1, -1, BadSlicePolicy::kError, &stats);
+    REQUIRE(r.ok());
+    const uint64_t before = stats.source_bytes_read;
+    CHECK(CheckBox(**r, Box{{z, 0, 0}, {z + 1, 1, 1}}) == 0);
+    return stats.source_bytes_read - before;
+  };
+  const uint64_t first = bytes_for(0), last = bytes_for(299);
+  INFO("bytes read for page 0: " << first << ", for page 299: " << last);
+  // 300 directories are ~60 KB; one is a few hundred bytes.
+  CHECK(last < first + 2048);
+  CHECK(last < 8192);
+}
+
+TEST_CASE("Pages of another shape are named; bad_slices=zero zeroes them only", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  TiffSpec odd = spec;
+  odd.width = 66;
+  std::vector<std::pair<TiffSpec, testing::PixelFn>> pages;
+  for (int z = 0; z < 5; ++z)
+    pages.emplace_back(z == 2 ? odd : spec, [z](int64_t y, int64_t x) { return Pattern(z, y, x); });
+  testing::WriteTiffPages(dir / "s.tif", pages);
+  auto r = OpenSource(dir / "s.tif");
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "page 2 of s.tif is 66x130 uint16 but page 0 of s.tif is 67x130 uint16"));
+  auto z = OpenSource(dir / "s.tif", -1, -1, -1, BadSlicePolicy::kZero);
+  REQUIRE(z.ok());
+  CHECK(CheckBox(**z, BoxFromShape((*z)->shape()), {2}) == 0);
+}
+
+TEST_CASE("ImageJ hyperstack in one file: channel= and t= choose the pages", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.width = 20;
+  spec.height = 12;
+  // 2 frames x 3 slices x 2 channels, page = c + 2 * (z + 3 * t); page p holds Pattern(p).
+  std::vector<std::pair<TiffSpec, testing::PixelFn>> pages;
+  for (int p = 0; p < 12; ++p) {
+    TiffSpec s = spec;
+    if (p == 0) s.description = "ImageJ=1.54f\nimages=12\nchannels=2\nslices=3\nframes=2\nhyperstack=true\n";
+    pages.emplace_back(s, [p](int64_t y, int64_t x) { return Pattern(p, y, x); });
+  }
+  testing::WriteTiffPages(dir / "h.tif", pages);
+  auto refused = OpenSource(dir / "h.tif");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == ErrorCode::kInvalidArgument);
+  CHECK(Contains(refused.status().message(), "channels=2, slices=3, frames=2"));
+  CHECK(Contains(refused.status().message(), "-o channel=0..1"));
+  CHECK(Contains(refused.status().message(), "-o t=0..1"));
+  for (int c = 0; c < 2; ++c)
+    for (int t = 0; t < 2; ++t) {
+      auto r = OpenSource(dir / "h.tif", -1, c, t);
+      REQUIRE(r.ok());
+      REQUIRE((*r)->shape() == Vec3{3, 12, 20});
+      std::vector<uint16_t> buf(3 * 12 * 20);
+      REQUIRE((*r)->ReadBox(BoxFromShape((*r)->shape()), buf.data()).ok());
+      int64_t bad = 0;
+      for (int z = 0; z < 3; ++z)
+        for (int y = 0; y < 12; ++y)
+          for (int x = 0; x < 20; ++x)
+            if (buf[(z * 12 + y) * 20 + x] != (Pattern(c + 2 * (z + 3 * t), y, x) & 0xFFFF)) ++bad;
+      CHECK(bad == 0);
+      CHECK(Contains((*r)->Fingerprint(), "c=" + std::to_string(c) + " t=" + std::to_string(t)));
+    }
+  CHECK(OpenSource(dir / "h.tif", -1, 0, 0).value()->Fingerprint() !=
+        OpenSource(dir / "h.tif", -1, 1, 0).value()->Fingerprint());
+  CHECK(Contains(OpenSource(dir / "h.tif", -1, 2, 0).status().message(), "-o channel=2 is out of range"));
+  // page= is for directories of slice files.
+  CHECK(Contains(OpenSource(dir / "h.tif", 1).status().message(), "page=1"));
+}
+
+TEST_CASE("Slice files with several pages: refused, or page= picks one of every file", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.compression = COMPRESSION_LZW;
+  for (int z = 0; z < 3; ++z) {
+    // page 0: Pattern(z + 50), then a thumbnail, page 1: Pattern(z).
+    TiffSpec thumb = spec;
+    thumb.width = thumb.height = 8;
+    thumb.subfile_type = FILETYPE_REDUCEDIMAGE;
+    testing::WriteTiffPages(dir / (std::to_string(z) + ".tif"),
+                            {{spec, [z](int64_t y, int64_t x) { return Pattern(z + 50, y, x); }},
+                             {thumb, [](int64_t, int64_t) { return 1; }},
+                             {spec, [z](int64_t y, int64_t x) { return Pattern(z, y, x); }}});
+  }
+  auto refused = OpenStack(dir);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == ErrorCode::kUnsupported);
+  CHECK(Contains(refused.status().message(), "slice 0.tif is a multi-page TIFF with 2 full-resolution pages"));
+  CHECK(Contains(refused.status().message(), "-o page=N"));
+  auto r = OpenSource(dir.path, 1);
+  REQUIRE(r.ok());
+  CHECK(CheckBox(**r, BoxFromShape((*r)->shape())) == 0);
+  CHECK(Contains((*r)->Fingerprint(), "page=1"));
+  CHECK(Contains((*r)->Describe(), "page 1 of each file"));
+  auto p0 = OpenSource(dir.path, 0);
+  REQUIRE(p0.ok());
+  CHECK((*p0)->Fingerprint() != (*r)->Fingerprint());
+  auto none = OpenSource(dir.path, 2);
+  REQUIRE_FALSE(none.ok());
+  CHECK(Contains(none.status().message(), "slice 0.tif has 2 full-resolution pages, so it has no page 2"));
+  CHECK(Contains(OpenSource(dir.path, -1, 0).status().message(), "directory of slice files"));
+}
+
+// Pattern, or 0 where `zero(z, y, x)`.
+int64_t CheckBoxWithHoles(TiffStack& stack, const std::function<bool(int64_t, int64_t, int64_t)>& zero) {
+  const Box box = BoxFromShape(stack.shape());
+  const int bits = stack.dtype() == DType::kUint8 ? 8 : 16;
+  std::vector<uint8_t> buf(static_cast<size_t>(box.volume()) * DTypeSize(stack.dtype()), 0xCD);
+  Status st = stack.ReadBox(box, buf.data());
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  int64_t bad = 0;
+  size_t i = 0;
+  for (int64_t z = box.lo[0]; z < box.hi[0]; ++z)
+    for (int64_t y = box.lo[1]; y < box.hi[1]; ++y)
+      for (int64_t x = box.lo[2]; x < box.hi[2]; ++x, ++i) {
+        uint64_t got = buf[i];
+        if (bits == 16) {
+          uint16_t v;
+          std::memcpy(&v, &buf[2 * i], 2);
+          got = v;
+        }
+        const uint64_t want = zero(z, y, x) ? 0 : Expected(z, y, x, bits, {});
+        if (got != want) ++bad;
+      }
+  return bad;
+}
+
+// ReadBoxStrided(whole volume, step) equals every step-th voxel of ReadBox(whole volume).
+bool StridedMatchesFull(TiffStack& stack, int64_t step) {
+  const Box box = BoxFromShape(stack.shape());
+  const size_t bps = DTypeSize(stack.dtype());
+  std::vector<uint8_t> full(static_cast<size_t>(box.volume()) * bps);
+  REQUIRE(stack.ReadBox(box, full.data()).ok());
+  const Vec3 os = StridedShape(box, step);
+  std::vector<uint8_t> strided(static_cast<size_t>(os[0] * os[1] * os[2]) * bps, 0xCD);
+  Status st = stack.ReadBoxStrided(box, step, strided.data());
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  const Vec3 shape = stack.shape();
+  size_t i = 0;
+  for (int64_t z = 0; z < os[0]; ++z)
+    for (int64_t y = 0; y < os[1]; ++y)
+      for (int64_t x = 0; x < os[2]; ++x, ++i) {
+        const size_t f = static_cast<size_t>(((z * step) * shape[1] + y * step) * shape[2] + x * step);
+        if (std::memcmp(&strided[i * bps], &full[f * bps], bps) != 0) return false;
+      }
+  return true;
+}
+
+TEST_CASE("Sparse strips and tiles (offset 0, byte count 0) read as zeros", "[tiff]") {
+  struct Case {
+    const char* label;
+    TiffSpec spec;
+    int64_t unit_rows;  // strips: rows per strip; tiles: tile edge
+  };
+  TiffSpec raw;
+  raw.rows_per_strip = 10;
+  TiffSpec deflate = raw;
+  deflate.compression = COMPRESSION_ADOBE_DEFLATE;
+  TiffSpec tiles;
+  tiles.tile = 32;
+  TiffSpec tiles_zstd = tiles;
+  tiles_zstd.compression = COMPRESSION_ZSTD;
+  for (Case c : {Case{"raw strips", raw, 10}, Case{"deflate strips", deflate, 10}, Case{"tiles", tiles, 32},
+                 Case{"zstd tiles", tiles_zstd, 32}}) {
+    INFO(c.label);
+    TempDir dir;
+    // Slice 1: units 0 and 3 sparse; slice 2: every unit sparse (a blank slice GDAL writes).
+    for (int z = 0; z < 3; ++z) {
+      TiffSpec s = c.spec;
+      if (z == 1) s.skip_unit = [](uint32_t u) { return u == 0 || u == 3; };
+      if (z == 2) s.skip_unit = [](uint32_t) { return true; };
+      WriteSlice(dir, std::to_string(z) + ".tif", z, s);
+    }
+    const bool tiled = c.spec.tile > 0;
+    const int64_t tiles_x = CeilDiv(c.spec.width, c.unit_rows);
+    auto zero = [&](int64_t z, int64_t y, int64_t x) {
+      if (z == 2) return true;
+      if (z != 1) return false;
+      const int64_t unit = tiled ? (y / c.unit_rows) * tiles_x + x / c.unit_rows : y / c.unit_rows;
+      return unit == 0 || unit == 3;
+    };
+    for (BadSlicePolicy policy : {BadSlicePolicy::kError, BadSlicePolicy::kZero}) {
+      auto r = OpenStack(dir, nullptr, 1ull << 30, policy);
+      INFO(r.status().message());
+      REQUIRE(r.ok());
+      CHECK(CheckBoxWithHoles(**r, zero) == 0);
+      CHECK(StridedMatchesFull(**r, 2));  // algorithm=nearest's reader, raw rows included
+      CHECK_FALSE(Contains((*r)->Describe(), "bad"));
+      CHECK((*r)->warnings().empty());
+    }
+    // The same slices as pages of one file.
+    std::vector<std::pair<TiffSpec, testing::PixelFn>> pages;
+    for (int z = 0; z < 3; ++z) {
+      TiffSpec s = c.spec;
+      if (z == 1) s.skip_unit = [](uint32_t u) { return u == 0 || u == 3; };
+      if (z == 2) s.skip_unit = [](uint32_t) { return true; };
+      pages.emplace_back(s, [z](int64_t y, int64_t x) { return Pattern(z, y, x); });
+    }
+    testing::WriteTiffPages(dir / "pages.tif", pages);
+    auto m = OpenSource(dir / "pages.tif");
+    REQUIRE(m.ok());
+    CHECK(CheckBoxWithHoles(**m, zero) == 0);
+    CHECK(StridedMatchesFull(**m, 3));
+  }
+}
+
+TEST_CASE("A sparse uncompressed row larger than the strip budget is refused, not allocated", "[tiff]") {
+  // Found by fuzz_tiff_slice: a few hundred bytes of header claim rows of gigabytes; with data a
+  // raw strip is bounded by the file's size, a sparse one is not.
+  TempDir dir;
+  TiffSpec spec;
+  spec.width = int64_t{1} << 24;  // 32 MiB per uint16 row
+  spec.height = 4;
+  spec.rows_per_strip = 1;
+  spec.skip_unit = [](uint32_t) { return true; };
+  WriteSlice(dir, "0.tif", 0, spec);
+  REQUIRE(fs::file_size(dir / "0.tif") < 4096);
+  auto r = OpenStack(dir, nullptr, 16ull << 20);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == ErrorCode::kResourceExhausted);
+  CHECK(Contains(r.status().message(), "one row decodes to 32.0 MiB"));
+}
+
+TEST_CASE("A strip with an offset but no bytes is still bad (only offset 0 with 0 bytes is sparse)", "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.rows_per_strip = 10;
+  spec.compression = COMPRESSION_ADOBE_DEFLATE;
+  WriteSlice(dir, "0.tif", 0, spec);
+  WriteSlice(dir, "1.tif", 1, spec);
+  {
+    // Classic little-endian TIFF: zero the byte count of strip 2 in the StripByteCounts array.
+    std::fstream f(dir / "1.tif", std::ios::in | std::ios::out | std::ios::binary);
+    auto u16 = [&](std::streamoff at) {
+      uint16_t v = 0;
+      f.seekg(at);
+      f.read(reinterpret_cast<char*>(&v), 2);
+      return v;
+    };
+    auto u32 = [&](std::streamoff at) {
+      uint32_t v = 0;
+      f.seekg(at);
+      f.read(reinterpret_cast<char*>(&v), 4);
+      return v;
+    };
+    const uint32_t ifd = u32(4);
+    bool patched = false;
+    for (uint16_t e = 0, n = u16(ifd); e < n; ++e) {
+      const std::streamoff entry = ifd + 2 + 12 * e;
+      if (u16(entry) != TIFFTAG_STRIPBYTECOUNTS) continue;
+      const uint16_t type = u16(entry + 2);
+      REQUIRE(u32(entry + 4) > 2);
+      const std::streamoff at = u32(entry + 8) + 2 * (type == TIFF_SHORT ? 2 : 4);
+      const uint32_t zero = 0;
+      f.seekp(at);
+      f.write(reinterpret_cast<const char*>(&zero), type == TIFF_SHORT ? 2 : 4);
+      patched = true;
+    }
+    REQUIRE(patched);
+  }
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "slice 1.tif: strip 2 has no data"));
+}
+
+TiffSpec PaletteSpec(int bits, const std::function<uint16_t(uint32_t)>& entry) {
+  TiffSpec spec;
+  spec.bits = bits;
+  spec.photometric = PHOTOMETRIC_PALETTE;
+  const uint32_t n = 1u << bits;
+  spec.colormap.resize(3 * n);
+  for (uint32_t i = 0; i < n; ++i) spec.colormap[i] = spec.colormap[n + i] = spec.colormap[2 * n + i] = entry(i);
+  return spec;
+}
+
+TEST_CASE("Palette images whose colour map is the grey ramp are served as their indices", "[tiff]") {
+  struct Case {
+    const char* label;
+    TiffSpec spec;
+  };
+  for (const Case& c : {Case{"8-bit i*257", PaletteSpec(8, [](uint32_t i) { return static_cast<uint16_t>(i * 257); })},
+                        Case{"8-bit i<<8", PaletteSpec(8, [](uint32_t i) { return static_cast<uint16_t>(i << 8); })},
+                        Case{"8-bit i", PaletteSpec(8, [](uint32_t i) { return static_cast<uint16_t>(i); })},
+                        Case{"16-bit i", PaletteSpec(16, [](uint32_t i) { return static_cast<uint16_t>(i); })}}) {
+    INFO(c.label);
+    TempDir dir;
+    WriteSlice(dir, "0.tif", 0, c.spec);
+    WriteSlice(dir, "1.tif", 1, c.spec);
+    auto r = OpenStack(dir);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    CHECK(CheckBox(**r, BoxFromShape((*r)->shape())) == 0);
+  }
+  // Grey but not the identity (a contrast-stretched map): its indices are not its grey levels.
+  TempDir dir;
+  WriteSlice(dir, "0.tif", 0,
+             PaletteSpec(8, [](uint32_t i) { return static_cast<uint16_t>(std::min(i * 2, 255u) * 257); }));
+  auto r = OpenStack(dir);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == ErrorCode::kUnsupported);
+  CHECK(Contains(r.status().message(), "Photometric=3 (palette)"));
+  CHECK(Contains(r.status().message(), "entry 1 is R,G,B = 514,514,514"));
+  CHECK(Contains(r.status().message(), "convert IN -colorspace Gray OUT"));
 }
 
 }  // namespace
