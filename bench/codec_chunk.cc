@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/codec.h"
+#include "core/codec/codec.h"
 #include "core/codec/jpeg.h"
 
 namespace {

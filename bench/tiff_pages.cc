@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/tiff_stack.h"
+#include "core/source/tiff_stack.h"
 
 namespace {
 

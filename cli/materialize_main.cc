@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "core/log.h"
-#include "core/materialize.h"
+#include "core/base/log.h"
+#include "core/session/materialize.h"
 #include "core/version.h"
 #include "mountopts/mount_options.h"
 

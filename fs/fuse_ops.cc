@@ -10,7 +10,7 @@
 #include <new>
 #include <string>
 
-#include "core/log.h"
+#include "core/base/log.h"
 
 namespace oz {
 

@@ -6,8 +6,8 @@
 #include <fuse.h>
 #include <sys/stat.h>
 
-#include "core/stats.h"
-#include "core/status.h"
+#include "core/base/stats.h"
+#include "core/base/status.h"
 #include "core/tree/tree.h"
 
 namespace oz {

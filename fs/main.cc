@@ -30,9 +30,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/log.h"
-#include "core/mountinfo.h"
-#include "core/session.h"
+#include "core/base/log.h"
+#include "core/session/session.h"
+#include "core/store/mountinfo.h"
 #include "core/version.h"
 #include "fs/fuse_ops.h"
 #include "mountopts/mount_options.h"
@@ -148,7 +148,7 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
     return kExitStartFailed;
   }
   // Tell a later mount on this cache which mount we serve, so that once it is unmounted that
-  // mount waits for our exit instead of being refused (core/disk_cache.h, MarkServing).
+  // mount waits for our exit instead of being refused (core/store/disk_cache.h, MarkServing).
   if (s.cache) {
     char real[PATH_MAX];
     if (realpath(cl.mountpoint.c_str(), real) != nullptr) {

@@ -11,8 +11,8 @@
 #include <memory>
 #include <string>
 
-#include "core/disk_cache.h"
-#include "core/log.h"
+#include "core/base/log.h"
+#include "core/store/disk_cache.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "core/codec.h"
+#include "core/codec/codec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "core/log.h"
-#include "core/tiff_stack.h"
+#include "core/base/log.h"
+#include "core/source/tiff_stack.h"
 
 namespace {
 

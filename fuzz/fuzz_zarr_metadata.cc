@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "core/kv_store.h"
-#include "core/zarr_codec.h"
-#include "core/zarr_metadata.h"
+#include "core/codec/zarr_codec.h"
+#include "core/source/zarr_metadata.h"
+#include "core/store/kv_store.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

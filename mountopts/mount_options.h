@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "core/options.h"
-#include "core/status.h"
+#include "core/base/options.h"
+#include "core/base/status.h"
 
 namespace oz {
 

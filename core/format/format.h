@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/chunk_engine.h"
-#include "core/options.h"
+#include "core/base/options.h"
+#include "core/engine/chunk_engine.h"
 #include "core/tree/tree.h"
 
 namespace oz {

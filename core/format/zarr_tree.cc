@@ -2,8 +2,8 @@
 // name) and never computes a chunk unless its existence or size is asked for.
 #include "core/format/zarr_tree.h"
 
+#include "core/base/log.h"
 #include "core/format/zarr3/shard.h"
-#include "core/log.h"
 
 namespace oz {
 namespace {

@@ -3,13 +3,13 @@
 // and identity.
 #include "core/source/open.h"
 
-#include "core/cached_kv_store.h"
-#include "core/file_store.h"
-#include "core/hash.h"
-#include "core/http_store.h"
-#include "core/log.h"
-#include "core/tiff_stack.h"
-#include "core/zarr_source.h"
+#include "core/base/hash.h"
+#include "core/base/log.h"
+#include "core/source/tiff_stack.h"
+#include "core/source/zarr_source.h"
+#include "core/store/cached_kv_store.h"
+#include "core/store/file_store.h"
+#include "core/store/http_store.h"
 
 namespace oz {
 namespace {

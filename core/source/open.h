@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "core/disk_cache.h"
-#include "core/options.h"
-#include "core/stats.h"
-#include "core/thread_pool.h"
-#include "core/volume.h"
+#include "core/base/options.h"
+#include "core/base/stats.h"
+#include "core/source/volume.h"
+#include "core/store/disk_cache.h"
+#include "core/sync/thread_pool.h"
 
 namespace oz {
 

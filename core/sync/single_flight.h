@@ -11,7 +11,7 @@
 #include <new>
 #include <unordered_map>
 
-#include "core/status.h"
+#include "core/base/status.h"
 #include "core/sync/mutex.h"
 
 namespace oz {

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "../unit/mem_volume.h"
-#include "core/chunk_engine.h"
+#include "core/engine/chunk_engine.h"
 #include "core/format/zarr2/zarr2_format.h"
 #include "fs/fuse_ops.h"
 

@@ -7,7 +7,7 @@ Contents
   LoggedMount       oz.Mount with -o log=FILE, an environment for the daemon (OMEZARRFS_FAULT),
                     and helpers: log lines, daemon RSS, kill -9.
   xxh64(), read_cache_entry(), cache_files()
-                    an independent reader of the disk-cache entry format (core/disk_cache.cc).
+                    an independent reader of the disk-cache entry format (core/store/disk_cache.cc).
   padded_chunk()    the expected bytes of one raw chunk from a reference pyramid.
   tiff()            a byte-level TIFF writer for malformed headers (what libtiff refuses to write).
 """

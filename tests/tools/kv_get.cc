@@ -22,11 +22,11 @@
 #include <thread>
 #include <vector>
 
-#include "core/cached_kv_store.h"
-#include "core/disk_cache.h"
-#include "core/hash.h"
-#include "core/http_store.h"
-#include "core/log.h"
+#include "core/base/hash.h"
+#include "core/base/log.h"
+#include "core/store/cached_kv_store.h"
+#include "core/store/disk_cache.h"
+#include "core/store/http_store.h"
 #include "mountopts/mount_options.h"
 
 namespace {

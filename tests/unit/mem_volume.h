@@ -7,8 +7,8 @@
 
 #include <cmath>
 
-#include "core/options.h"
-#include "core/volume.h"
+#include "core/base/options.h"
+#include "core/source/volume.h"
 
 namespace oz::testing {
 

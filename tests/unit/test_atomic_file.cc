@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/atomic_file.h"
+#include "core/store/atomic_file.h"
 
 namespace oz {
 namespace {

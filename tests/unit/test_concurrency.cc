@@ -9,10 +9,10 @@
 #include <random>
 #include <thread>
 
-#include "core/chunk_engine.h"
-#include "core/disk_cache.h"
-#include "core/tiff_stack.h"
-#include "core/view.h"
+#include "core/engine/chunk_engine.h"
+#include "core/source/tiff_stack.h"
+#include "core/source/view.h"
+#include "core/store/disk_cache.h"
 #include "mem_volume.h"
 #include "tests/unit/tiff_writer.h"
 

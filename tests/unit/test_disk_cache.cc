@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/disk_cache.h"
-#include "core/log.h"
-#include "core/mountinfo.h"
+#include "core/base/log.h"
+#include "core/store/disk_cache.h"
+#include "core/store/mountinfo.h"
 
 namespace oz {
 namespace {

@@ -13,9 +13,9 @@
 #include <set>
 #include <thread>
 
-#include "core/chunk_engine.h"
-#include "core/log.h"
-#include "core/view.h"
+#include "core/base/log.h"
+#include "core/engine/chunk_engine.h"
+#include "core/source/view.h"
 #include "mem_volume.h"
 
 namespace oz {

@@ -12,8 +12,8 @@
 #include <string>
 
 #include "core/format/format.h"
-#include "core/materialize.h"
-#include "core/view.h"
+#include "core/session/materialize.h"
+#include "core/source/view.h"
 #include "mem_volume.h"
 
 namespace oz {

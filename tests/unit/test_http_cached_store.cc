@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/cached_kv_store.h"
+#include "core/store/cached_kv_store.h"
 
 namespace oz {
 namespace {

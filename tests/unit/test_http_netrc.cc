@@ -9,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "core/netrc.h"
+#include "core/store/netrc.h"
 
 namespace oz {
 namespace {

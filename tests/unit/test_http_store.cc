@@ -12,8 +12,8 @@
 #include <fstream>
 #include <string>
 
-#include "core/http_store.h"
-#include "core/kv_store.h"
+#include "core/store/http_store.h"
+#include "core/store/kv_store.h"
 #include "mountopts/mount_options.h"
 
 namespace oz {

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/log.h"
+#include "core/base/log.h"
 
 namespace oz {
 namespace {

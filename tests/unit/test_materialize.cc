@@ -11,10 +11,10 @@
 #include <mutex>
 #include <string>
 
+#include "core/base/log.h"
 #include "core/format/zarr2/zarr2_format.h"
-#include "core/log.h"
-#include "core/materialize.h"
-#include "core/view.h"
+#include "core/session/materialize.h"
+#include "core/source/view.h"
 #include "mem_volume.h"
 
 namespace oz {

@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "core/codec.h"
+#include "core/codec/codec.h"
 #include "core/format/zarr2/zarr2_format.h"
 
 namespace oz {

@@ -12,11 +12,11 @@
 #include <sstream>
 
 #include "core/codec/jpeg.h"
+#include "core/codec/zarr_codec.h"
 #include "core/format/format.h"
 #include "core/format/precomputed/precomputed_format.h"
 #include "core/format/precomputed/precomputed_tree.h"
-#include "core/view.h"
-#include "core/zarr_codec.h"
+#include "core/source/view.h"
 #include "mem_volume.h"
 #include "mountopts/mount_options.h"
 

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <random>
 
-#include "core/downsample.h"
-#include "core/pyramid.h"
+#include "core/pyramid/downsample.h"
+#include "core/pyramid/pyramid.h"
 #include "mem_volume.h"
 
 namespace oz {

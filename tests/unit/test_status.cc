@@ -2,8 +2,8 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 
-#include "core/geometry.h"
-#include "core/status.h"
+#include "core/base/geometry.h"
+#include "core/base/status.h"
 
 namespace oz {
 namespace {

@@ -2,7 +2,7 @@
 // channel/time choice, as tables.
 #include <catch2/catch.hpp>
 
-#include "core/tiff_pages.h"
+#include "core/source/tiff_pages.h"
 
 namespace oz {
 namespace {

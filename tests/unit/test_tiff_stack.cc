@@ -11,8 +11,8 @@
 #include <random>
 #include <thread>
 
-#include "core/log.h"
-#include "core/tiff_stack.h"
+#include "core/base/log.h"
+#include "core/source/tiff_stack.h"
 #include "tests/unit/tiff_writer.h"
 
 namespace oz {

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <vector>
 
-#include "core/codec.h"
-#include "core/zarr_codec.h"
+#include "core/codec/codec.h"
+#include "core/codec/zarr_codec.h"
 
 namespace oz {
 namespace {

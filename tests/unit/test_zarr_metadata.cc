@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "core/zarr_metadata.h"
+#include "core/source/zarr_metadata.h"
 
 namespace oz {
 namespace {

@@ -7,8 +7,8 @@
 #include <random>
 #include <thread>
 
-#include "core/thread_pool.h"
-#include "core/zarr_source.h"
+#include "core/source/zarr_source.h"
+#include "core/sync/thread_pool.h"
 #include "tests/unit/zarr_fixture.h"
 
 namespace oz {

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/file_store.h"
-#include "core/kv_store.h"
+#include "core/store/file_store.h"
+#include "core/store/kv_store.h"
 
 namespace oz {
 namespace {

@@ -13,8 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/kv_store.h"
-#include "core/zarr_codec.h"
+#include "core/codec/zarr_codec.h"
+#include "core/store/kv_store.h"
 
 namespace oz::testing {
 

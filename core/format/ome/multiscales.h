@@ -10,8 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/options.h"
-#include "core/pyramid.h"
+#include "core/base/options.h"
+#include "core/pyramid/pyramid.h"
 
 namespace oz {
 

@@ -5,9 +5,9 @@
 
 #include <cstring>
 
+#include "core/base/log.h"
 #include "core/codec/jpeg.h"
-#include "core/log.h"
-#include "core/zarr_codec.h"
+#include "core/codec/zarr_codec.h"
 
 namespace oz {
 namespace {

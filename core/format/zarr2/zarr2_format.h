@@ -9,10 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/dtype.h"
+#include "core/base/dtype.h"
+#include "core/base/options.h"
 #include "core/format/format.h"
-#include "core/options.h"
-#include "core/pyramid.h"
+#include "core/pyramid/pyramid.h"
 
 namespace oz {
 

@@ -1,0 +1,91 @@
+// Session assembly. The default cache directory is per source so two mounts of different
+// sources never contend for one cache lock.
+#include "core/session/session.h"
+
+#include <climits>
+#include <cstdlib>
+#include <thread>
+
+#include "core/base/hash.h"
+#include "core/base/log.h"
+#include "core/source/open.h"
+#include "core/store/http_store.h"
+
+namespace oz {
+
+Result<std::string> ResolveCacheDir(const std::string& abs_source, const Options& options) {
+  if (!options.cache_dir.empty()) return options.cache_dir;
+  OZ_ASSIGN_OR_RETURN(std::string root, DefaultCacheRoot());
+  return root + "/src-" + Hash128Hex(abs_source).substr(0, 16);
+}
+
+Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
+  auto s = std::make_unique<Session>();
+  s->options = params.options;
+  const FormatSpec* format = FindFormat(params.options.format);
+  if (!format)
+    return InvalidArgumentError("format=" + params.options.format + " is not known; use one of " + FormatNames(", "));
+  if (IsHttpUrl(params.source)) {
+    s->source = params.source;
+  } else {
+    char buf[PATH_MAX];
+    if (!realpath(params.source.c_str(), buf)) return ErrnoError(errno, "source " + params.source);
+    s->source = buf;
+  }
+  int threads = params.options.threads > 0 ? params.options.threads
+                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  s->pool = std::make_unique<ThreadPool>(threads);
+
+  auto open_cache = [&]() -> Status {
+    if (!params.use_cache || s->cache) return OkStatus();
+    OZ_ASSIGN_OR_RETURN(s->cache_dir, ResolveCacheDir(s->source, params.options));
+    DiskCacheOptions co;
+    co.dir = s->cache_dir;
+    co.max_bytes = params.options.cache_size;
+    co.stats = &s->stats;
+    OZ_ASSIGN_OR_RETURN(s->cache, DiskCache::Open(co));
+    return OkStatus();
+  };
+  SourceEnv env;
+  env.options = &s->options;
+  env.stats = &s->stats;
+  env.pool = s->pool.get();
+  env.open_cache = open_cache;
+  env.cache = &s->cache;
+  env.fetch_pool = &s->fetch_pool;
+  env.warnings = &s->warnings;
+  OZ_ASSIGN_OR_RETURN(s->volume, OpenSourceVolume(s->source, env));
+  // The format checks what it cannot express once the source's defaults are in.
+  const Compression source_default = s->options.compression;
+  OZ_RETURN_IF_ERROR(format->prepare(&s->options, params.options.bytes1 ? DType::kUint8 : s->volume->dtype()));
+  if (s->options.compression != source_default)
+    LogInfo("format=" + s->options.format + ": compression=" + std::string(CompressionName(s->options.compression)) +
+            " (the format's default; -o compression=... to change)");
+  const Options& options = s->options;
+
+  if (options.bytes1 && s->volume->dtype() != DType::kUint16)
+    LogInfo("bytes=1 has no effect: the source is already uint8");
+  auto geometry = ComputeViewGeometry(s->volume->shape(), options);
+  if (!geometry.ok()) return geometry.status().WithContext("source " + s->source);
+  s->view = std::make_shared<ViewVolume>(s->volume, *geometry, options.bytes1);
+
+  OZ_RETURN_IF_ERROR(open_cache());
+
+  ChunkEngineConfig ec;
+  ec.options = options;
+  ec.cache = s->cache.get();
+  ec.pool = s->pool.get();
+  ec.stats = &s->stats;
+  // memory = decoded strips (3/8) + working buffers of computations (3/8) + recently served
+  // chunks (1/4, so a few chunk rows in flight are served without re-reading the disk cache).
+  ec.work_memory = std::max<uint64_t>(options.memory * 3 / 8, 8ull << 20);
+  ec.hot_bytes = options.memory / 4;
+  if (format->codec_options) ec.codec_options = format->codec_options(options);
+  auto engine = ChunkEngine::Make(s->view, ec);
+  if (!engine.ok()) return engine.status();
+  s->engine = std::move(engine).value();
+  s->tree = format->make_tree(s->engine.get(), s->source);
+  return s;
+}
+
+}  // namespace oz

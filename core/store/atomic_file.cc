@@ -1,0 +1,220 @@
+// Atomic file writes (temp + rename), whole-file reads, mkdir -p and temp sweeping.
+#include "core/store/atomic_file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+
+#include "core/base/fault.h"
+
+namespace oz {
+namespace {
+
+constexpr std::string_view kTempPrefix = ".tmp.";
+
+// Directory part of `path` ("." if none); the temp file must live there so rename is atomic.
+std::string DirName(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// 64 random bits for temp names. getrandom can only fail on ancient kernels; the fallback still
+// differs per call and per process, and O_EXCL catches the rest.
+uint64_t RandomBits() {
+  uint64_t v = 0;
+  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof v)) return v;
+  static std::atomic<uint64_t> counter{0};
+  uint64_t t = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  v = t ^ (static_cast<uint64_t>(::getpid()) << 32) ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull);
+  v ^= v >> 31;
+  v *= 0xBF58476D1CE4E5B9ull;
+  return v ^ (v >> 29);
+}
+
+// Closes fd on scope exit; close errors are checked explicitly where they matter.
+struct FdCloser {
+  int fd = -1;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// write() everything, retrying on EINTR and short writes. Returns 0 or an errno.
+int WriteAll(int fd, std::string_view data) {
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    // Linux caps one write at ~2 GiB; larger requests are short writes, handled by the loop.
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (n == 0) return EIO;  // no progress and no error: do not spin
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+int FsyncRetry(int fd) {
+  while (::fsync(fd) != 0) {
+    if (errno != EINTR) return errno;
+  }
+  return 0;
+}
+
+Status FsyncDir(const std::string& dir, const std::string& path) {
+  FdCloser d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (d.fd < 0) {
+    int err = errno;
+    return ErrnoError(err, "open directory " + dir + " to fsync after writing " + path);
+  }
+  if (int err = FsyncRetry(d.fd)) return ErrnoError(err, "fsync directory " + dir + " after writing " + path);
+  return OkStatus();
+}
+
+}  // namespace
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, const AtomicWriteOptions& options) {
+  const std::string dir = DirName(path);
+  std::string tmp;
+  int fd = -1;
+  // O_EXCL never reuses a name; a collision of 64 random bits is retried, not trusted.
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    char suffix[17];
+    std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(RandomBits()));
+    tmp = dir + "/" + std::string(kTempPrefix) + suffix;
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, options.mode);
+    if (fd < 0 && errno != EEXIST) {
+      int err = errno;
+      return ErrnoError(err, "write " + path + ": cannot create temp file in " + dir);
+    }
+  }
+  if (fd < 0) return IoError("write " + path + ": no unused temp file name in " + dir);
+
+  // From here on the temp exists: every failure removes it.
+  auto fail = [&](int err, const char* what) {
+    ::unlink(tmp.c_str());
+    return ErrnoError(err, std::string(what) + " " + path);
+  };
+  auto fault = [&](std::string_view step) {
+    if (options.fault_site) FaultPoint(options.fault_site, step);
+  };
+  fault("created");
+  const size_t half = options.fault_site && FaultsEnabled() ? data.size() / 2 : 0;
+  if (int err = WriteAll(fd, data.substr(0, half))) {
+    ::close(fd);
+    return fail(err, "write");
+  }
+  if (half) fault("half_written");
+  if (int err = WriteAll(fd, data.substr(half))) {
+    ::close(fd);
+    return fail(err, "write");
+  }
+  fault("written");
+  if (options.fsync_file) {
+    if (int err = FsyncRetry(fd)) {
+      ::close(fd);
+      return fail(err, "fsync");
+    }
+  }
+  // close() can report deferred write errors (NFS, quota); never retried (the fd is gone).
+  if (::close(fd) != 0 && errno != EINTR) {
+    int err = errno;
+    return fail(err, "close");
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    return fail(err, "rename temp file to");
+  }
+  fault("renamed");
+  if (options.fsync_dir) return FsyncDir(dir, path);
+  return OkStatus();
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  FdCloser f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (f.fd < 0) {
+    int err = errno;
+    return ErrnoError(err, "open " + path);
+  }
+  struct stat st;
+  if (::fstat(f.fd, &st) != 0) {
+    int err = errno;
+    return ErrnoError(err, "stat " + path);
+  }
+  std::string out;
+  try {
+    // Size is a hint: the loop reads to EOF, so a file that grows or shrinks is read as it is.
+    out.resize(st.st_size > 0 ? static_cast<size_t>(st.st_size) : 4096);
+    size_t got = 0;
+    for (;;) {
+      if (got == out.size()) out.resize(out.size() * 2);
+      ssize_t n = ::read(f.fd, out.data() + got, out.size() - got);
+      if (n < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        return ErrnoError(err, "read " + path);
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    out.resize(got);
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("read " + path + ": out of memory for " + std::to_string(st.st_size) + " bytes");
+  }
+  return out;
+}
+
+Status MakeDirs(const std::string& path, unsigned mode) {
+  if (path.empty()) return InvalidArgumentError("MakeDirs: empty path");
+  // Create each prefix in turn; EEXIST is fine only if it is a directory (or a link to one).
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    std::string prefix = path.substr(0, pos);
+    if (prefix.empty() || prefix.back() == '/') continue;  // "//" or trailing slash
+    if (::mkdir(prefix.c_str(), mode) == 0) continue;
+    int err = errno;
+    struct stat st;
+    if (::stat(prefix.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) continue;
+      return ErrnoError(ENOTDIR, "create directory " + path + ": " + prefix + " exists and is not a directory");
+    }
+    return ErrnoError(err, "create directory " + prefix);
+  }
+  return OkStatus();
+}
+
+int SweepTempFiles(const std::string& dir, int min_age_seconds) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  const time_t now = ::time(nullptr);
+  int removed = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name(e->d_name);
+    if (name.substr(0, kTempPrefix.size()) != kTempPrefix) continue;
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(st.st_mode)) continue;
+    // Young temps may belong to a writer still at work (e.g. another materialize run).
+    if (now - st.st_mtime < min_age_seconds) continue;
+    if (::unlinkat(::dirfd(d), e->d_name, 0) == 0) ++removed;
+  }
+  ::closedir(d);
+  return removed;
+}
+
+}  // namespace oz

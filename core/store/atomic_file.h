@@ -1,0 +1,44 @@
+// Atomic file writes shared by the disk cache and materialize: a file at its final name is
+// always complete.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/base/status.h"
+
+namespace oz {
+
+struct AtomicWriteOptions {
+  bool fsync_file = true;  // fsync the temp file before rename
+  bool fsync_dir = true;   // fsync the directory after rename
+  unsigned mode = 0644;    // of the new file, minus the umask
+  // Names this write path for fault injection ("cache", "materialize"; see core/base/fault.h).
+  // nullptr: no fault points.
+  const char* fault_site = nullptr;
+};
+
+// Writes `data` to `path` atomically: a temp file ".tmp.<16 hex>" in the same directory
+// (O_CREAT|O_EXCL, so concurrent writers never share one), write all (short writes and EINTR
+// retried), optional fsync, rename over `path`, optional fsync of the directory. Readers of
+// `path` see the old file or the new one, never a part. The temp file is removed on any failure.
+// Thread-safe; concurrent writers of one path: the last rename wins, each file complete.
+// Errors: from errno (kNoSpace, kPermission, kNotFound if the directory is missing, kIoError,
+// ...) naming `path`. If only the final directory fsync fails, the new file is already in place
+// (complete, but maybe not durable after a crash) and the error is still returned.
+Status WriteFileAtomic(const std::string& path, std::string_view data, const AtomicWriteOptions& options = {});
+
+// Reads a whole file (to EOF). Errors: kNotFound if absent, otherwise from errno, naming the path;
+// kResourceExhausted if it does not fit in memory.
+Result<std::string> ReadFile(const std::string& path);
+
+// Creates `path` and its parents (like mkdir -p). OK if it exists as a directory.
+// Errors: kNotDirectory naming the component that is a file; otherwise from errno.
+Status MakeDirs(const std::string& path, unsigned mode = 0755);
+
+// Removes ".tmp.*" files whose mtime is at least `min_age_seconds` old directly inside `dir`
+// (non-recursive). Younger temps may belong to a writer at work and are kept. Returns the number
+// removed; a missing or unreadable `dir` removes nothing.
+int SweepTempFiles(const std::string& dir, int min_age_seconds);
+
+}  // namespace oz
