@@ -14,24 +14,14 @@
 #include <vector>
 
 #include "core/store/atomic_file.h"
+#include "testing/temp_dir.h"
 
 namespace oz {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/oz_atomic_test.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing::TempDir;
 
 std::vector<std::string> Names(const std::string& dir) {
   std::vector<std::string> out;

@@ -24,6 +24,7 @@
 #include "core/base/log.h"
 #include "core/store/disk_cache.h"
 #include "core/store/mountinfo.h"
+#include "testing/temp_dir.h"
 
 namespace oz {
 namespace {
@@ -32,18 +33,7 @@ namespace fs = std::filesystem;
 
 constexpr uint64_t kHeader = 32;  // entry header size (format v1)
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/oz_cache_test.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing::TempDir;
 
 // Captures warnings while alive (the log sink is process-wide).
 struct LogCapture {

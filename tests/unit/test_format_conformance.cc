@@ -15,48 +15,15 @@
 #include "core/session/materialize.h"
 #include "core/source/view.h"
 #include "mem_volume.h"
+#include "testing/mem_session.h"
+#include "testing/temp_dir.h"
 
 namespace oz {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/oz_conformance.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::unique_ptr<Session> MemSession(const FormatSpec& f, Options o) {
-  auto mem = std::make_shared<testing::MemVolume>(Vec3{21, 30, 45}, DType::kUint16, 7, 0.4);
-  auto s = std::make_unique<Session>();
-  o.format = std::string(f.name);
-  REQUIRE(f.prepare(&o, o.bytes1 ? DType::kUint8 : DType::kUint16).ok());
-  s->options = o;
-  s->source = "/mem";
-  s->pool = std::make_unique<ThreadPool>(2);
-  s->volume = mem;
-  auto g = ComputeViewGeometry(mem->shape(), o);
-  REQUIRE(g.ok());
-  s->view = std::make_shared<ViewVolume>(mem, *g, o.bytes1);
-  ChunkEngineConfig ec;
-  ec.options = o;
-  ec.pool = s->pool.get();
-  ec.stats = &s->stats;
-  if (f.codec_options) ec.codec_options = f.codec_options(o);
-  auto e = ChunkEngine::Make(s->view, ec);
-  REQUIRE(e.ok());
-  s->engine = std::move(e).value();
-  s->tree = f.make_tree(s->engine.get(), s->source);
-  return s;
-}
+using testing::TempDir;
 
 // Every file of the tree (relative path -> bytes), walking List from the root and checking each
 // entry as it goes.
@@ -156,7 +123,8 @@ TEST_CASE("every format: listed files stat, read by range, round-trip, and mater
       DYNAMIC_SECTION(f.name << " shard=" << o.shard << " levels=" << o.levels << " " << CompressionName(o.compression)
                              << " empty=" << (o.empty == EmptyPolicy::kOmit)
                              << " window=" << o.window[0].start.has_value()) {
-        auto s = MemSession(f, base);
+        auto s = testing::MemSession(std::make_shared<testing::MemVolume>(Vec3{21, 30, 45}, DType::kUint16, 7, 0.4),
+                                     base, f);
         std::mt19937 rng(11);
         std::map<std::string, std::string> files;
         Walk(*s->tree, "", &files, &rng);

@@ -14,24 +14,14 @@
 #include <vector>
 
 #include "core/store/cached_kv_store.h"
+#include "testing/temp_dir.h"
 
 namespace oz {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/oz_kvcache_test.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing::TempDir;
 
 // Counts reads per key; values, absences and failures are scripted. Optionally blocks reads
 // until released (to hold concurrent readers inside one fetch).

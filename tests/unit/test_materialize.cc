@@ -16,6 +16,8 @@
 #include "core/session/materialize.h"
 #include "core/source/view.h"
 #include "mem_volume.h"
+#include "testing/mem_session.h"
+#include "testing/temp_dir.h"
 
 namespace oz {
 namespace {
@@ -23,18 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::MemVolume;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/oz_mat_test.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing::TempDir;
 
 struct LogCapture {
   std::mutex mu;
@@ -63,26 +54,7 @@ void Spit(const std::string& path, const std::string& data) {
   REQUIRE(out.good());
 }
 
-// The session omezarr-materialize would open, over an in-memory source (no disk cache).
-std::unique_ptr<Session> MemSession(std::shared_ptr<MemVolume> mem, const Options& o) {
-  auto s = std::make_unique<Session>();
-  s->options = o;
-  s->source = "/mem";
-  s->pool = std::make_unique<ThreadPool>(2);
-  s->volume = mem;
-  auto g = ComputeViewGeometry(mem->shape(), o);
-  REQUIRE(g.ok());
-  s->view = std::make_shared<ViewVolume>(mem, *g, o.bytes1);
-  ChunkEngineConfig ec;
-  ec.options = o;
-  ec.pool = s->pool.get();
-  ec.stats = &s->stats;
-  auto e = ChunkEngine::Make(s->view, ec);
-  REQUIRE(e.ok());
-  s->engine = std::move(e).value();
-  s->tree = MakeZarr2Tree(s->engine.get(), s->source);
-  return s;
-}
+using testing::MemSession;
 
 MaterializeReport Run(Session& s, const std::string& dest, int lo, int hi, const std::string& cache_dir = "") {
   MaterializeOptions mo;
