@@ -101,7 +101,7 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
 ChunkEngine::~ChunkEngine() {
   // Drain the cache writes (an unmount keeps what was computed), then stop the writer.
   {
-    std::lock_guard<std::mutex> l(write_mu_);
+    MutexLock l(write_mu_);
     stop_writer_ = true;
   }
   write_cv_.notify_all();
@@ -115,13 +115,13 @@ std::string ChunkEngine::CacheKey(int level, const Vec3& idx) const {
 }
 
 ChunkEngine::Info ChunkEngine::Lookup(const Key& k) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   auto it = known_.find(k);
   return it == known_.end() ? Info{} : it->second;
 }
 
 void ChunkEngine::Record(const Key& k, State s, uint64_t size) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   known_[k] = Info{s, size};
 }
 
@@ -134,7 +134,7 @@ void ChunkEngine::HotPut(const Key& k, const ChunkBytes& b) {
 
 Result<ChunkBytes> ChunkEngine::EmptyResult() {
   if (config_.options.empty == EmptyPolicy::kOmit) return NotFoundError("empty chunk (all fill value)");
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (!empty_bytes_) {
     std::vector<uint8_t> zeros(raw_bytes_, 0);
     auto enc = codec_.Encode(zeros.data(), zeros.size());
@@ -176,7 +176,7 @@ Result<ChunkBytes> ChunkEngine::GetChunk(int level, const Vec3& idx) {
   std::shared_ptr<Flight> f;
   bool leader = false;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     auto it = inflight_.find(k);
     if (it != inflight_.end()) {
       f = it->second;
@@ -207,7 +207,7 @@ Result<ChunkBytes> ChunkEngine::GetChunk(int level, const Vec3& idx) {
 }
 
 std::shared_ptr<ChunkEngine::Flight> ChunkEngine::TryClaim(const Key& k) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   auto known = known_.find(k);
   if (known != known_.end() && known->second.state != State::kUnknown) return nullptr;
   if (inflight_.count(k)) return nullptr;
@@ -223,7 +223,7 @@ void ChunkEngine::Complete(const Key& k, const std::shared_ptr<Flight>& f, const
     f->done = true;
   }
   f->cv.notify_all();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   auto it = inflight_.find(k);
   if (it != inflight_.end() && it->second == f) inflight_.erase(it);
 }
@@ -236,7 +236,7 @@ std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& 
     // (lock rule: write_mu_ is never held while taking mu_).
     std::optional<ChunkBytes> queued;
     {
-      std::lock_guard<std::mutex> l(write_mu_);
+      MutexLock l(write_mu_);
       auto it = pending_.find(k);
       if (it != pending_.end()) queued = it->second;
     }
@@ -292,8 +292,8 @@ Result<ChunkBytes> ChunkEngine::Finish(int level, const Vec3& idx, const uint8_t
 void ChunkEngine::QueueCachePut(const Key& k, uint32_t flags, ChunkBytes bytes) {
   if (!config_.cache) return;
   const uint64_t size = bytes ? bytes->size() : 0;
-  std::unique_lock<std::mutex> l(write_mu_);
-  write_space_cv_.wait(l, [&] { return write_queue_.empty() || write_queue_bytes_ + size <= kWriteQueueBytes; });
+  MutexLock l(write_mu_);
+  while (!write_queue_.empty() && write_queue_bytes_ + size > kWriteQueueBytes) write_space_cv_.wait(write_mu_);
   write_queue_.push_back(PendingWrite{k, flags, bytes});
   write_queue_bytes_ += size;
   pending_[k] = bytes;
@@ -302,13 +302,16 @@ void ChunkEngine::QueueCachePut(const Key& k, uint32_t flags, ChunkBytes bytes) 
 }
 
 void ChunkEngine::WriterLoop() {
-  std::unique_lock<std::mutex> l(write_mu_);
+  write_mu_.lock();
   for (;;) {
-    write_cv_.wait(l, [&] { return stop_writer_ || !write_queue_.empty(); });
-    if (write_queue_.empty()) return;  // stopping and drained
+    while (!stop_writer_ && write_queue_.empty()) write_cv_.wait(write_mu_);
+    if (write_queue_.empty()) {  // stopping and drained
+      write_mu_.unlock();
+      return;
+    }
     PendingWrite w = std::move(write_queue_.front());
     write_queue_.pop_front();
-    l.unlock();
+    write_mu_.unlock();
     Status s =
         config_.cache->Put(CacheKey(w.key.level, w.key.idx), CacheEntry{w.flags, w.bytes ? *w.bytes : std::string()});
     if (!s.ok()) {
@@ -321,7 +324,7 @@ void ChunkEngine::WriterLoop() {
             "could not store chunk in the cache (reads go on; failures are counted in the stats): " + s.ToString() +
             (suppressed ? " (" + std::to_string(suppressed) + " more since the last message)" : ""));
     }
-    l.lock();
+    write_mu_.lock();
     write_queue_bytes_ -= w.bytes ? w.bytes->size() : 0;
     auto it = pending_.find(w.key);
     if (it != pending_.end() && it->second == w.bytes) pending_.erase(it);
@@ -433,7 +436,7 @@ bool ChunkEngine::Available(int level, const Vec3& idx) {
   if (ProvablyEmpty(level, idx)) return true;
   if (hot_.Contains(Key{level, idx})) return true;
   {
-    std::lock_guard<std::mutex> l(write_mu_);
+    MutexLock l(write_mu_);
     if (pending_.count(Key{level, idx})) return true;
   }
   return config_.cache && config_.cache->Contains(CacheKey(level, idx));

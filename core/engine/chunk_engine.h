@@ -40,6 +40,7 @@
 #include "core/sync/buffer_pool.h"
 #include "core/sync/lru_cache.h"
 #include "core/sync/memory_budget.h"
+#include "core/sync/mutex.h"
 #include "core/sync/thread_pool.h"
 
 namespace oz {
@@ -172,7 +173,8 @@ class ChunkEngine {
   ChunkBytes HotGet(const Key& k);
   void HotPut(const Key& k, const ChunkBytes& b);
   // Served bytes of an empty chunk (empty=keep), or NotFound (empty=omit).
-  Result<ChunkBytes> EmptyResult();
+  // Takes mu_: never called with write_mu_ held (the lock rule; -Wthread-safety checks it).
+  Result<ChunkBytes> EmptyResult() OZ_EXCLUDES(mu_, write_mu_);
 
   // The chunk from the disk cache (recording its state), or nullopt on a miss.
   std::optional<Result<ChunkBytes>> FromCache(int level, const Vec3& idx);
@@ -233,11 +235,11 @@ class ChunkEngine {
   MemoryBudget work_budget_;
   BufferPool buffers_;  // unit buffers, reused across computations (bounded by work_memory / 2)
 
-  std::mutex mu_;
-  std::unordered_map<Key, Info, KeyHash> known_;                        // guarded by mu_
-  std::unordered_map<Key, std::shared_ptr<Flight>, KeyHash> inflight_;  // guarded by mu_
-  LruCache<Key, const std::string, KeyHash> hot_;                       // recently served chunk bytes (own lock)
-  ChunkBytes empty_bytes_;  // guarded by mu_; encoded all-zero chunk (empty=keep)
+  Mutex mu_;
+  std::unordered_map<Key, Info, KeyHash> known_ OZ_GUARDED_BY(mu_);
+  std::unordered_map<Key, std::shared_ptr<Flight>, KeyHash> inflight_ OZ_GUARDED_BY(mu_);
+  LruCache<Key, const std::string, KeyHash> hot_;  // recently served chunk bytes (own lock)
+  ChunkBytes empty_bytes_ OZ_GUARDED_BY(mu_);      // encoded all-zero chunk (empty=keep)
 
   // Background cache writes. Lock order: write_mu_ is never held while taking mu_.
   struct PendingWrite {
@@ -245,12 +247,12 @@ class ChunkEngine {
     uint32_t flags;
     ChunkBytes bytes;  // nullptr: empty chunk
   };
-  std::mutex write_mu_;
-  std::condition_variable write_cv_, write_space_cv_;
-  std::deque<PendingWrite> write_queue_;                  // guarded by write_mu_
-  uint64_t write_queue_bytes_ = 0;                        // guarded by write_mu_
-  std::unordered_map<Key, ChunkBytes, KeyHash> pending_;  // queued, not yet written; write_mu_
-  bool stop_writer_ = false;                              // guarded by write_mu_
+  Mutex write_mu_;
+  std::condition_variable_any write_cv_, write_space_cv_;  // waited on with write_mu_
+  std::deque<PendingWrite> write_queue_ OZ_GUARDED_BY(write_mu_);
+  uint64_t write_queue_bytes_ OZ_GUARDED_BY(write_mu_) = 0;
+  std::unordered_map<Key, ChunkBytes, KeyHash> pending_ OZ_GUARDED_BY(write_mu_);  // queued, not yet written
+  bool stop_writer_ OZ_GUARDED_BY(write_mu_) = false;
   std::thread writer_;
   std::atomic<bool> cancelled_{false};
 };
