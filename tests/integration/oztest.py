@@ -1311,3 +1311,27 @@ def materialize_tree(root, arrays, algorithm, chunk, compressor=None, empty="omi
             os.makedirs(d, exist_ok=True)
             with open(os.path.join(d, str(ci[-1])), "wb") as f:
                 f.write(bytes(raw))
+
+
+def tree_files(root):
+    """Every file below root (relative path -> bytes), materialize's state dir left out."""
+    out = {}
+    for dp, dns, fns in os.walk(root):
+        dns[:] = [d for d in dns if d != ".omezarr-materialize"]
+        for fn in fns:
+            p = os.path.join(dp, fn)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root)] = f.read()
+    return out
+
+
+def materialize_tool():
+    return os.path.join(os.path.dirname(binary()), "..", "cli", "omezarr-materialize")
+
+
+def materialize(src, dest, opts, *args):
+    """omezarr-materialize SRC DEST -o OPTS ARGS...; must succeed. Returns the CompletedProcess."""
+    r = subprocess.run([materialize_tool(), src, dest, "-o", format_options(opts)] + list(args),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "materialize %r %r: %s" % (opts, args, r.stderr[-800:]))
+    return r

@@ -45,10 +45,6 @@ def scroll_like(shape=(48, 160, 160), seed=3):
     return vol
 
 
-def mat_tool():
-    return os.path.join(os.path.dirname(oz.binary()), "..", "cli", "omezarr-materialize")
-
-
 def v2_options(opts):
     return {k: v for k, v in opts.items() if k not in ("format", "jpeg_quality", "empty")}
 
@@ -201,31 +197,13 @@ def jpeg_remount_serves_from_the_cache():
     cache = oz.tmpdir("cache")
     opts = {"chunk": 16, "levels": 3, "format": "precomputed", "compression": "jpeg", "bytes": 1}
     with oz.Mount(src, opts, cache=cache) as m:
-        first = tree_files(m.path)
+        first = oz.tree_files(m.path)
     with oz.Mount(src, opts, cache=cache) as m:
-        second = tree_files(m.path)
+        second = oz.tree_files(m.path)
         st = oz.stats(m.path)
     oz.check(first and first == second, "jpeg files differ after a remount")
     oz.check(st["chunks_computed"] == 0 and st["source_bytes_read"] == 0,
              "remount computed %d chunks and read %d source bytes" % (st["chunks_computed"], st["source_bytes_read"]))
-
-
-def tree_files(root):
-    out = {}
-    for dp, dns, fns in os.walk(root):
-        dns[:] = [d for d in dns if d != ".omezarr-materialize"]
-        for fn in fns:
-            p = os.path.join(dp, fn)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, root)] = f.read()
-    return out
-
-
-def materialize(src, dest, opts, *args):
-    r = subprocess.run([mat_tool(), src, dest, "-o", oz.format_options(opts)] + list(args),
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
-    oz.check(r.returncode == 0, "materialize %r %r: %s" % (opts, args, r.stderr[-800:]))
-    return r
 
 
 @S.case
@@ -236,10 +214,10 @@ def materialize_equals_mount_parts_resume():
                  {"chunk": 16, "levels": 3, "format": "precomputed", "compression": "jpeg", "bytes": 1,
                   "jpeg_quality": 90}):
         one = os.path.join(oz.tmpdir("mat"), "one")
-        materialize(src, one, opts)
+        oz.materialize(src, one, opts)
         with oz.Mount(src, opts) as m:
-            mounted = tree_files(m.path)
-        written = tree_files(one)
+            mounted = oz.tree_files(m.path)
+        written = oz.tree_files(one)
         oz.check(set(mounted) == set(written), "%r: files differ: %r" % (
             opts, sorted(set(mounted) ^ set(written))[:10]))
         bad = [k for k in mounted if mounted[k] != written[k]]
@@ -247,26 +225,26 @@ def materialize_equals_mount_parts_resume():
         # Three parts, in reverse order, into one DEST: the same tree; a rerun skips everything.
         parts = os.path.join(oz.tmpdir("mat"), "parts")
         for i in (3, 1, 2):
-            materialize(src, parts, opts, "--part", "%d/3" % i)
-        oz.check(tree_files(parts) == written, "%r: --part 1..3/3 tree differs from one run" % opts)
-        again = materialize(src, one, opts, "--verify")
+            oz.materialize(src, parts, opts, "--part", "%d/3" % i)
+        oz.check(oz.tree_files(parts) == written, "%r: --part 1..3/3 tree differs from one run" % opts)
+        again = oz.materialize(src, one, opts, "--verify")
         oz.check(" 0 written" in again.stderr and "source bytes read: 0" in again.stderr,
                  "%r: a verified rerun of a finished DEST wrote or read something: %s" % (opts, again.stderr[-600:]))
         # A chunk file deleted from DEST is noticed by --verify and written again, the same bytes.
         victim = sorted(k for k in written if k != "info")[0]
         os.unlink(os.path.join(one, victim))
-        materialize(src, one, opts, "--verify")
-        oz.check(tree_files(one) == written, "%r: --verify did not restore %s" % (opts, victim))
+        oz.materialize(src, one, opts, "--verify")
+        oz.check(oz.tree_files(one) == written, "%r: --verify did not restore %s" % (opts, victim))
     # Parts running at the same time write into the same level directories.
     opts = {"chunk": 8, "levels": 3, "format": "precomputed", "compression": "gzip"}
     together = os.path.join(oz.tmpdir("mat"), "together")
-    procs = [subprocess.Popen([mat_tool(), src, together, "-o", oz.format_options(opts), "--part", "%d/3" % i],
+    procs = [subprocess.Popen([oz.materialize_tool(), src, together, "-o", oz.format_options(opts), "--part", "%d/3" % i],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for i in (1, 2, 3)]
     errs = [p.communicate(timeout=300)[1] for p in procs]
     oz.check(all(p.returncode == 0 for p in procs), "concurrent parts failed: %r" % [e[-300:] for e in errs])
     with oz.Mount(src, opts) as m:
-        oz.check(tree_files(together) == tree_files(m.path), "concurrent --part tree differs from the mount")
+        oz.check(oz.tree_files(together) == oz.tree_files(m.path), "concurrent --part tree differs from the mount")
 
 
 @S.case
@@ -289,7 +267,7 @@ def bad_options_refused():
         oz.check(rc != 0 and not mounted, "%r: mounted (rc %r)" % (opts, rc))
         for word in mention:
             oz.check(word.lower() in err.lower(), "%r: stderr does not name %r: %r" % (opts, word, err[-400:]))
-    r = subprocess.run([mat_tool(), src, os.path.join(oz.tmpdir("mat"), "x"), "-o",
+    r = subprocess.run([oz.materialize_tool(), src, os.path.join(oz.tmpdir("mat"), "x"), "-o",
                         "format=precomputed,compression=jpeg"], capture_output=True, text=True, timeout=60)
     oz.check(r.returncode != 0 and "bytes=1" in r.stderr, "materialize accepted jpeg on uint16: %s" % r.stderr)
 

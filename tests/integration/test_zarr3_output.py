@@ -6,10 +6,8 @@ absent = 2^64-1 pairs exactly where the 0.4 mount has no chunk file, an all-empt
 file) and its inner chunks are the 0.4 chunk files' bytes; range reads of a shard equal the
 whole file; materialize writes the mount's bytes (also in --part pieces, and resumed); the
 root metadata carries the 0.4 tree's multiscales; bad options are refused with the fix."""
-import json
 import os
 import random
-import subprocess
 
 import numpy as np
 
@@ -24,10 +22,6 @@ SHAPE = (37, 70, 90)
 def stack(seed=21):
     src = oz.tmpdir("src")
     return src, oz.make_stack(src, SHAPE, np.uint16, seed=seed)
-
-
-def mat_tool():
-    return os.path.join(os.path.dirname(oz.binary()), "..", "cli", "omezarr-materialize")
 
 
 def levels_v3(mnt, levels):
@@ -223,24 +217,6 @@ def range_reads_equal_whole_shard():
         oz.check(checked > 0, "no shard read")
 
 
-def tree_files(root):
-    out = {}
-    for dp, dns, fns in os.walk(root):
-        dns[:] = [d for d in dns if d != ".omezarr-materialize"]
-        for fn in fns:
-            p = os.path.join(dp, fn)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, root)] = f.read()
-    return out
-
-
-def materialize(src, dest, opts, *args):
-    r = subprocess.run([mat_tool(), src, dest, "-o", oz.format_options(opts)] + list(args),
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
-    oz.check(r.returncode == 0, "materialize %r %r: %s" % (opts, args, r.stderr[-800:]))
-    return r
-
-
 @S.case
 def materialize_equals_mount_sharded_parts_resume():
     src, vol = stack()
@@ -248,10 +224,10 @@ def materialize_equals_mount_sharded_parts_resume():
                  {"chunk": 8, "levels": 4, "format": "ome-zarr-0.5", "shard": 4},
                  {"chunk": 16, "levels": 3, "format": "ome-zarr-0.5", "shard": 1, "compression": "gzip"}):
         one = os.path.join(oz.tmpdir("mat"), "one.zarr")
-        materialize(src, one, opts)
+        oz.materialize(src, one, opts)
         with oz.Mount(src, opts) as m:
-            mounted = tree_files(m.path)
-        written = tree_files(one)
+            mounted = oz.tree_files(m.path)
+        written = oz.tree_files(one)
         oz.check(set(mounted) == set(written), "%r: files differ: %r" % (
             opts, sorted(set(mounted) ^ set(written))[:10]))
         bad = [k for k in mounted if mounted[k] != written[k]]
@@ -259,17 +235,17 @@ def materialize_equals_mount_sharded_parts_resume():
         # Three parts, in reverse order, into one DEST: the same tree; a rerun skips everything.
         parts = os.path.join(oz.tmpdir("mat"), "parts.zarr")
         for i in (3, 1, 2):
-            materialize(src, parts, opts, "--part", "%d/3" % i)
-        oz.check(tree_files(parts) == written, "%r: --part 1..3/3 tree differs from one run" % opts)
-        again = materialize(src, one, opts, "--verify")
+            oz.materialize(src, parts, opts, "--part", "%d/3" % i)
+        oz.check(oz.tree_files(parts) == written, "%r: --part 1..3/3 tree differs from one run" % opts)
+        again = oz.materialize(src, one, opts, "--verify")
         oz.check(" 0 written" in again.stderr and "source bytes read: 0" in again.stderr,
                  "%r: a verified rerun of a finished DEST wrote or read something: %s" % (opts, again.stderr[-600:]))
-        oz.check(tree_files(one) == written, "rerun changed the tree")
+        oz.check(oz.tree_files(one) == written, "rerun changed the tree")
         # A shard deleted from DEST is noticed by --verify and written again, the same bytes.
         victim = sorted(k for k in written if "/c/" in k)[0]
         os.unlink(os.path.join(one, victim))
-        materialize(src, one, opts, "--verify")
-        oz.check(tree_files(one) == written, "%r: --verify did not restore %s" % (opts, victim))
+        oz.materialize(src, one, opts, "--verify")
+        oz.check(oz.tree_files(one) == written, "%r: --verify did not restore %s" % (opts, victim))
 
 
 @S.case
