@@ -1484,81 +1484,46 @@ DType TiffStack::dtype() const { return impl_->dtype; }
 const std::vector<SliceFile>& TiffStack::slices() const { return impl_->files; }
 const std::vector<std::string>& TiffStack::warnings() const { return impl_->warnings; }
 
+namespace {
+
+// The planes of box (every step-th slice from box.lo[0]; every step-th row and column) into out,
+// slices in parallel on the pool; gap and zeroed slices read as zeros.
+Status ReadPlanes(TiffStack::Impl& impl, const Box& box, int64_t step, void* out) {
+  try {
+    const Vec3 os = StridedShape(box, step);
+    const size_t plane_bytes = static_cast<size_t>(os[1] * os[2]) * DTypeSize(impl.dtype);
+    auto z_of = [&](size_t i) { return box.lo[0] + static_cast<int64_t>(i) * step; };
+    return ParallelForStatus(
+        impl.options.pool, static_cast<size_t>(os[0]),
+        [&](size_t i) -> Status {
+          uint8_t* plane = static_cast<uint8_t*>(out) + i * plane_bytes;
+          const SliceInfo* s = impl.Find(z_of(i));
+          if (!s || s->zero) {
+            std::memset(plane, 0, plane_bytes);
+            return OkStatus();
+          }
+          return step == 1 ? impl.ReadSlice(*s, box, plane) : impl.ReadSliceStrided(*s, box, step, plane);
+        },
+        [&](size_t i) { return "reading slice z=" + std::to_string(z_of(i)); });
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory reading " + box.ToString() + " from TIFF stack " + impl.dir);
+  }
+}
+
+}  // namespace
+
 Status TiffStack::ReadBox(const Box& box, void* out) {
   if (box.empty() || !BoxFromShape(shape()).Contains(box) || out == nullptr)
     return InvalidArgumentError("ReadBox " + box.ToString() + " is empty or outside the TIFF stack shape " +
                                 ToString(shape()));
-  try {
-    const Impl& impl = *impl_;
-    const size_t plane_bytes =
-        static_cast<size_t>((box.hi[1] - box.lo[1]) * (box.hi[2] - box.lo[2])) * DTypeSize(impl.dtype);
-    const size_t nz = static_cast<size_t>(box.hi[0] - box.lo[0]);
-    std::vector<Status> results(nz);
-    auto work = [&](size_t i) {
-      const int64_t z = box.lo[0] + static_cast<int64_t>(i);
-      uint8_t* plane = static_cast<uint8_t*>(out) + i * plane_bytes;
-      try {
-        const SliceInfo* s = impl_->Find(z);
-        if (!s || s->zero) {
-          std::memset(plane, 0, plane_bytes);
-          return;
-        }
-        results[i] = impl_->ReadSlice(*s, box, plane);
-      } catch (const std::bad_alloc&) {
-        results[i] = ResourceExhaustedError("out of memory reading slice z=" + std::to_string(z));
-      } catch (...) {
-        results[i] = InternalError("unexpected exception reading slice z=" + std::to_string(z));
-      }
-    };
-    if (impl.options.pool && nz > 1)
-      impl.options.pool->ParallelFor(nz, work);
-    else
-      for (size_t i = 0; i < nz; ++i) work(i);
-    for (Status& st : results)
-      if (!st.ok()) return st;
-    return OkStatus();
-  } catch (const std::bad_alloc&) {
-    return ResourceExhaustedError("out of memory reading " + box.ToString() + " from TIFF stack " + impl_->dir);
-  }
+  return ReadPlanes(*impl_, box, 1, out);
 }
 
 Status TiffStack::ReadBoxStrided(const Box& box, int64_t step, void* out) {
-  if (step == 1) return ReadBox(box, out);
   if (step < 1 || box.empty() || !BoxFromShape(shape()).Contains(box) || out == nullptr)
     return InvalidArgumentError("ReadBoxStrided " + box.ToString() + " step " + std::to_string(step) +
                                 " is empty or outside the TIFF stack shape " + ToString(shape()));
-  try {
-    const Impl& impl = *impl_;
-    const Vec3 os = StridedShape(box, step);
-    const size_t plane_bytes = static_cast<size_t>(os[1] * os[2]) * DTypeSize(impl.dtype);
-    const size_t nz = static_cast<size_t>(os[0]);
-    std::vector<Status> results(nz);
-    auto work = [&](size_t i) {
-      const int64_t z = box.lo[0] + static_cast<int64_t>(i) * step;
-      uint8_t* plane = static_cast<uint8_t*>(out) + i * plane_bytes;
-      try {
-        const SliceInfo* s = impl_->Find(z);
-        if (!s || s->zero) {
-          std::memset(plane, 0, plane_bytes);
-          return;
-        }
-        results[i] = impl_->ReadSliceStrided(*s, box, step, plane);
-      } catch (const std::bad_alloc&) {
-        results[i] = ResourceExhaustedError("out of memory reading slice z=" + std::to_string(z));
-      } catch (...) {
-        results[i] = InternalError("unexpected exception reading slice z=" + std::to_string(z));
-      }
-    };
-    if (impl.options.pool && nz > 1)
-      impl.options.pool->ParallelFor(nz, work);
-    else
-      for (size_t i = 0; i < nz; ++i) work(i);
-    for (Status& st : results)
-      if (!st.ok()) return st;
-    return OkStatus();
-  } catch (const std::bad_alloc&) {
-    return ResourceExhaustedError("out of memory reading " + box.ToString() + " from TIFF stack " + impl_->dir);
-  }
+  return ReadPlanes(*impl_, box, step, out);
 }
 
 std::string TiffStack::Fingerprint() const {

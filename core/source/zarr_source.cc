@@ -311,31 +311,22 @@ Status ZarrVolume::ReadBox(const Box& box, void* out) {
     n[a] = (box.hi[a] - 1) / c[a] + 1 - c0[a];
   }
   const size_t count = static_cast<size_t>(n[0] * n[1] * n[2]);
-  std::vector<Status> results(count);
-  auto work = [&](size_t i) {
+  auto chunk_of = [&](size_t i) {
     const int64_t k = static_cast<int64_t>(i);
-    const Vec3 ci{c0[0] + k / (n[1] * n[2]), c0[1] + (k / n[2]) % n[1], c0[2] + k % n[2]};
-    try {
-      Result<DecodedPtr> d = impl.cache->Get(ci, impl.options.stats, [&]() { return impl.Load(ci); });
-      if (!d.ok()) {
-        results[i] = d.status();
-        return;
-      }
-      impl.Copy(ci, **d, box, static_cast<uint8_t*>(out));
-    } catch (const std::bad_alloc&) {
-      results[i] = ResourceExhaustedError("out of memory reading source chunk " + ToString(ci));
-    } catch (...) {
-      results[i] = InternalError("unexpected exception reading source chunk " + ToString(ci));
-    }
+    return Vec3{c0[0] + k / (n[1] * n[2]), c0[1] + (k / n[2]) % n[1], c0[2] + k % n[2]};
   };
-  ThreadPool* pool = impl.options.fetch_pool ? impl.options.fetch_pool : impl.options.pool;
-  if (pool && count > 1)
-    pool->ParallelFor(count, work);
-  else
-    for (size_t i = 0; i < count; ++i) work(i);
-  for (Status& st : results)
-    if (!st.ok()) return st;
-  return OkStatus();
+  return ParallelForStatus(
+      impl.options.fetch_pool ? impl.options.fetch_pool : impl.options.pool, count,
+      [&](size_t i) -> Status {
+        const Vec3 ci = chunk_of(i);
+        Result<DecodedPtr> d = impl.cache->Get(ci, impl.options.stats, [&]() { return impl.Load(ci); });
+        if (!d.ok()) {
+          return d.status();
+        }
+        impl.Copy(ci, **d, box, static_cast<uint8_t*>(out));
+        return OkStatus();
+      },
+      [&](size_t i) { return "reading source chunk " + ToString(chunk_of(i)); });
 }
 
 Status ZarrVolume::ReadBoxStrided(const Box& box, int64_t step, void* out) {
@@ -362,49 +353,40 @@ Status ZarrVolume::ReadBoxStrided(const Box& box, int64_t step, void* out) {
   const size_t ny = runs[1].size(), nx = runs[2].size();
   const size_t count = runs[0].size() * ny * nx;
   const size_t item = impl.item;
-  std::vector<Status> results(count);
-  auto work = [&](size_t i) {
-    const Run& rz = runs[0][i / (ny * nx)];
-    const Run& ry = runs[1][(i / nx) % ny];
-    const Run& rx = runs[2][i % nx];
-    const Vec3 ci{rz.chunk, ry.chunk, rx.chunk};
-    try {
-      Result<DecodedPtr> d = impl.cache->Get(ci, impl.options.stats, [&]() { return impl.Load(ci); });
-      if (!d.ok()) {
-        results[i] = d.status();
-        return;
-      }
-      const uint8_t* data = (*d)->data.get();
-      for (int64_t kz = rz.k0; kz < rz.k1; ++kz)
-        for (int64_t ky = ry.k0; ky < ry.k1; ++ky) {
-          const int64_t z = box.lo[0] + kz * step - ci[0] * c[0], y = box.lo[1] + ky * step - ci[1] * c[1];
-          uint8_t* dst = static_cast<uint8_t*>(out) + static_cast<size_t>((kz * os[1] + ky) * os[2]) * item;
-          for (int64_t kx = rx.k0; kx < rx.k1; ++kx) {
-            if (data) {
-              const int64_t x = box.lo[2] + kx * step - ci[2] * c[2];
-              std::memcpy(dst + static_cast<size_t>(kx) * item,
-                          data + static_cast<size_t>((z * c[1] + y) * c[2] + x) * item, item);
-            } else if (item == 1) {
-              dst[kx] = static_cast<uint8_t>(impl.meta.fill_value);
-            } else {
-              std::memcpy(dst + static_cast<size_t>(kx) * 2, &impl.meta.fill_value, 2);
+  return ParallelForStatus(
+      impl.options.fetch_pool ? impl.options.fetch_pool : impl.options.pool, count,
+      [&](size_t i) -> Status {
+        const Run& rz = runs[0][i / (ny * nx)];
+        const Run& ry = runs[1][(i / nx) % ny];
+        const Run& rx = runs[2][i % nx];
+        const Vec3 ci{rz.chunk, ry.chunk, rx.chunk};
+        Result<DecodedPtr> d = impl.cache->Get(ci, impl.options.stats, [&]() { return impl.Load(ci); });
+        if (!d.ok()) {
+          return d.status();
+        }
+        const uint8_t* data = (*d)->data.get();
+        for (int64_t kz = rz.k0; kz < rz.k1; ++kz)
+          for (int64_t ky = ry.k0; ky < ry.k1; ++ky) {
+            const int64_t z = box.lo[0] + kz * step - ci[0] * c[0], y = box.lo[1] + ky * step - ci[1] * c[1];
+            uint8_t* dst = static_cast<uint8_t*>(out) + static_cast<size_t>((kz * os[1] + ky) * os[2]) * item;
+            for (int64_t kx = rx.k0; kx < rx.k1; ++kx) {
+              if (data) {
+                const int64_t x = box.lo[2] + kx * step - ci[2] * c[2];
+                std::memcpy(dst + static_cast<size_t>(kx) * item,
+                            data + static_cast<size_t>((z * c[1] + y) * c[2] + x) * item, item);
+              } else if (item == 1) {
+                dst[kx] = static_cast<uint8_t>(impl.meta.fill_value);
+              } else {
+                std::memcpy(dst + static_cast<size_t>(kx) * 2, &impl.meta.fill_value, 2);
+              }
             }
           }
-        }
-    } catch (const std::bad_alloc&) {
-      results[i] = ResourceExhaustedError("out of memory reading source chunk " + ToString(ci));
-    } catch (...) {
-      results[i] = InternalError("unexpected exception reading source chunk " + ToString(ci));
-    }
-  };
-  ThreadPool* pool = impl.options.fetch_pool ? impl.options.fetch_pool : impl.options.pool;
-  if (pool && count > 1)
-    pool->ParallelFor(count, work);
-  else
-    for (size_t i = 0; i < count; ++i) work(i);
-  for (Status& st : results)
-    if (!st.ok()) return st;
-  return OkStatus();
+        return OkStatus();
+      },
+      [&](size_t i) {
+        return "reading source chunk " +
+               ToString(Vec3{runs[0][i / (ny * nx)].chunk, runs[1][(i / nx) % ny].chunk, runs[2][i % nx].chunk});
+      });
 }
 
 std::string ZarrVolume::Fingerprint() const { return impl_->FingerprintText(); }

@@ -2,6 +2,8 @@
 // serving M callers makes progress even when every worker is busy.
 #include "core/sync/thread_pool.h"
 
+#include <new>
+
 #include <atomic>
 
 namespace oz {
@@ -75,6 +77,27 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   run();
   std::unique_lock<std::mutex> l(shared->mu);
   shared->cv.wait(l, [&] { return shared->done == n; });
+}
+
+Status ParallelForStatus(ThreadPool* pool, size_t n, const std::function<Status(size_t)>& fn,
+                         const std::function<std::string(size_t)>& what) {
+  std::vector<Status> results(n);
+  auto work = [&](size_t i) {
+    try {
+      results[i] = fn(i);
+    } catch (const std::bad_alloc&) {
+      results[i] = ResourceExhaustedError("out of memory " + what(i));
+    } catch (...) {
+      results[i] = InternalError("unexpected exception " + what(i));
+    }
+  };
+  if (pool && n > 1)
+    pool->ParallelFor(n, work);
+  else
+    for (size_t i = 0; i < n; ++i) work(i);
+  for (Status& st : results)
+    if (!st.ok()) return st;
+  return OkStatus();
 }
 
 }  // namespace oz

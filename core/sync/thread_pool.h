@@ -8,8 +8,11 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "core/base/status.h"
 
 namespace oz {
 
@@ -37,5 +40,12 @@ class ThreadPool {
   bool stopping_ = false;                    // guarded by mu_
   std::vector<std::thread> workers_;
 };
+
+// Runs fn(i) -> Status for i in [0, n) on `pool` (inline when pool is null or n <= 1) and returns
+// the first error by index, or OK. An exception from fn becomes kResourceExhausted (bad_alloc) or
+// kInternal, its message "out of memory " / "unexpected exception " + what(i) (what(i) names the
+// item, e.g. "reading slice z=5").
+Status ParallelForStatus(ThreadPool* pool, size_t n, const std::function<Status(size_t)>& fn,
+                         const std::function<std::string(size_t)>& what);
 
 }  // namespace oz
