@@ -11,6 +11,10 @@
 # --big N   also materialize a generated N x 8192x8192 uint16 stack (default 48 = 6 GiB, needs
 #           ~14 GB free) with -o memory=1G for peak RSS and time; it is deleted afterwards
 # --record  append the table to bench/RESULTS.md (default for the full run; not for --quick)
+# --scroll-repo GIT_DIR  git directory of KhartesViewer/scroll2zarr (default
+#           $SCROLL2ZARR_GIT, else /work/.mirror/KhartesViewer+scroll2zarr/repo): scroll_to_ome.py
+#           is exported from its HEAD into a temp dir and run as the baseline (python3-zarr,
+#           python3-tifffile, python3-skimage, python3-tqdm); skipped with a note when absent
 # Needs /usr/bin/python3 with numpy and tifffile, GNU /usr/bin/time. Builds omezarr-materialize
 # oz_bench_tiff_decode and oz_bench_write_tree into $BUILD_DIR (default build/).
 set -euo pipefail
@@ -22,6 +26,7 @@ DATA="${OMEZARRFS_BENCH_DATA:-/tmp/omezarrfs-bench}"
 REPS=""
 RECORD=""
 BIG=""
+SCROLL_GIT="${SCROLL2ZARR_GIT:-/work/.mirror/KhartesViewer+scroll2zarr/repo}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -29,9 +34,10 @@ while [ $# -gt 0 ]; do
     --reps) REPS="$2"; shift ;;
     --big) BIG="$2"; shift ;;
     --no-big) BIG=0 ;;
+    --scroll-repo) SCROLL_GIT="$2"; shift ;;
     --record) RECORD=1 ;;
     --no-record) RECORD=0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -64,6 +70,12 @@ if [ "$BIG" != 0 ]; then
   $PY bench/gen_stack.py "$BIGDIR" --depth "$BIG" --size 8192 --fill --compression none --rowsperstrip 32 --jobs 2
   ARGS+=(--rss "big=$BIGDIR")
 fi
-trap 'rm -rf "$WORK"; if [ -n "$BIGDIR" ]; then rm -rf "$BIGDIR"; fi' EXIT
+SCROLL_TMP=$(mktemp -d)
+if git --git-dir="$SCROLL_GIT" show HEAD:scroll_to_ome.py >"$SCROLL_TMP/scroll_to_ome.py" 2>/dev/null; then
+  ARGS+=(--scroll "$SCROLL_TMP/scroll_to_ome.py")
+else
+  echo "no scroll2zarr repository at $SCROLL_GIT: the scroll_to_ome.py baseline is skipped" >&2
+fi
+trap 'rm -rf "$WORK" "$SCROLL_TMP"; if [ -n "$BIGDIR" ]; then rm -rf "$BIGDIR"; fi' EXIT
 if [ "$RECORD" = 1 ]; then ARGS+=(--results "$ROOT/bench/RESULTS.md"); fi
 $PY bench/materialize_bench.py "${ARGS[@]}" "uncompressed=$RAW" "deflate=$DEFL"

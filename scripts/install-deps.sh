@@ -2,11 +2,19 @@
 # Installs every Debian package omezarrfs needs to build, test and run (idempotent, needs root),
 # then sets up the web-client checks (scripts/setup-viewer-checks.sh: zarrita.js with npm ci, and
 # Neuroglancer in headless Chromium). --no-viewers skips Chromium and that setup (scripts/demo.sh
-# uses it: building and mounting need neither).
+# uses it: building and mounting need neither). --bench also installs what the benchmarks' baselines
+# need (bench/run_materialize_bench.sh runs scroll2zarr's scroll_to_ome.py: scikit-image, tqdm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 viewers=1
-[ "${1:-}" = "--no-viewers" ] && viewers=0
+bench=0
+for a in "$@"; do
+  case "$a" in
+    --no-viewers) viewers=0 ;;
+    --bench) bench=1 ;;
+    *) echo "install-deps: unknown argument $a (expected --no-viewers, --bench)" >&2; exit 2 ;;
+  esac
+done
 PKGS=(
   build-essential cmake pkg-config clang-format
   fuse3 libfuse3-dev libtiff-dev libblosc-dev libzstd-dev libjpeg62-turbo-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
@@ -23,6 +31,8 @@ PKGS=(
   # fuzzing (scripts/test.sh): clang with libFuzzer
   clang libclang-rt-14-dev
 )
+# benchmarks only (optional): the scroll_to_ome.py baseline of bench/run_materialize_bench.sh
+[ $bench = 1 ] && PKGS+=(python3-skimage python3-tqdm)
 [ $viewers = 1 ] && PKGS+=(chromium)  # Neuroglancer's headless browser (test_neuroglancer)
 missing=()
 for p in "${PKGS[@]}"; do
