@@ -32,9 +32,13 @@ const char kHelp[] =
     "options:\n"
     "  --levels A-B   write only levels A..B (default: all); levels below A come from DEST when an\n"
     "                 earlier run wrote them (not yet for sharded formats), else from the source\n"
-    "  --part i/N     write the i-th of N disjoint shares (z-slabs of the top level; with shard=S,\n"
-    "                 slabs of S top-level chunk layers, so shards never straddle parts), 1 <= i <= N;\n"
-    "                 all N parts, run anywhere and in any order on one DEST, give the full tree\n"
+    "  --part i/N     write the i-th of N disjoint shares, 1 <= i <= N: the units (z-slabs x y-bands)\n"
+    "                 of a level K chosen from N (the highest with at least 4N units; with shard=S,\n"
+    "                 S x S chunk rows, so shards never straddle parts) with the levels below it;\n"
+    "                 the part that completes the set computes the levels above K from DEST. All N\n"
+    "                 parts, run anywhere, concurrently and in any order on one DEST, give the full tree\n"
+    "  --finish       compute the levels above the parts' level K from DEST (what the last part does;\n"
+    "                 for a final job after an array of parts); fails if some part's units are missing\n"
     "  --dry-run      print per level shape, chunk count and bytes, and the disk estimate; write nothing\n"
     "  --verify       re-hash the files of units already done and redo any that differ\n"
     "  --delete       remove files in DEST that are not part of the tree (once the whole tree is written)\n"
@@ -115,6 +119,8 @@ int main(int argc, char** argv) {
       }
       mo.part = pi - 1;
       mo.parts = pn;
+    } else if (a == "--finish") {
+      mo.finish = true;
     } else if (a == "--dry-run") {
       dry_run = true;
     } else if (a == "--verify") {
@@ -138,6 +144,10 @@ int main(int argc, char** argv) {
       Err("unexpected argument '" + a + "': expected SOURCE DEST");
       return 2;
     }
+  }
+  if (mo.finish && mo.parts > 1) {
+    Err("--finish runs after the --part jobs, without --part");
+    return 2;
   }
   if (source.empty() || dest.empty()) {
     Err("expected SOURCE and DEST (see omezarr-materialize --help)");

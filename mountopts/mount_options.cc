@@ -399,6 +399,11 @@ Status ApplyCache(std::string_view, std::string_view v, Options* o, MountFlags*)
   o->cache_dir = std::string(v);
   return OkStatus();
 }
+Status ApplyBase(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  if (v.empty()) return Bad(n, v, "expected the directory an earlier omezarr-materialize wrote");
+  o->base_dir = std::string(v);
+  return OkStatus();
+}
 Status ApplyCacheSize(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseSizeInto(n, v, 0, "0", "", &o->cache_size);
 }
@@ -560,6 +565,8 @@ constexpr OptionSpec kOptionTable[] = {
     {"unit", true, Section::kMetadata, "unit=NAME", "none", "space unit of voxel_size (list below)", ApplyUnit},
     {"cache", true, Section::kResources, "cache=DIR", "$XDG_CACHE_HOME/omezarrfs, else ~/.cache/omezarrfs",
      "directory of the persistent chunk cache", ApplyCache},
+    {"base", true, Section::kResources, "base=DEST", "none",
+     "serve the chunks of a materialize DEST of these options (read only)", ApplyBase},
     {"cache_size", true, Section::kResources, "cache_size=SIZE", "10G",
      "disk cache budget, LRU eviction; 0 = store nothing", ApplyCacheSize},
     {"memory", true, Section::kResources, "memory=SIZE", "1G", "budget for decoded source data, at least 16M",

@@ -76,6 +76,7 @@ struct Options {
   int time_point = -1;
   // Resources.
   std::string cache_dir;              // empty = default ($XDG_CACHE_HOME or ~/.cache)
+  std::string base_dir;               // -o base=DEST: an earlier materialize destination to serve from
   uint64_t cache_size = 10ull << 30;  // bytes
   uint64_t memory = 1ull << 30;       // bytes of decoded source data held in memory
   int threads = 0;                    // 0 = number of CPUs

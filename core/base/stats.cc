@@ -12,6 +12,7 @@ std::string Stats::ToText() const {
     s += '\n';
   };
   add("chunks_computed", chunks_computed);
+  add("chunks_from_base", chunks_from_base);
   add("chunk_requests", chunk_requests);
   add("cache_hits", cache_hits);
   add("cache_misses", cache_misses);

@@ -8,9 +8,10 @@
 namespace oz {
 
 struct Stats {
-  std::atomic<uint64_t> chunks_computed{0};  // chunks produced by the engine (any level)
-  std::atomic<uint64_t> chunk_requests{0};   // GetChunk calls
-  std::atomic<uint64_t> cache_hits{0};       // served from the disk cache
+  std::atomic<uint64_t> chunks_computed{0};   // chunks produced by the engine (any level)
+  std::atomic<uint64_t> chunks_from_base{0};  // chunks served from -o base=DEST instead of computed
+  std::atomic<uint64_t> chunk_requests{0};    // GetChunk calls
+  std::atomic<uint64_t> cache_hits{0};        // served from the disk cache
   std::atomic<uint64_t> cache_misses{0};
   std::atomic<uint64_t> cache_corrupt{0};  // entries found bad and dropped
   std::atomic<uint64_t> cache_put_failures{0};

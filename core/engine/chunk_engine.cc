@@ -262,8 +262,27 @@ std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& 
   return Result<ChunkBytes>(ChunkBytes(b));
 }
 
+std::optional<Result<ChunkBytes>> ChunkEngine::FromStored(int level, const Vec3& idx) {
+  if (auto r = FromCache(level, idx)) return r;
+  if (!base_ || !base_->Has(level, idx)) return std::nullopt;
+  ProvidedChunk p = base_->Fetch(level, idx);  // checked against DEST's manifest (size, XXH64)
+  const Key k{level, idx};
+  if (p.kind == ProvidedChunk::Kind::kEmpty) {
+    config_.stats->chunks_from_base++;
+    Record(k, State::kEmpty, 0);
+    return Result<ChunkBytes>(EmptyResult());
+  }
+  if (p.kind != ProvidedChunk::Kind::kBytes) return std::nullopt;
+  std::vector<uint8_t> tmp;
+  if (!DecodeProvided(level, idx, p, &tmp)) return std::nullopt;  // logged; computed instead
+  config_.stats->chunks_from_base++;
+  Record(k, State::kPresent, p.bytes->size());
+  HotPut(k, p.bytes);
+  return Result<ChunkBytes>(p.bytes);
+}
+
 Result<ChunkBytes> ChunkEngine::Produce(int level, const Vec3& idx) {
-  if (auto r = FromCache(level, idx)) return std::move(*r);
+  if (auto r = FromStored(level, idx)) return std::move(*r);
   std::vector<uint8_t> buf(raw_bytes_);
   OZ_RETURN_IF_ERROR(ComputeVoxels(level, idx, buf.data(), /*use_cache=*/config_.cache != nullptr));
   return Finish(level, idx, buf.data());
@@ -371,7 +390,7 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
   std::vector<char> done(claimed.size(), 0);
   config_.pool->ParallelFor(claimed.size(), [&](size_t i) {
     const int64_t x = claimed[i].first;
-    if (auto r = FromCache(level, {z, y, x})) {
+    if (auto r = FromStored(level, {z, y, x})) {
       if (r->ok()) present[x] = 1;
       Complete(Key{level, {z, y, x}}, claimed[i].second, *r);
       done[i] = 1;

@@ -131,6 +131,11 @@ class ChunkEngine {
   Status ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink,
                      ChunkProvider* provider = nullptr);
 
+  // -o base=DEST: chunks `base` holds are served from it (checked by it, and decoded to a full
+  // chunk here) instead of being computed; a chunk it lacks or fails is computed as usual. Call
+  // before serving (not thread-safe against requests); base must outlive the engine's use.
+  void SetBase(ChunkProvider* base) { base_ = base; }
+
   // A provider of the chunks in `cache` (e.g. a mount's cache opened read-only) under this
   // engine's keys: entries of other sources or options are never seen. `cache` must outlive it.
   std::unique_ptr<ChunkProvider> MakeCacheProvider(DiskCache* cache, int origin) const;
@@ -178,6 +183,8 @@ class ChunkEngine {
 
   // The chunk from the disk cache (recording its state), or nullopt on a miss.
   std::optional<Result<ChunkBytes>> FromCache(int level, const Vec3& idx);
+  // The chunk from the disk cache, else from base_; nullopt when neither has it.
+  std::optional<Result<ChunkBytes>> FromStored(int level, const Vec3& idx);
   // The leader's work for one chunk: disk cache, then compute, encode, put.
   Result<ChunkBytes> Produce(int level, const Vec3& idx);
   // Computes voxels of chunk (level, idx) into a full padded chunk buffer; with use_cache, from
@@ -255,6 +262,7 @@ class ChunkEngine {
   bool stop_writer_ OZ_GUARDED_BY(write_mu_) = false;
   std::thread writer_;
   std::atomic<bool> cancelled_{false};
+  ChunkProvider* base_ = nullptr;  // -o base=DEST (not owned)
 };
 
 }  // namespace oz

@@ -7,17 +7,23 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -51,9 +57,12 @@ struct Plan {
   int levels = 1;
   int top = 0;  // level of the units
   int min_level = 0;
-  int64_t shard = 1;         // a unit is shard x shard top-level chunk rows
-  int64_t zc0 = 0, zc1 = 0;  // this part's z-slabs (units along z)
-  int64_t ny = 0;            // units along y
+  // --part with levels above the parts' level: the run's B (> top); the parts write levels
+  // min_level..top, and levels top+1..finish_top are computed from them once all parts are done.
+  int finish_top = -1;
+  int64_t shard = 1;       // a unit is shard x shard top-level chunk rows
+  int64_t nz = 0, ny = 0;  // units along z and y
+  int64_t u0 = 0, u1 = 0;  // this part's units: [u0, u1) in (z, y) row-major order
   std::string tree_id;
 };
 
@@ -63,25 +72,47 @@ std::string UnitName(const Plan& p, int64_t zu, int64_t yu) {
          "-" + std::to_string(p.top);
 }
 
+// Units (z-slabs x y-bands of shard x shard chunk rows, all columns) of level k.
+void UnitGrid(const Pyramid& py, int64_t shard, int k, int64_t* nz, int64_t* ny) {
+  const Vec3 g = py.grid(k);
+  *nz = (g[0] + shard - 1) / shard;
+  *ny = (g[1] + shard - 1) / shard;
+}
+
+// The level whose units N parts share: the highest of [a, b] with at least 4N units (parts within
+// about 25% of each other), else the highest with at least N (every part has work), else a.
+int PartLevel(const Pyramid& py, int64_t shard, int a, int b, int parts) {
+  if (parts <= 1) return b;
+  int enough = -1;
+  for (int k = b; k >= a; --k) {
+    int64_t nz, ny;
+    UnitGrid(py, shard, k, &nz, &ny);
+    if (nz * ny >= 4 * static_cast<int64_t>(parts)) return k;
+    if (enough < 0 && nz * ny >= parts) enough = k;
+  }
+  return enough >= 0 ? enough : a;
+}
+
 Result<Plan> MakePlan(const Session& s, const MaterializeOptions& o) {
   const Pyramid& py = s.engine->pyramid();
   Plan p;
   p.levels = py.levels();
-  p.top = o.max_level < 0 ? py.levels() - 1 : o.max_level;
+  const int b = o.max_level < 0 ? py.levels() - 1 : o.max_level;
   p.min_level = o.min_level;
-  if (p.min_level < 0 || p.top >= py.levels() || p.min_level > p.top)
-    return InvalidArgumentError("--levels " + std::to_string(o.min_level) + "-" + std::to_string(p.top) +
+  if (p.min_level < 0 || b >= py.levels() || p.min_level > b)
+    return InvalidArgumentError("--levels " + std::to_string(o.min_level) + "-" + std::to_string(b) +
                                 ": levels must satisfy 0 <= A <= B <= " + std::to_string(py.levels() - 1));
   if (o.parts < 1 || o.part < 0 || o.part >= o.parts)
     return InvalidArgumentError("--part " + std::to_string(o.part + 1) + "/" + std::to_string(o.parts) +
                                 ": expected i/N with 1 <= i <= N");
   p.tree = s.tree.get();
   p.shard = s.tree->shard();
-  const Vec3 g = py.grid(p.top);
-  const int64_t nz = (g[0] + p.shard - 1) / p.shard;
-  p.zc0 = nz * o.part / o.parts;
-  p.zc1 = nz * (o.part + 1) / o.parts;
-  p.ny = (g[1] + p.shard - 1) / p.shard;
+  p.top = PartLevel(py, p.shard, p.min_level, b, o.parts);
+  if (p.top < b) p.finish_top = b;
+  UnitGrid(py, p.shard, p.top, &p.nz, &p.ny);
+  const int64_t units = p.nz * p.ny;
+  p.u0 = units * o.part / o.parts;
+  p.u1 = units * (o.part + 1) / o.parts;
   // Everything that shapes the bytes: the engine's cache key material (source fingerprint, view,
   // chunk, codec, algorithm) plus levels, the empty-chunk policy and the format's layout.
   const std::string layout = s.tree->LayoutTag();
@@ -106,12 +137,7 @@ uint64_t UnitChunks(const Pyramid& py, const Plan& p, int64_t zu, int64_t yu) {
 
 uint64_t ChunksInRun(const Pyramid& py, const Plan& p) {
   uint64_t n = 0;
-  for (int k = p.min_level; k <= p.top; ++k) {
-    const Vec3 g = py.grid(k);
-    const int64_t f = p.shard << (p.top - k);
-    const int64_t z0 = p.zc0 * f, z1 = std::min(p.zc1 * f, g[0]);
-    if (z1 > z0) n += static_cast<uint64_t>((z1 - z0) * g[1] * g[2]);
-  }
+  for (int64_t u = p.u0; u < p.u1; ++u) n += UnitChunks(py, p, u / p.ny, u % p.ny);
   return n;
 }
 
@@ -202,8 +228,8 @@ constexpr int kFromCache = 2;
 // Memory: about 56 bytes per listed chunk.
 class DestChunks : public ChunkProvider {
  public:
-  DestChunks(const Plan& plan, std::string dest, std::string units_dir)
-      : plan_(plan), dest_(std::move(dest)), units_dir_(std::move(units_dir)) {}
+  DestChunks(const FormatTree* tree, std::string tree_id, std::string dest, std::string units_dir)
+      : tree_(tree), tree_id_(std::move(tree_id)), dest_(std::move(dest)), units_dir_(std::move(units_dir)) {}
 
   bool Has(int level, const Vec3& idx) override {
     std::call_once(loaded_, [this] { Load(); });
@@ -225,7 +251,7 @@ class DestChunks : public ChunkProvider {
       }
       if (!read) {
         read = true;
-        data = ReadFile(dest_ + "/" + plan_.tree->DataFileRel(level, idx));
+        data = ReadFile(dest_ + "/" + tree_->DataFileRel(level, idx));
         if (data.ok()) hash = Xxh64(*data);
       }
       if (data.ok() && data->size() == it->size && hash == it->hash) {
@@ -243,7 +269,7 @@ class DestChunks : public ChunkProvider {
     static RateLimiter rl;
     uint64_t suppressed = 0;
     if (read && rl.Allow(&suppressed))
-      LogWarning("DEST file " + plan_.tree->DataFileRel(level, idx) + " does not match its manifest entry (" +
+      LogWarning("DEST file " + tree_->DataFileRel(level, idx) + " does not match its manifest entry (" +
                  (data.ok() ? std::string("size or checksum differs") : data.status().message()) +
                  "); computing it instead" +
                  (suppressed ? " (" + std::to_string(suppressed) + " similar warnings suppressed)" : ""));
@@ -273,11 +299,11 @@ class DestChunks : public ChunkProvider {
     for (const std::string& n : names) {
       auto text = ReadFile(units_dir_ + "/" + n);
       if (!text.ok()) continue;
-      auto manifest = ParseManifest(*text, plan_.tree_id);  // other trees' manifests: not ours
+      auto manifest = ParseManifest(*text, tree_id_);  // other trees' manifests: not ours
       if (!manifest) continue;
       for (const ManifestEntry& m : *manifest) {
         Entry e;
-        if (!plan_.tree->ParseDataFileRel(m.rel, &e.level, &e.idx)) continue;
+        if (!tree_->ParseDataFileRel(m.rel, &e.level, &e.idx)) continue;
         e.empty = m.empty;
         e.size = m.size;
         e.hash = m.hash;
@@ -287,7 +313,8 @@ class DestChunks : public ChunkProvider {
     std::sort(entries_.begin(), entries_.end(), Less);
   }
 
-  const Plan plan_;
+  const FormatTree* tree_;
+  const std::string tree_id_;
   const std::string dest_, units_dir_;
   std::once_flag loaded_;
   std::vector<Entry> entries_;  // sorted; written once under loaded_
@@ -369,6 +396,206 @@ bool VerifyEntries(const std::string& dest, const std::vector<ManifestEntry>& en
   return true;
 }
 
+// The run's file writes, on threads of their own: the engine reads, downsamples and encodes the
+// next chunks while earlier ones are written and hashed (a pipeline, not phases). Files are
+// queued per unit; a closed unit is finished (FinishFn: syncfs, then its manifest) by whichever
+// thread completes its last file, so the engine never waits for a unit's writes either. The
+// queue holds at most max_bytes of file bytes (one file more when empty): a full queue makes the
+// engine's sink wait, so memory stays bounded and the writes set the pace when they are slower.
+class FileWriter {
+ public:
+  struct Unit {
+    std::string name;                    // manifest file name
+    std::string where;                   // for errors: "5/0/1/*"
+    std::vector<ManifestEntry> entries;  // guarded by the writer's mutex until finished
+    int64_t pending = 0;
+    bool closed = false;
+    Status status;  // first failure (compute or write)
+  };
+  using FinishFn = std::function<void(Unit&)>;      // once per unit, no lock held
+  using WrittenFn = std::function<void(uint64_t)>;  // bytes of each file written
+
+  FileWriter(int threads, uint64_t max_bytes, std::string dest, FinishFn finish, WrittenFn written)
+      : max_bytes_(max_bytes), dest_(std::move(dest)), finish_(std::move(finish)), written_(std::move(written)) {
+    for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~FileWriter() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  std::shared_ptr<Unit> Open(std::string name, std::string where) {
+    auto u = std::make_shared<Unit>();
+    u->name = std::move(name);
+    u->where = std::move(where);
+    std::lock_guard<std::mutex> l(mu_);
+    ++open_units_;
+    return u;
+  }
+
+  // Queues one data file: bytes (written at rel unless keep: already there and checked), or
+  // nullptr (empty: any file at rel is removed). Waits while the queue is full.
+  void Put(const std::shared_ptr<Unit>& u, std::string rel, ChunkBytes bytes, bool keep) {
+    const uint64_t size = bytes && !keep ? bytes->size() : 0;
+    std::unique_lock<std::mutex> l(mu_);
+    space_cv_.wait(l, [&] { return queued_bytes_ == 0 || queued_bytes_ + size <= max_bytes_; });
+    queued_bytes_ += size;
+    ++u->pending;
+    jobs_.push_back(Job{u, std::move(rel), std::move(bytes), keep, size});
+    cv_.notify_one();
+  }
+
+  // No more files for u; status: the unit's computation. Finishes u now if its files are written.
+  void Close(const std::shared_ptr<Unit>& u, const Status& status) {
+    bool finish;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!status.ok() && u->status.ok()) u->status = status;
+      u->closed = true;
+      finish = u->pending == 0;
+    }
+    if (finish) FinishUnit(*u);
+  }
+
+  // Waits until every opened unit is finished.
+  void Drain() {
+    std::unique_lock<std::mutex> l(mu_);
+    done_cv_.wait(l, [&] { return open_units_ == 0; });
+  }
+
+ private:
+  struct Job {
+    std::shared_ptr<Unit> unit;
+    std::string rel;
+    ChunkBytes bytes;
+    bool keep;
+    uint64_t size;
+  };
+
+  void FinishUnit(Unit& u) {
+    finish_(u);
+    std::lock_guard<std::mutex> l(mu_);
+    if (--open_units_ == 0) done_cv_.notify_all();
+  }
+
+  Status Write(const Job& j, ManifestEntry* e) {
+    e->rel = j.rel;
+    const std::string path = dest_ + "/" + j.rel;
+    // Directories exist for every file row, empty or not, as in the mount.
+    const std::string dir = path.substr(0, path.rfind('/'));
+    bool known;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      known = made_dirs_.count(dir) != 0;
+    }
+    if (!known) {
+      OZ_RETURN_IF_ERROR(MakeDirs(dir));  // idempotent: concurrent callers are fine
+      std::lock_guard<std::mutex> l(mu_);
+      made_dirs_.insert(dir);
+    }
+    if (!j.bytes) {
+      if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + path);
+      e->empty = true;
+      return OkStatus();
+    }
+    if (!j.keep) {  // else: this very file, checked against an earlier manifest just now
+      AtomicWriteOptions wo;
+      wo.fsync_file = false;  // one syncfs per unit instead (see FinishFn)
+      wo.fsync_dir = false;
+      wo.fault_site = "materialize";
+      OZ_RETURN_IF_ERROR(WriteFileAtomic(path, *j.bytes, wo));
+    }
+    e->size = j.bytes->size();
+    e->hash = Xxh64(*j.bytes);
+    return OkStatus();
+  }
+
+  void Loop() {
+    for (;;) {
+      Job j;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        j = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      ManifestEntry e;
+      Status st;
+      try {
+        st = Write(j, &e);
+      } catch (const std::bad_alloc&) {
+        st = ResourceExhaustedError("out of memory writing " + j.rel);
+      }
+      if (st.ok() && j.size) written_(j.size);
+      bool finish;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        queued_bytes_ -= j.size;
+        if (st.ok())
+          j.unit->entries.push_back(std::move(e));
+        else if (j.unit->status.ok())
+          j.unit->status = st;
+        finish = --j.unit->pending == 0 && j.unit->closed;
+      }
+      space_cv_.notify_all();
+      j.bytes.reset();  // the memory goes before the unit's finish (a syncfs) starts
+      if (finish) FinishUnit(*j.unit);
+    }
+  }
+
+  const uint64_t max_bytes_;
+  const std::string dest_;
+  FinishFn finish_;
+  WrittenFn written_;
+  std::mutex mu_;
+  std::condition_variable cv_, space_cv_, done_cv_;
+  std::deque<Job> jobs_;
+  uint64_t queued_bytes_ = 0;
+  int64_t open_units_ = 0;
+  std::set<std::string> made_dirs_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// True if every unit of plan's top level (all parts) has a manifest of this tree.
+bool AllUnitsDone(const Plan& plan, const std::string& units_dir) {
+  for (int64_t u = 0; u < plan.nz * plan.ny; ++u) {
+    auto text = ReadFile(units_dir + "/" + UnitName(plan, u / plan.ny, u % plan.ny));
+    if (!text.ok() || !ParseManifest(*text, plan.tree_id)) return false;
+  }
+  return true;
+}
+
+Plan AtLevel(const Session& s, Plan p, int k) {
+  p.top = k;
+  p.finish_top = -1;
+  UnitGrid(s.engine->pyramid(), p.shard, k, &p.nz, &p.ny);
+  p.u0 = 0;
+  p.u1 = p.nz * p.ny;
+  return p;
+}
+
+void AddCounts(const MaterializeCounts& a, MaterializeCounts* to) {
+  to->chunks_total += a.chunks_total;
+  to->chunks_done += a.chunks_done;
+  to->chunks_written += a.chunks_written;
+  to->chunks_from_cache += a.chunks_from_cache;
+  to->chunks_kept += a.chunks_kept;
+  to->chunks_skipped += a.chunks_skipped;
+  to->chunks_empty += a.chunks_empty;
+  to->units_failed += a.units_failed;
+  to->bytes_written += a.bytes_written;
+  to->files_deleted += a.files_deleted;
+  to->lower_from_dest += a.lower_from_dest;
+  to->lower_from_cache += a.lower_from_cache;
+  to->source_bytes_read += a.source_bytes_read;
+}
+
 }  // namespace
 
 std::string DryRunReport(const Session& s, const MaterializeOptions& o) {
@@ -392,9 +619,79 @@ std::string DryRunReport(const Session& s, const MaterializeOptions& o) {
        " on disk (empty chunks are omitted with empty=omit; compression=blosc makes files smaller)\n";
   if (o.parts > 1)
     r += "this part (" + std::to_string(o.part + 1) + "/" + std::to_string(o.parts) +
-         "): " + std::to_string(ChunksInRun(py, *plan)) + " chunks, units along z " + std::to_string(plan->zc0) + ".." +
-         std::to_string(plan->zc1 - 1) + "\n";
+         "): " + std::to_string(ChunksInRun(py, *plan)) + " chunks of levels " + std::to_string(plan->min_level) + "-" +
+         std::to_string(plan->top) + ", units " + std::to_string(plan->u0) + ".." + std::to_string(plan->u1 - 1) +
+         " of " + std::to_string(plan->nz * plan->ny) + " (z-slabs x y-bands of level " + std::to_string(plan->top) +
+         ")" +
+         (plan->finish_top > plan->top
+              ? "; levels " + std::to_string(plan->top + 1) + "-" + std::to_string(plan->finish_top) +
+                    " are computed from them by the last part to finish (or --finish)"
+              : std::string()) +
+         "\n";
   return r;
+}
+
+namespace {
+
+// Levels k+1..b computed from DEST's level k (written by --part runs), one run at a time: parts
+// that complete together take turns on DEST's finish lock, and the later ones find the units done.
+Result<MaterializeReport> FinishParts(Session& s, const MaterializeOptions& o, int k, int b,
+                                      const MaterializeProgressFn& progress) {
+  const std::string lock_path = o.dest + "/" + kStateDir + "/finish.lock";
+  const int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError(errno, "open " + lock_path);
+  while (flock(fd, LOCK_EX) != 0)
+    if (errno != EINTR) {
+      const int err = errno;
+      close(fd);
+      return ErrnoError(err, "lock " + lock_path);
+    }
+  LogInfo("all parts done: computing levels " + std::to_string(k + 1) + "-" + std::to_string(b) +
+          " from DEST's level " + std::to_string(k));
+  MaterializeOptions f = o;
+  f.part = 0;
+  f.parts = 1;
+  f.finish = false;
+  f.delete_extra = false;
+  f.min_level = k + 1;
+  f.max_level = b;
+  auto r = Materialize(s, f, progress);
+  close(fd);  // releases the lock
+  return r;
+}
+
+}  // namespace
+
+void AttachBase(Session& s) {
+  if (s.options.base_dir.empty()) return;
+  const std::string given = s.options.base_dir;
+  auto unused = [&](const std::string& why) {
+    const std::string m = "base=" + given + " is not used: " + why + "; chunks are computed from the source";
+    LogWarning(m);
+    s.warnings.push_back(m);
+  };
+  char buf[PATH_MAX];
+  if (!realpath(given.c_str(), buf)) return unused(std::string("cannot open it (") + std::strerror(errno) + ")");
+  const std::string dest = buf;
+  if (!s.tree->DataFilesAreEngineChunks())
+    return unused("format " + s.options.format + (s.tree->shard() > 1 ? " with shard" : "") +
+                  ": its files are not read back yet (only unsharded zarr v2 trees are)");
+  auto plan = MakePlan(s, MaterializeOptions{});
+  if (!plan.ok()) return unused(plan.status().message());
+  const std::string state_dir = dest + "/" + kStateDir;
+  auto state = ReadFile(state_dir + "/state");
+  if (!state.ok())
+    return unused("it is not an omezarr-materialize destination (no " + std::string(kStateDir) + "/state)");
+  if (state->find("tree " + plan->tree_id + "\n") == std::string::npos) {
+    const std::string diff = ZarrayDifferences(dest, *s.tree);
+    return unused(
+        "it was written from another source state or with other options (" +
+        (diff.empty() ? std::string("the source's fingerprint or an option that shapes the bytes differs") : diff) +
+        ")");
+  }
+  s.base = std::make_unique<DestChunks>(s.tree.get(), plan->tree_id, dest, state_dir + "/units");
+  s.engine->SetBase(s.base.get());
+  LogInfo("base=" + dest + ": chunks listed in its unit manifests are served from it (checked by size and XXH64)");
 }
 
 Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, const MaterializeProgressFn& progress) {
@@ -403,6 +700,24 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
   const std::string& dest = o.dest;
   const std::string state_dir = dest + "/" + kStateDir;
   const std::string units_dir = state_dir + "/units";
+  if (o.finish) {
+    if (o.parts > 1) return InvalidArgumentError("--finish: give it without --part (it finishes what the parts wrote)");
+    // The highest level whose units (levels A..K, all parts) are all done; the levels above it
+    // are computed from DEST.
+    for (int k = plan.top; k >= plan.min_level; --k) {
+      if (!AllUnitsDone(AtLevel(s, plan, k), units_dir)) continue;
+      if (k == plan.top) {
+        MaterializeOptions f = o;
+        f.finish = false;
+        return Materialize(s, f, progress);  // everything is done: skips it all
+      }
+      return FinishParts(s, o, k, plan.top, progress);
+    }
+    return InvalidArgumentError("--finish: DEST " + dest + " holds no complete set of --part units for levels " +
+                                std::to_string(plan.min_level) + "-" + std::to_string(plan.top) +
+                                " with these options; run the missing --part i/N jobs first (a re-run of a "
+                                "part skips its finished units)");
+  }
   const std::string state_file = state_dir + "/state";
   const std::string state_text = "omezarr-materialize state 1\ntree " + plan.tree_id + "\nsource " + s.source + "\n";
 
@@ -468,7 +783,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
   int dest_fd = open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
   // Existing chunks: DEST's own (earlier runs of this tree), then the shared cache, if any.
-  DestChunks dest_chunks(plan, dest, units_dir);
+  DestChunks dest_chunks(plan.tree, plan.tree_id, dest, units_dir);
   std::unique_ptr<DiskCache> cache;
   std::unique_ptr<ChunkProvider> cache_chunks;
   if (!o.cache_dir.empty()) {
@@ -503,8 +818,27 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       const std::string rel = s.tree->DataFileRel(k, {0, 0, 0});
       SweepTempFiles(dest + "/" + rel.substr(0, rel.rfind('/')), 60);
     }
-  for (int64_t zu = plan.zc0; zu < plan.zc1; ++zu) {
-    for (int64_t yu = 0; yu < plan.ny; ++yu) {
+  // A unit is done when its files are written: then one syncfs and its manifest.
+  auto finish_unit = [&](FileWriter::Unit& u) {
+    Status us = u.status;
+    if (us.ok() && o.fsync && dest_fd >= 0 && syncfs(dest_fd) != 0) us = ErrnoError(errno, "syncfs " + dest);
+    if (us.ok()) us = WriteFileAtomic(units_dir + "/" + u.name, FormatManifest(plan.tree_id, std::move(u.entries)));
+    if (us.ok()) return;
+    LogError("unit " + u.where + " failed: " + us.ToString());
+    std::lock_guard<std::mutex> l(mu);
+    report.failed.push_back(u.where + " (and levels " + range + " below it): " + us.ToString());
+    report.counts.units_failed++;
+  };
+  auto written = [&](uint64_t bytes) {
+    std::lock_guard<std::mutex> l(mu);
+    report.counts.bytes_written += bytes;
+  };
+  // Queued file bytes: within the memory= slack (at most 96 MiB, at least two 4 MiB chunks).
+  const uint64_t queue_bytes = std::clamp<uint64_t>(s.options.memory / 8, 8ull << 20, 96ull << 20);
+  auto writer = std::make_unique<FileWriter>(static_cast<int>(s.pool->size()), queue_bytes, dest, finish_unit, written);
+  for (int64_t ui = plan.u0; ui < plan.u1; ++ui) {
+    const int64_t zu = ui / plan.ny, yu = ui % plan.ny;
+    {
       const std::string unit_name = UnitName(plan, zu, yu);
       const std::string manifest_path = units_dir + "/" + unit_name;
       if (auto text = ReadFile(manifest_path); text.ok()) {
@@ -538,44 +872,13 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
             SweepTempFiles(dest + "/" + row.substr(0, row.rfind('/')), 0);
           }
       }
-      std::vector<ManifestEntry> entries;
-      std::set<std::string> made_dirs;
-      // Writes one data file (bytes), or removes it (nullptr: empty), and lists it.
-      auto put_file = [&](const std::string& rel, const std::string* bytes, bool keep) -> Status {
-        ManifestEntry e;
-        e.rel = rel;
-        const std::string path = dest + "/" + e.rel;
-        // Directories exist for every file row, empty or not, as in the mount.
-        const std::string dir = path.substr(0, path.rfind('/'));
-        bool known;
-        {
-          std::lock_guard<std::mutex> l(mu);
-          known = made_dirs.count(dir) != 0;
-        }
-        if (!known) {
-          OZ_RETURN_IF_ERROR(MakeDirs(dir));  // idempotent: concurrent callers are fine
-          std::lock_guard<std::mutex> l(mu);
-          made_dirs.insert(dir);
-        }
-        if (!bytes) {
-          if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + path);
-          e.empty = true;
-        } else {
-          if (!keep) {  // else: this very file, checked against an earlier manifest just now
-            AtomicWriteOptions wo;
-            wo.fsync_file = false;  // one syncfs per unit instead (see the manifest step)
-            wo.fsync_dir = false;
-            wo.fault_site = "materialize";
-            OZ_RETURN_IF_ERROR(WriteFileAtomic(path, *bytes, wo));
-          }
-          e.size = bytes->size();
-          e.hash = Xxh64(*bytes);
-        }
-        std::lock_guard<std::mutex> l(mu);
-        if (!e.empty && !keep) report.counts.bytes_written += e.size;
-        entries.push_back(std::move(e));
-        return OkStatus();
-      };
+      const std::string where =
+          (plan.levels > 1 ? std::to_string(plan.top) + "/" : std::string()) +
+          (n == 1 ? std::to_string(zu) + "/" + std::to_string(yu)
+                  : "chunk rows " + std::to_string(zu * n) + ".." + std::to_string(zu * n + n - 1) + "/" +
+                        std::to_string(yu * n) + ".." + std::to_string(yu * n + n - 1)) +
+          "/*";
+      std::shared_ptr<FileWriter::Unit> unit = writer->Open(unit_name, where);
       // Counts one chunk of the tree (a file, or an inner chunk of a shard).
       auto count_chunk = [&](bool empty, int origin) {
         std::lock_guard<std::mutex> l(mu);
@@ -604,7 +907,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
           if (!empty) {
             OZ_ASSIGN_OR_RETURN(file, s.tree->FileBytes(level, idx, *chunk));
           }
-          OZ_RETURN_IF_ERROR(put_file(s.tree->DataFileRel(level, idx), file.get(), origin == kFromDest));
+          writer->Put(unit, s.tree->DataFileRel(level, idx), std::move(file), origin == kFromDest);
           count_chunk(empty, origin);
           return OkStatus();
         }
@@ -628,8 +931,10 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
         }
         count_chunk(empty, origin);
         if (done.empty()) return OkStatus();
-        const std::string shard = s.tree->AssembleShard(done);
-        return put_file(s.tree->DataFileRel(level, sidx), shard.empty() ? nullptr : &shard, false);
+        std::string shard = s.tree->AssembleShard(done);
+        writer->Put(unit, s.tree->DataFileRel(level, sidx),
+                    shard.empty() ? nullptr : std::make_shared<const std::string>(std::move(shard)), false);
+        return OkStatus();
       };
       // The unit's top-level chunk rows, in Morton order so that shards of the upper levels
       // complete (and leave memory) as early as possible.
@@ -646,26 +951,29 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       }
       if (us.ok() && !pending.empty())
         us = InternalError(std::to_string(pending.size()) + " shards of unit " + unit_name + " did not complete");
-      if (us.ok() && o.fsync && dest_fd >= 0 && syncfs(dest_fd) != 0) us = ErrnoError(errno, "syncfs " + dest);
-      if (us.ok()) us = WriteFileAtomic(manifest_path, FormatManifest(plan.tree_id, entries));
-      if (!us.ok()) {
-        const std::string where =
-            (plan.levels > 1 ? std::to_string(plan.top) + "/" : std::string()) +
-            (n == 1 ? std::to_string(zu) + "/" + std::to_string(yu)
-                    : "chunk rows " + std::to_string(zu * n) + ".." + std::to_string(zu * n + n - 1) + "/" +
-                          std::to_string(yu * n) + ".." + std::to_string(yu * n + n - 1)) +
-            "/*";
-        report.failed.push_back(where + " (and levels " + range + " below it): " + us.ToString());
-        LogError("unit " + where + " failed: " + us.ToString());
-        std::lock_guard<std::mutex> l(mu);
-        report.counts.units_failed++;
-      }
+      writer->Close(unit, us);
     }
   }
+  writer->Drain();
+  writer.reset();
   if (dest_fd >= 0) close(dest_fd);
   report.counts.lower_from_dest = existing.lower_from_dest;
   report.counts.lower_from_cache = existing.lower_from_cache;
   report.counts.source_bytes_read = s.stats.source_bytes_read - source_bytes0;
+
+  // --part: the levels above the parts' level are computed by the part that completes the set.
+  if (plan.finish_top > plan.top && report.failed.empty()) {
+    if (AllUnitsDone(AtLevel(s, plan, plan.top), units_dir)) {
+      auto f = FinishParts(s, o, plan.top, plan.finish_top, progress);
+      if (!f.ok()) return f.status();
+      AddCounts(f->counts, &report.counts);
+      report.failed.insert(report.failed.end(), f->failed.begin(), f->failed.end());
+    } else {
+      LogInfo("part " + std::to_string(o.part + 1) + "/" + std::to_string(o.parts) + " done; levels " +
+              std::to_string(plan.top + 1) + "-" + std::to_string(plan.finish_top) +
+              " are computed by the last part to finish (or by --finish once all parts are done)");
+    }
+  }
 
   if (o.delete_extra) {
     if (!report.failed.empty()) {
@@ -675,10 +983,7 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       const auto all_meta = s.tree->DocumentPaths();
       std::set<std::string> keep(all_meta.begin(), all_meta.end());
       bool complete = true;
-      Plan whole = plan;
-      whole.zc0 = 0;
-      whole.zc1 = (s.engine->pyramid().grid(plan.top)[0] + plan.shard - 1) / plan.shard;
-      for (int64_t zc = whole.zc0; zc < whole.zc1 && complete; ++zc)
+      for (int64_t zc = 0; zc < plan.nz && complete; ++zc)
         for (int64_t yc = 0; yc < plan.ny && complete; ++yc) {
           auto text = ReadFile(units_dir + "/" + UnitName(plan, zc, yc));
           auto entries = text.ok() ? ParseManifest(*text, plan.tree_id) : std::nullopt;

@@ -35,11 +35,15 @@ struct MaterializeOptions {
   bool overwrite = false;     // accept a non-empty DEST not written by this tool (or with other options)
   bool delete_extra = false;  // remove files in DEST that are not in the tree (when every unit is done)
   bool verify = false;        // re-hash files of done units; redo units whose files differ
-  int part = 0, parts = 1;    // --part i/N (0-based here): disjoint z-slabs of the top level
-  int min_level = 0;          // --levels A-B
-  int max_level = -1;         // -1 = the last level
-  bool fsync = true;          // syncfs(DEST) before each unit manifest
-  std::string cache_dir;      // a mount's -o cache=DIR to copy chunks from (read-only); empty: none
+  // --part i/N (0-based here): disjoint shares of the units (z-slabs x y-bands) of a level K chosen
+  // from N (the highest of [A, B] with at least 4N units, else N); the levels above K are computed
+  // from DEST's level K by the part that completes the set, or by a run with `finish`.
+  int part = 0, parts = 1;
+  bool finish = false;    // --finish: compute the levels above the parts' level from DEST
+  int min_level = 0;      // --levels A-B
+  int max_level = -1;     // -1 = the last level
+  bool fsync = true;      // syncfs(DEST) before each unit manifest
+  std::string cache_dir;  // a mount's -o cache=DIR to copy chunks from (read-only); empty: none
 };
 
 struct MaterializeCounts {
@@ -74,6 +78,13 @@ using MaterializeProgressFn = std::function<void(const MaterializeCounts&)>;
 // Unit failures do not stop the run: they are listed in the report (exit non-zero).
 Result<MaterializeReport> Materialize(Session& session, const MaterializeOptions& options,
                                       const MaterializeProgressFn& progress);
+
+// -o base=DEST (session.options.base_dir): the engine serves the chunks of an earlier materialize
+// DEST of the same source and options (its unit manifests: size and XXH64 checked per read)
+// instead of computing them. A DEST of another source state or other options, a sharded or
+// derived format, or an unreadable DEST is not used: one warning naming why (in
+// session.warnings too), and everything is computed. Called by OpenSession.
+void AttachBase(Session& session);
 
 // --dry-run: per level shape, chunk count and bytes, and the disk estimate for the whole tree.
 std::string DryRunReport(const Session& session, const MaterializeOptions& options);

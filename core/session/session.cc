@@ -8,6 +8,7 @@
 
 #include "core/base/hash.h"
 #include "core/base/log.h"
+#include "core/session/materialize.h"
 #include "core/source/open.h"
 #include "core/store/http_store.h"
 
@@ -85,6 +86,7 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   if (!engine.ok()) return engine.status();
   s->engine = std::move(engine).value();
   s->tree = format->make_tree(s->engine.get(), s->source);
+  AttachBase(*s);
   return s;
 }
 

@@ -38,6 +38,7 @@ struct Session {
   std::unique_ptr<DiskCache> cache;  // before the volume: a remote source's store writes to it
   std::shared_ptr<Volume> volume;
   std::shared_ptr<ViewVolume> view;
+  std::unique_ptr<ChunkProvider> base;  // -o base=DEST (before engine: it outlives the engine's use)
   std::unique_ptr<ChunkEngine> engine;
   std::unique_ptr<FormatTree> tree;  // of options.format
   std::vector<std::string> warnings;

@@ -31,15 +31,21 @@ std::string DirName(const std::string& path) {
 
 // 64 random bits for temp names. getrandom can only fail on ancient kernels; the fallback still
 // differs per call and per process, and O_EXCL catches the rest.
+// Temp name bits: a per-thread generator (splitmix64) seeded once from getrandom, so a write costs
+// no system call for its name (materialize writes thousands of files); collisions across threads
+// and processes are still caught by O_EXCL and retried.
 uint64_t RandomBits() {
-  uint64_t v = 0;
-  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof v)) return v;
-  static std::atomic<uint64_t> counter{0};
-  uint64_t t = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  v = t ^ (static_cast<uint64_t>(::getpid()) << 32) ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull);
-  v ^= v >> 31;
-  v *= 0xBF58476D1CE4E5B9ull;
-  return v ^ (v >> 29);
+  thread_local uint64_t state = [] {
+    uint64_t v = 0;
+    if (::getrandom(&v, sizeof v, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof v)) v = 0;
+    static std::atomic<uint64_t> counter{0};
+    return v ^ static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+           (static_cast<uint64_t>(::getpid()) << 32) ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull);
+  }();
+  uint64_t v = (state += 0x9E3779B97F4A7C15ull);
+  v = (v ^ (v >> 30)) * 0xBF58476D1CE4E5B9ull;
+  v = (v ^ (v >> 27)) * 0x94D049BB133111EBull;
+  return v ^ (v >> 31);
 }
 
 // Closes fd on scope exit; close errors are checked explicitly where they matter.

@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """omezarr-materialize: DEST equals a mount byte for byte (recursive compare) and reads right with
 zarr-python; kill -9 then resume gives the right tree; N parts in parallel give the same tree as
-one run; dry-run writes nothing; a foreign DEST is refused; --delete and --verify work; --levels
+one run (16 parts too, concurrently in random order, each doing work, the levels above the parts'
+finished from DEST by the last part or --finish); -o base=DEST
+serves DEST's chunks without reading the source, and ignores a DEST of other options (saying so)
+or a changed file; dry-run writes nothing; a foreign DEST is refused; --delete and --verify work; --levels
 A-B builds on DEST's own lower levels without reading the source; a mount's cache is shared
 read-only (while mounted too), its chunks copied, not recomputed; on a terminal (a pty), log lines
 printed during a run land above the progress bar, never inside it."""
 import filecmp
 import os
+import random
 import re
 import shutil
 import signal
@@ -136,6 +140,98 @@ def parts_in_parallel_equal_one_run():
         oz.check(p.returncode == 0, "a part failed: %s" % err[-500:])
     diff = tree_diff(one, many)
     oz.check(not diff, "3 parts differ from one run: %s" % diff[:5])
+
+
+def written_count(stderr):
+    m = re.search(r"(\d+) chunks: (\d+) written", stderr)
+    oz.check(m, "no summary line: %r" % stderr[-500:])
+    return int(m.group(2))
+
+
+@S.case
+def sixteen_parts_in_random_order_equal_one_run():
+    # 3 levels of chunk 8: level 2 has only 6 units (z-slabs x y-bands), so 16 parts share level
+    # 1's 20 units and level 2 is computed from DEST by the part that completes the set.
+    d, _ = stack((70, 50, 60), seed=11)
+    o = {"chunk": 8, "levels": 3}
+    one = os.path.join(oz.tmpdir("mat-one16"), "out.zarr")
+    run([d, one, "--quiet"] + opts_list(o))
+    dry = run([d, one, "--dry-run", "--part", "1/16"] + opts_list(o)).stdout
+    oz.check("levels 0-1" in dry and "levels 2-2 are computed" in dry, "dry-run of a part: %r" % dry)
+    many = os.path.join(oz.tmpdir("mat-many16"), "out.zarr")
+    order = list(range(1, 17))
+    random.Random(16).shuffle(order)
+    procs = [(i, subprocess.Popen([tool(), d, many, "--quiet", "--part", "%d/16" % i] + opts_list(o),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)) for i in order]
+    for i, p in procs:
+        _, err = p.communicate(timeout=300)
+        oz.check(p.returncode == 0, "part %d/16 failed: %s" % (i, err[-500:]))
+        oz.check(written_count(err) > 0, "part %d/16 wrote nothing: %s" % (i, err[-300:]))
+    diff = tree_diff(one, many)
+    oz.check(not diff, "16 parts differ from one run: %s" % diff[:5])
+    # --finish (a final job after an array of parts) computes the levels above again from DEST,
+    # reading nothing from the source.
+    shutil.rmtree(os.path.join(many, "2"))
+    units = os.path.join(many, ".omezarr-materialize", "units")
+    for n in os.listdir(units):
+        if n.startswith("L2-"):
+            os.unlink(os.path.join(units, n))
+    res = run([d, many, "--finish"] + opts_list(o))
+    oz.check("source bytes read: 0" in res.stderr, "--finish read the source: %s" % res.stderr[-500:])
+    diff = tree_diff(one, many)
+    oz.check(not diff, "after --finish DEST differs from one run: %s" % diff[:5])
+    # --finish before every part is done is refused, naming the fix.
+    partial = os.path.join(oz.tmpdir("mat-partial16"), "out.zarr")
+    run([d, partial, "--quiet", "--part", "5/16"] + opts_list(o))
+    res = run([d, partial, "--finish"] + opts_list(o), check=False)
+    oz.check(res.returncode != 0 and "--part" in res.stderr, "--finish of an incomplete DEST: %s" % res.stderr)
+
+
+def read_level(path, level):
+    import zarr
+    return zarr.open(os.path.join(path, str(level)), mode="r")[...]
+
+
+@S.case
+def base_serves_dest_chunks_without_reading_the_source():
+    d, vol = stack((37, 70, 90), seed=21)
+    o = {"chunk": 16, "levels": 3}
+    dest = os.path.join(oz.tmpdir("mat-base"), "out.zarr")
+    run([d, dest, "--quiet"] + opts_list(o))
+    ref = oz.reference_pyramid(vol, 3, "mean")
+    for k in range(3):
+        oz.assert_array_equal(read_level(dest, k), ref[k], "DEST level %d" % k)
+    with oz.Mount(d, dict(o, base=dest)) as m:
+        diff = tree_diff(m.path, dest)  # reads every file of the tree through the mount
+        st = oz.stats(m.path)
+        oz.check(not diff, "base mount differs from DEST: %s" % diff[:5])
+        oz.check(st["source_bytes_read"] == 0, "base mount read the source: %r" % st)
+        oz.check(st["chunks_from_base"] > 0 and st["chunks_computed"] == 0, "stats: %r" % st)
+    # Other options: the base is not used (one warning naming why) and the right bytes are served.
+    with oz.Mount(d, dict(o, algorithm="max", base=dest)) as m:
+        oz.check("is not used" in m.stderr and "other options" in m.stderr, "no mismatch warning: %r" % m.stderr)
+        ref_max = oz.reference_pyramid(vol, 3, "max")
+        for k in range(3):
+            oz.assert_array_equal(read_level(m.path, k), ref_max[k], "max mount over a mean base, level %d" % k)
+        st = oz.stats(m.path)
+        oz.check(st["chunks_from_base"] == 0 and st["source_bytes_read"] > 0, "stats: %r" % st)
+    # A changed file in the base (same size) fails its manifest check: computed, not served.
+    victim = sorted(os.path.join(r, f) for r, _, fs in os.walk(os.path.join(dest, "1"))
+                    for f in fs if not f.startswith("."))[0]
+    with open(victim, "r+b") as f:
+        b = bytearray(f.read())
+        b[100] ^= 0xFF
+        f.seek(0)
+        f.write(b)
+    with oz.Mount(d, dict(o, base=dest)) as m:
+        oz.assert_array_equal(read_level(m.path, 1), ref[1], "level 1 over a changed base file")
+        st = oz.stats(m.path)
+        oz.check(st["source_bytes_read"] > 0, "the changed file was served: %r" % st)
+    # Not a materialize destination: not used, said so.
+    with oz.Mount(d, dict(o, base=oz.tmpdir("mat-nobase"))) as m:
+        oz.check("is not used" in m.stderr, "no warning for a foreign base: %r" % m.stderr)
+        oz.assert_array_equal(read_level(m.path, 0), ref[0], "level 0 over a foreign base")
 
 
 @S.case
