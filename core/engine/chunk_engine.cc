@@ -673,7 +673,10 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
     config_.pool->ParallelFor(static_cast<size_t>(n), [&](size_t i) {
       const Vec3 ci{u.zc, u.yc, u.x0c + static_cast<int64_t>(i)};
       try {
-        std::vector<uint8_t> chunk = CutChunk(out, box, u.level, ci);
+        // Cut into a string: with raw encoding it becomes the chunk's bytes without another copy.
+        std::string chunk(raw_bytes_, '\0');
+        CutChunkInto(out, box, u.level, ci, reinterpret_cast<uint8_t*>(chunk.data()));
+        const uint8_t* voxels_in = reinterpret_cast<const uint8_t*>(chunk.data());
         // A chunk the provider has is copied rather than encoded again when it holds exactly the
         // computed voxels (fetched now if the unit's fetch was skipped: the provider lacks some).
         ProvidedChunk p;
@@ -685,9 +688,9 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
           std::vector<uint8_t> tmp;
           const uint8_t* voxels = nullptr;
           const bool same = p.kind == ProvidedChunk::Kind::kEmpty
-                                ? AllZero(chunk.data(), raw_bytes_)
+                                ? AllZero(voxels_in, raw_bytes_)
                                 : (voxels = DecodeProvided(u.level, ci, p, &tmp)) != nullptr &&
-                                      std::memcmp(voxels, chunk.data(), raw_bytes_) == 0;
+                                      std::memcmp(voxels, voxels_in, raw_bytes_) == 0;
           if (same) {
             errs[i] = (*run.sink)(u.level, ci,
                                   p.kind == ProvidedChunk::Kind::kEmpty ? EmptyResult() : Result<ChunkBytes>(p.bytes),
@@ -699,7 +702,10 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
             LogWarning("existing chunk " + std::to_string(u.level) + "/" + ToString(ci) +
                        " differs from the one computed now; writing the computed one");
         }
-        auto r = EncodeChunk(chunk.data());
+        Result<ChunkBytes> r = !codec_.raw() ? EncodeChunk(voxels_in)
+                               : AllZero(voxels_in, raw_bytes_)
+                                   ? EmptyResult()
+                                   : ChunkBytes(std::make_shared<const std::string>(std::move(chunk)));
         config_.stats->chunks_computed++;
         errs[i] = (*run.sink)(u.level, ci, r, 0);
       } catch (const std::bad_alloc&) {
@@ -757,12 +763,17 @@ Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out) 
 }
 
 std::vector<uint8_t> ChunkEngine::CutChunk(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) const {
-  const int64_t c = pyramid_.chunk();
   std::vector<uint8_t> chunk(raw_bytes_, 0);
+  CutChunkInto(unit, unit_box, level, ci, chunk.data());
+  return chunk;
+}
+
+void ChunkEngine::CutChunkInto(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci,
+                               uint8_t* zeroed) const {
+  const int64_t c = pyramid_.chunk();
   const Box cb = pyramid_.ChunkBox(level, ci);
   CopyRegion(unit, unit_box.shape(), {cb.lo[0] - unit_box.lo[0], cb.lo[1] - unit_box.lo[1], cb.lo[2] - unit_box.lo[2]},
-             chunk.data(), {c, c, c}, {0, 0, 0}, cb.shape(), DTypeSize(dtype()));
-  return chunk;
+             zeroed, {c, c, c}, {0, 0, 0}, cb.shape(), DTypeSize(dtype()));
 }
 
 Result<ChunkBytes> ChunkEngine::EncodeChunk(const uint8_t* voxels) {

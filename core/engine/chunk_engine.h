@@ -210,6 +210,8 @@ class ChunkEngine {
   Status ReadLevelBox(int level, const Box& box, uint8_t* out);
   // The padded full chunk `ci` of `level` cut out of a dense unit buffer covering unit_box.
   std::vector<uint8_t> CutChunk(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) const;
+  // The same into `zeroed` (raw_chunk_bytes() bytes, all zero).
+  void CutChunkInto(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci, uint8_t* zeroed) const;
   // Encodes a full chunk as served: bytes, or kNotFound for an empty chunk with empty=omit.
   Result<ChunkBytes> EncodeChunk(const uint8_t* voxels);
   // ComputeTree with a provider: takes unit u from run.provider when it has all of u's chunks
