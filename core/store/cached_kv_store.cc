@@ -54,7 +54,62 @@ struct CachedKvStore::Impl {
   CachedKvStoreOptions options;
   std::string prefix;  // "src1|" + Describe() + "|" + generation + "|"
 
-  SingleFlight<std::string, std::optional<KvValue>> flights;  // keyed by max_bytes|key
+  SingleFlight<std::string, std::optional<KvValue>> flights;             // keyed by max_bytes|key
+  SingleFlight<std::string, std::optional<KvRangeValue>> range_flights;  // keyed by key#range
+
+  using RangeResult = Result<std::optional<KvRangeValue>>;
+
+  // A range entry: flags kRangeFlag (| kAbsentFlag when the key was absent); data = EncodeEntry
+  // of {validator, u64 LE offset, u64 LE object size, the bytes}.
+  RangeResult FetchRange(std::string_view key, const ByteRange& range, uint64_t max_object_bytes) {
+    const bool cacheable = cache != nullptr && Cacheable(key);
+    const std::string ckey = prefix + std::string(key) + "#" + range.ToString();
+    if (cacheable) {
+      if (std::optional<CacheEntry> e = cache->Get(ckey); e && (e->flags & kRangeFlag)) {
+        if (e->flags & kAbsentFlag) {
+          if (options.cache_absent) {
+            if (stats != nullptr) stats->source_cache_hits++;
+            return std::optional<KvRangeValue>();
+          }
+        } else if (std::optional<KvValue> v = DecodeEntry(e->data); v && v->data.size() >= 16) {
+          KvRangeValue r;
+          r.offset = LoadLe64(reinterpret_cast<const unsigned char*>(v->data.data()));
+          r.object_size = LoadLe64(reinterpret_cast<const unsigned char*>(v->data.data() + 8));
+          r.data = v->data.substr(16);
+          r.validator = std::move(v->validator);
+          if (stats != nullptr) stats->source_cache_hits++;
+          return std::optional<KvRangeValue>(std::move(r));
+        }
+      }
+    }
+    if (stats != nullptr) stats->source_fetches++;
+    RangeResult r = base->ReadRange(key, range, max_object_bytes);
+    if (stats != nullptr && r.ok() && r->has_value()) stats->source_bytes_read += (*r)->data.size();
+    if (cacheable && r.ok() && (r->has_value() || options.cache_absent)) {
+      CacheEntry e;
+      e.flags = kRangeFlag;
+      if (r->has_value()) {
+        KvValue v;
+        v.validator = (*r)->validator;
+        v.data.reserve(16 + (*r)->data.size());
+        for (uint64_t x : {(*r)->offset, (*r)->object_size})
+          for (int i = 0; i < 8; ++i) v.data += static_cast<char>((x >> (8 * i)) & 0xff);
+        v.data += (*r)->data;
+        e.data = EncodeEntry(v);
+      } else {
+        e.flags |= kAbsentFlag;
+      }
+      if (Status st = cache->Put(ckey, e); !st.ok()) {
+        static RateLimiter limiter;
+        uint64_t suppressed = 0;
+        if (limiter.Allow(&suppressed))
+          LogWarning("could not cache " + base->Describe() + "/" + std::string(key) + " " + range.ToString() + ": " +
+                     st.message() +
+                     (suppressed ? " (" + std::to_string(suppressed) + " similar messages suppressed)" : ""));
+      }
+    }
+    return r;
+  }
 
   bool Cacheable(std::string_view key) const { return options.cacheable ? options.cacheable(key) : IsChunkKey(key); }
 
@@ -134,6 +189,19 @@ Result<std::optional<KvValue>> CachedKvStore::Read(std::string_view key, uint64_
   return impl_->flights.Do(flight_key, [&]() -> Impl::Value {
     try {
       return impl_->Fetch(key, max_bytes);
+    } catch (const std::bad_alloc&) {
+      return ResourceExhaustedError(Describe() + "/" + std::string(key) + ": out of memory");
+    }
+  });
+}
+
+Result<std::optional<KvRangeValue>> CachedKvStore::ReadRange(std::string_view key, const ByteRange& range,
+                                                             uint64_t max_object_bytes) {
+  OZ_RETURN_IF_ERROR(ValidateKey(key).WithContext(Describe()));
+  const std::string flight_key = std::string(key) + "#" + range.ToString();
+  return impl_->range_flights.Do(flight_key, [&]() -> Impl::RangeResult {
+    try {
+      return impl_->FetchRange(key, range, max_object_bytes);
     } catch (const std::bad_alloc&) {
       return ResourceExhaustedError(Describe() + "/" + std::string(key) + ": out of memory");
     }

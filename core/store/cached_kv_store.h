@@ -45,6 +45,8 @@ struct CachedKvStoreOptions {
 };
 
 inline constexpr uint32_t kAbsentFlag = 1;
+// A ReadRange entry (cache key: the key's + "#" + ByteRange::ToString(); '#' is never in a key).
+inline constexpr uint32_t kRangeFlag = 2;
 
 class CachedKvStore final : public KvStore {
  public:
@@ -54,6 +56,10 @@ class CachedKvStore final : public KvStore {
   // As KvStore::Read. A cached value larger than max_bytes is refused with kCorrupt, as the
   // base store would refuse it.
   Result<std::optional<KvValue>> Read(std::string_view key, uint64_t max_bytes) override;
+  // As KvStore::ReadRange, cached (values and absences) and single-flight per (key, range) the
+  // same way as Read.
+  Result<std::optional<KvRangeValue>> ReadRange(std::string_view key, const ByteRange& range,
+                                                uint64_t max_object_bytes) override;
   std::string Describe() const override;
 
   // The DiskCache key used for `key` (for tests and tools).
