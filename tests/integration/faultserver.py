@@ -15,7 +15,9 @@ As a module:
         srv.max_concurrent        # most requests being handled at once
 
   Files come from `root` (a directory) and/or `files` ({"key/path": bytes}, which wins).  Served
-  files carry an ETag and a Last-Modified header.  Paths are matched without the leading "/".
+  files carry an ETag and a Last-Modified header.  A single "Range: bytes=..." request header is
+  answered with 206 and Content-Range (416 when unsatisfiable); srv.sent lists (path, range,
+  body bytes) of every file response and srv.bytes_sent(glob) sums them.  Paths are matched without the leading "/".
 
 As a program (for benchmarks and manual tests):
 
@@ -208,7 +210,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", (), head)
             return
         etag, modified = fs._validators(path, data)
+        rng = headers.get("range")
+        if rng is not None:
+            part = _parse_range(rng, len(data))
+            if part is None:
+                self._send(416, b"", [("Content-Range", "bytes */%d" % len(data))], head)
+                fs._sent(path, rng, 0)
+                return
+            first, last = part
+            body = data[first:last + 1]
+            self._send(206, body, [("ETag", etag), ("Last-Modified", modified),
+                                   ("Content-Range", "bytes %d-%d/%d" % (first, last, len(data)))], head)
+            fs._sent(path, rng, len(body))
+            return
         self._send(200, data, [("ETag", etag), ("Last-Modified", modified)], head)
+        fs._sent(path, None, len(data))
 
 
 class FaultServer:
@@ -221,6 +237,7 @@ class FaultServer:
         self.delay_ms = delay_ms
         self.requests = []
         self.max_concurrent = 0
+        self.sent = []  # (path, Range header or None, body bytes) of every file response served
         self._rules = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -279,6 +296,7 @@ class FaultServer:
         """Forgets the recorded requests and counters (rules stay)."""
         with self._lock:
             self.requests = []
+            self.sent = []
             self.max_concurrent = 0
             self._conn_seq = 0
 
@@ -296,6 +314,19 @@ class FaultServer:
 
     def count(self, glob="*"):
         return len(self.matching(glob))
+
+    def bytes_sent(self, glob="*"):
+        """Body bytes of the file responses (whole or ranged) whose path matched."""
+        with self._lock:
+            return sum(n for p, _, n in self.sent if fnmatch.fnmatchcase(p, glob.lstrip("/")))
+
+    def sent_matching(self, glob="*"):
+        with self._lock:
+            return [x for x in self.sent if fnmatch.fnmatchcase(x[0], glob.lstrip("/"))]
+
+    def _sent(self, path, rng, n):
+        with self._lock:
+            self.sent.append((path, rng, n))
 
     # -- internals ------------------------------------------------------------------------
 
@@ -335,6 +366,25 @@ class FaultServer:
             mtime = os.stat(os.path.join(self.root, path)).st_mtime
         etag = '"%x-%08x"' % (len(data), zlib.crc32(data))
         return etag, email.utils.formatdate(mtime, usegmt=True)
+
+
+def _parse_range(value, size):
+    """(first, last) of a single-range "bytes=A-B" / "bytes=A-" / "bytes=-N" header, None when it
+    is unsatisfiable (416). Multiple ranges are not supported (served as the first)."""
+    spec = value.strip()
+    if not spec.startswith("bytes="):
+        return None
+    a, _, b = spec[6:].split(",")[0].strip().partition("-")
+    if a == "":
+        n = int(b)
+        if n == 0 or size == 0:
+            return None
+        return max(0, size - n), size - 1
+    first = int(a)
+    last = int(b) if b else size - 1
+    if first >= size or last < first:
+        return None
+    return first, min(last, size - 1)
 
 
 def _auth_ok(headers, params):
