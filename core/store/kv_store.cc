@@ -87,6 +87,7 @@ KvRangeValue CutRange(std::string_view data, const ByteRange& range, std::string
 
 Result<std::optional<KvRangeValue>> KvStore::ReadRange(std::string_view key, const ByteRange& range,
                                                        uint64_t max_object_bytes) {
+  OZ_RETURN_IF_ERROR(ValidateKey(key).WithContext(Describe()));
   if (range.length > kMaxRangeBytes || range.length == 0)
     return InvalidArgumentError(Describe() + "/" + std::string(key) + ": range " + range.ToString() +
                                 " is empty or larger than 1 GiB");
