@@ -282,6 +282,28 @@ def index_entry_past_the_end_names_the_shard():
 
 
 @S.case
+def zarrita_written_arrays_mount():
+    """zarrita.js's own v3 writer (bytes little/big, transpose; it does not encode gzip, crc32c
+    or sharding) in node: the mount equals numpy."""
+    js = oz.ensure_zarrita()
+    root = oz.tmpdir("z3js")
+    for dt, endian, order in [("uint16", "little", None), ("uint16", "big", "2,0,1"), ("uint8", "little", "1,2,0")]:
+        vol = oz.make_volume((21, 30, 35), np.dtype(dt), seed=17)
+        raw = os.path.join(root, "in.raw")
+        vol.astype(vol.dtype.newbyteorder("<")).tofile(raw)
+        store = os.path.join(root, "%s_%s_%s.zarr" % (dt, endian, order or "none"))
+        cmd = ["node", os.path.join(js, "write_v3.mjs"), store, raw, dt, "21,30,35", "8,16,16", endian]
+        r = subprocess.run(cmd + ([order] if order else []), capture_output=True, text=True, timeout=300)
+        oz.check(r.returncode == 0, "zarrita write failed: %s" % (r.stdout + r.stderr)[-2000:])
+        meta = json.load(open(os.path.join(store, "zarr.json")))
+        oz.check([c["name"] for c in meta["codecs"]] == (["transpose"] if order else []) + ["bytes"],
+                 "zarrita wrote codecs %r" % meta["codecs"])
+        check_equal(read_tool(store, vol.dtype, vol.shape), vol, store)
+        with oz.Mount(store, {"levels": 2, "chunk": 16, "compression": "none"}) as m:
+            oz.check_tree(m.path, oz.reference_pyramid(vol, 2, "mean"), "mean", 16)
+
+
+@S.case
 def unsupported_codecs_and_grids_refused_at_mount():
     root = oz.tmpdir("z3bad")
     vol = oz.make_volume((16, 16, 16), np.dtype("uint8"), seed=16)
