@@ -108,8 +108,15 @@ struct Zarr3Volume::Impl {
       ByteRange r;
       r.length = index_bytes;
       r.suffix = s.index_at_end;
-      Result<std::optional<KvRangeValue>> read = store->ReadRange(key, r, kMaxShardObjectBytes);
-      if (!read.ok()) return ChunkReadError(read.status());
+      // The disk cache first (what an earlier mount kept), then the store.
+      Result<std::optional<KvRangeValue>> read = std::optional<KvRangeValue>();
+      const std::optional<std::optional<KvRangeValue>> kept = store->CachedRange(key, r);
+      if (kept) {
+        read = *kept;
+      } else {
+        read = store->ReadRange(key, r, kMaxShardObjectBytes);
+        if (!read.ok()) return ChunkReadError(read.status());
+      }
       auto idx = std::make_shared<ShardIndex>();
       if (!read->has_value()) {
         idx->absent = true;
@@ -128,6 +135,7 @@ struct Zarr3Volume::Impl {
         }
         idx->entries = std::move(e).value();
       }
+      if (!kept) store->KeepRange(key, r, *read);  // checked: never keeps a bad index
       IndexPtr p = std::move(idx);
       indexes->Put(si, p, kAbsentEntryBytes + p->entries.size() * sizeof(ShardIndexEntry));
       return p;
@@ -323,9 +331,13 @@ Status Zarr3Volume::ReadBox(const Box& box, void* out) {
     uint64_t begin = 0, end = 0;
     std::vector<size_t> units;  // indices into ids
     std::string data;
+    uint64_t object_size = 0;
+    std::string validator;
   };
   std::vector<Run> runs;
   std::vector<const ShardIndexEntry*> entry_of(count, nullptr);
+  std::vector<std::string> kept(count);  // inner chunks found in the disk cache
+  std::vector<size_t> from_cache;
   for (size_t j = 0; j < shards.size(); ++j) {
     std::vector<size_t> need;
     for (size_t i : by_shard[shards[j]]) {
@@ -344,6 +356,13 @@ Status Zarr3Volume::ReadBox(const Box& box, void* out) {
         continue;
       }
       entry_of[i] = &e;
+      if (std::optional<std::optional<KvRangeValue>> hit =
+              impl.store->CachedRange(impl.ObjectKey(shards[j]), ByteRange{e.offset, e.nbytes, false});
+          hit && hit->has_value() && (*hit)->data.size() == e.nbytes) {
+        kept[i] = std::move((*hit)->data);
+        from_cache.push_back(i);
+        continue;
+      }
       need.push_back(i);
     }
     std::sort(need.begin(), need.end(), [&](size_t a, size_t b) { return entry_of[a]->offset < entry_of[b]->offset; });
@@ -375,25 +394,37 @@ Status Zarr3Volume::ReadBox(const Box& box, void* out) {
                               (read->has_value() ? std::to_string((*read)->data.size()) + " bytes" : "no file") +
                               "); is something rewriting the store?");
         run.data = std::move((*read)->data);
+        run.object_size = (*read)->object_size;
+        run.validator = std::move((*read)->validator);
         return OkStatus();
       },
       [&](size_t r) { return "reading inner chunks of shard " + ToString(shards[runs[r].shard]); }));
-  std::vector<std::pair<size_t, size_t>> work;  // (run, unit)
+  constexpr size_t kCached = ~size_t{0};
+  std::vector<std::pair<size_t, size_t>> work;  // (run or kCached, unit)
   for (size_t r = 0; r < runs.size(); ++r)
     for (size_t i : runs[r].units) work.emplace_back(r, i);
+  for (size_t i : from_cache) work.emplace_back(kCached, i);
+  std::vector<size_t> shard_of(count, 0);
+  for (size_t j = 0; j < shards.size(); ++j)
+    for (size_t i : by_shard[shards[j]]) shard_of[i] = j;
   OZ_RETURN_IF_ERROR(ParallelForStatus(
       pool, work.size(),
       [&](size_t w) -> Status {
         const auto [r, i] = work[w];
-        const Run& run = runs[r];
         const ShardIndexEntry& e = *entry_of[i];
+        const std::string key = impl.ObjectKey(shards[shard_of[i]]);
         const std::string_view bytes =
-            std::string_view(run.data).substr(static_cast<size_t>(e.offset - run.begin), static_cast<size_t>(e.nbytes));
+            r == kCached ? std::string_view(kept[i])
+                         : std::string_view(runs[r].data)
+                               .substr(static_cast<size_t>(e.offset - runs[r].begin), static_cast<size_t>(e.nbytes));
         const Vec3& u = impl.per_shard;
         const Vec3& id = ids[i];
         const uint64_t local = static_cast<uint64_t>(((id[0] % u[0]) * u[1] + id[1] % u[1]) * u[2] + id[2] % u[2]);
-        OZ_ASSIGN_OR_RETURN(got[i], impl.DecodeUnit(bytes, "inner chunk " + std::to_string(local) + " of shard " +
-                                                               impl.Location(impl.ObjectKey(shards[run.shard]))));
+        OZ_ASSIGN_OR_RETURN(
+            got[i], impl.DecodeUnit(bytes, "inner chunk " + std::to_string(local) + " of shard " + impl.Location(key)));
+        if (r != kCached)  // decoded: keep it for the next mount, as the part later reads ask for
+          impl.store->KeepRange(key, ByteRange{e.offset, e.nbytes, false},
+                                KvRangeValue{std::string(bytes), e.offset, runs[r].object_size, runs[r].validator});
         return OkStatus();
       },
       [&](size_t w) { return "decoding source chunk " + ToString(ids[work[w].second]); }));

@@ -3,11 +3,13 @@
 // (zarr.json with attributes.ome.multiscales), whose datasets[source_level] is read.
 //
 // Sharded arrays are read by range: a shard's index is read with one range request (a suffix
-// range when the index is at the end, bytes=0-N when at the start) and kept in a memory LRU (and,
-// through the CachedKvStore the session puts in front of an HTTP store, in the disk cache); then
+// range when the index is at the end, bytes=0-N when at the start) and kept in a memory LRU; then
 // the inner chunks one ReadBox needs are read with range requests, neighbours in the shard (at
 // most kCoalesceGap bytes apart) in one request. A shard is never read whole to serve part of
-// it. Decoded inner chunks are cached like zarr v2 chunks (LRU under the memory budget).
+// it. The checked index and every decoded inner chunk's bytes are kept with KvStore::KeepRange
+// (the disk cache, through the CachedKvStore the session puts in front of an HTTP store) under
+// their own ranges, and looked up with CachedRange before fetching. Decoded inner chunks are
+// cached like zarr v2 chunks (LRU under the memory budget).
 #pragma once
 
 #include <memory>

@@ -61,53 +61,59 @@ struct CachedKvStore::Impl {
 
   // A range entry: flags kRangeFlag (| kAbsentFlag when the key was absent); data = EncodeEntry
   // of {validator, u64 LE offset, u64 LE object size, the bytes}.
-  RangeResult FetchRange(std::string_view key, const ByteRange& range, uint64_t max_object_bytes) {
-    const bool cacheable = cache != nullptr && Cacheable(key);
-    const std::string ckey = prefix + std::string(key) + "#" + range.ToString();
-    if (cacheable) {
-      if (std::optional<CacheEntry> e = cache->Get(ckey); e && (e->flags & kRangeFlag)) {
-        if (e->flags & kAbsentFlag) {
-          if (options.cache_absent) {
-            if (stats != nullptr) stats->source_cache_hits++;
-            return std::optional<KvRangeValue>();
-          }
-        } else if (std::optional<KvValue> v = DecodeEntry(e->data); v && v->data.size() >= 16) {
-          KvRangeValue r;
-          r.offset = LoadLe64(reinterpret_cast<const unsigned char*>(v->data.data()));
-          r.object_size = LoadLe64(reinterpret_cast<const unsigned char*>(v->data.data() + 8));
-          r.data = v->data.substr(16);
-          r.validator = std::move(v->validator);
-          if (stats != nullptr) stats->source_cache_hits++;
-          return std::optional<KvRangeValue>(std::move(r));
-        }
-      }
+  std::string RangeKey(std::string_view key, const ByteRange& range) const {
+    return prefix + std::string(key) + "#" + range.ToString();
+  }
+
+  std::optional<std::optional<KvRangeValue>> LookupRange(std::string_view key, const ByteRange& range) {
+    if (cache == nullptr || !Cacheable(key)) return std::nullopt;
+    std::optional<CacheEntry> e = cache->Get(RangeKey(key, range));
+    if (!e || !(e->flags & kRangeFlag)) return std::nullopt;
+    if (e->flags & kAbsentFlag) {
+      if (!options.cache_absent) return std::nullopt;
+      if (stats != nullptr) stats->source_cache_hits++;
+      return std::optional<std::optional<KvRangeValue>>(std::optional<KvRangeValue>());
     }
+    std::optional<KvValue> v = DecodeEntry(e->data);
+    if (!v || v->data.size() < 16) return std::nullopt;
+    KvRangeValue r;
+    r.offset = LoadLe64(reinterpret_cast<const unsigned char*>(v->data.data()));
+    r.object_size = LoadLe64(reinterpret_cast<const unsigned char*>(v->data.data() + 8));
+    r.data = v->data.substr(16);
+    r.validator = std::move(v->validator);
+    if (stats != nullptr) stats->source_cache_hits++;
+    return std::optional<std::optional<KvRangeValue>>(std::optional<KvRangeValue>(std::move(r)));
+  }
+
+  void StoreRange(std::string_view key, const ByteRange& range, const std::optional<KvRangeValue>& value) {
+    if (cache == nullptr || !Cacheable(key) || (!value && !options.cache_absent)) return;
+    CacheEntry e;
+    e.flags = kRangeFlag;
+    if (value) {
+      KvValue v;
+      v.validator = value->validator;
+      v.data.reserve(16 + value->data.size());
+      for (uint64_t x : {value->offset, value->object_size})
+        for (int i = 0; i < 8; ++i) v.data += static_cast<char>((x >> (8 * i)) & 0xff);
+      v.data += value->data;
+      e.data = EncodeEntry(v);
+    } else {
+      e.flags |= kAbsentFlag;
+    }
+    if (Status st = cache->Put(RangeKey(key, range), e); !st.ok()) {
+      static RateLimiter limiter;
+      uint64_t suppressed = 0;
+      if (limiter.Allow(&suppressed))
+        LogWarning("could not cache " + base->Describe() + "/" + std::string(key) + " " + range.ToString() + ": " +
+                   st.message() +
+                   (suppressed ? " (" + std::to_string(suppressed) + " similar messages suppressed)" : ""));
+    }
+  }
+
+  RangeResult FetchRange(std::string_view key, const ByteRange& range, uint64_t max_object_bytes) {
     if (stats != nullptr) stats->source_fetches++;
     RangeResult r = base->ReadRange(key, range, max_object_bytes);
     if (stats != nullptr && r.ok() && r->has_value()) stats->source_bytes_read += (*r)->data.size();
-    if (cacheable && r.ok() && (r->has_value() || options.cache_absent)) {
-      CacheEntry e;
-      e.flags = kRangeFlag;
-      if (r->has_value()) {
-        KvValue v;
-        v.validator = (*r)->validator;
-        v.data.reserve(16 + (*r)->data.size());
-        for (uint64_t x : {(*r)->offset, (*r)->object_size})
-          for (int i = 0; i < 8; ++i) v.data += static_cast<char>((x >> (8 * i)) & 0xff);
-        v.data += (*r)->data;
-        e.data = EncodeEntry(v);
-      } else {
-        e.flags |= kAbsentFlag;
-      }
-      if (Status st = cache->Put(ckey, e); !st.ok()) {
-        static RateLimiter limiter;
-        uint64_t suppressed = 0;
-        if (limiter.Allow(&suppressed))
-          LogWarning("could not cache " + base->Describe() + "/" + std::string(key) + " " + range.ToString() + ": " +
-                     st.message() +
-                     (suppressed ? " (" + std::to_string(suppressed) + " similar messages suppressed)" : ""));
-      }
-    }
     return r;
   }
 
@@ -206,6 +212,16 @@ Result<std::optional<KvRangeValue>> CachedKvStore::ReadRange(std::string_view ke
       return ResourceExhaustedError(Describe() + "/" + std::string(key) + ": out of memory");
     }
   });
+}
+
+std::optional<std::optional<KvRangeValue>> CachedKvStore::CachedRange(std::string_view key, const ByteRange& range) {
+  if (!ValidateKey(key).ok()) return std::nullopt;
+  return impl_->LookupRange(key, range);
+}
+
+void CachedKvStore::KeepRange(std::string_view key, const ByteRange& range, const std::optional<KvRangeValue>& value) {
+  if (!ValidateKey(key).ok()) return;
+  impl_->StoreRange(key, range, value);
 }
 
 }  // namespace oz

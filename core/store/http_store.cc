@@ -318,10 +318,11 @@ class HttpStore final : public KvStore {
     KvRangeValue out;
     out.validator = std::move(v.validator);
     if (reply.status == 416) {
-      if (!has_total || range.suffix)
+      // Nothing of the range exists (it starts at or past the end, or the value is empty).
+      if (!has_total)
         return IoError(where + ": 416 Range Not Satisfiable without a usable Content-Range (\"" + std::string(cr) +
                        "\")");
-      out.offset = range.offset;
+      out.offset = range.suffix ? total : range.offset;
       out.object_size = total;
       return std::optional<KvRangeValue>(std::move(out));
     }

@@ -96,4 +96,10 @@ Result<std::optional<KvRangeValue>> KvStore::ReadRange(std::string_view key, con
   return std::optional<KvRangeValue>(CutRange(v->data, range, std::move(v->validator)));
 }
 
+std::optional<std::optional<KvRangeValue>> KvStore::CachedRange(std::string_view, const ByteRange&) {
+  return std::nullopt;
+}
+
+void KvStore::KeepRange(std::string_view, const ByteRange&, const std::optional<KvRangeValue>&) {}
+
 }  // namespace oz

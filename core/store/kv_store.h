@@ -63,6 +63,13 @@ class KvStore {
   virtual Result<std::optional<KvRangeValue>> ReadRange(std::string_view key, const ByteRange& range,
                                                         uint64_t max_object_bytes);
 
+  // Range caching, for callers that ask for the same parts again (zarr v3 shard indexes and
+  // inner chunks, which one read fetches coalesced and another read may fetch otherwise): what
+  // KeepRange kept for exactly (key, range): a value, or an absence (nullopt inside), or nothing
+  // (outer nullopt). The defaults keep nothing (CachedKvStore keeps them in its disk cache).
+  virtual std::optional<std::optional<KvRangeValue>> CachedRange(std::string_view key, const ByteRange& range);
+  virtual void KeepRange(std::string_view key, const ByteRange& range, const std::optional<KvRangeValue>& value);
+
   // The store's canonical location without credentials (an absolute path or a URL), for
   // messages and as the store's identity in cache keys.
   virtual std::string Describe() const = 0;

@@ -38,6 +38,7 @@ means forever.  Kinds:
             Content-Length and ends the body by closing the connection
   auth      user=U password=P: 401 (WWW-Authenticate: Basic) unless the request carries exactly
             these basic credentials; matching requests go on to the next rules (not used up)
+  norange   ignore a Range header: answer 200 with the whole file (a server without ranges)
   redirect  to=URL [status=302]: redirect; in `to`, "{path}" is the request path (no leading
             "/"); as a module `to` may also be a function path -> URL
 """
@@ -66,7 +67,7 @@ class _Rule:
         self.glob, self.kind, self.left, self.params = glob, kind, times, params
 
 
-KINDS = ("status", "truncate", "reset", "hang", "trickle", "delay", "body", "auth", "redirect")
+KINDS = ("status", "truncate", "reset", "hang", "trickle", "delay", "body", "auth", "redirect", "norange")
 
 
 class _Server(ThreadingHTTPServer):
@@ -183,6 +184,11 @@ class _Handler(BaseHTTPRequestHandler):
             data = fs._file(path)
             if data is None:
                 self._send(404, b"not found\n", (), head)
+                return
+            if k == "norange":
+                etag, modified = fs._validators(path, data)
+                self._send(200, data, [("ETag", etag), ("Last-Modified", modified)], head)
+                fs._sent(path, None, len(data))
                 return
             if k == "truncate":
                 self.send_response(200)

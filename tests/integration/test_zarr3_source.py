@@ -212,6 +212,40 @@ def http_one_chunk_reads_index_and_needed_inner_chunks():
 
 
 @S.case
+def http_ranges_cached_on_disk_and_servers_without_ranges():
+    root = oz.tmpdir("z3cache")
+    vol = oz.make_volume((32, 48, 40), np.dtype("uint16"), seed=18)
+    store = os.path.join(root, "s.zarr")
+    zr.write_array(store, vol, (32, 32, 32), [shard((16, 16, 16), [LE, blosc(2), CRC], "start")])
+    want = oz.reference_pyramid(vol, 2, "mean")
+    opts = dict(FAST, levels=2, chunk=16, compression="none")
+    cache = oz.tmpdir("z3cachedir")
+    with FaultServer(root=root) as srv:
+        with oz.Mount(srv.url("s.zarr"), opts, cache=cache) as m:
+            oz.check_tree(m.path, want, "mean", 16)
+        first = srv.count("s.zarr/c/*")
+        oz.check(first > 0, "no shard requests")
+        srv.reset()
+        # Other served chunks (chunk=32): recomputed from the source ranges cached on disk.
+        with oz.Mount(srv.url("s.zarr"), dict(opts, chunk=32), cache=cache) as m:
+            oz.check_tree(m.path, want, "mean", 32)
+        oz.check(srv.count("s.zarr/c/*") == 0, "the remount fetched %d shard ranges again" % srv.count("s.zarr/c/*"))
+        # A server that ignores Range: still the right voxels (each read downloads the shard).
+        srv.add("s.zarr/c/*", "norange")
+        with oz.Mount(srv.url("s.zarr"), opts) as m:
+            oz.check_tree(m.path, want, "mean", 16)
+        oz.check(any(r is None for _, r, _ in srv.sent_matching("s.zarr/c/*")), "norange was not used")
+    # An empty shard file: an error naming it (416 over HTTP), never fill or zeros.
+    with open(os.path.join(store, "c", "0", "0", "1"), "wb"):
+        pass
+    err = tool_error(store)
+    oz.check("c/0/0/1" in err and "shorter than its index" in err, "empty shard, local: %s" % err)
+    with FaultServer(root=root) as srv:
+        err = tool_error(srv.url("s.zarr"))
+        oz.check("c/0/0/1" in err and "shorter than its index" in err, "empty shard, HTTP: %s" % err)
+
+
+@S.case
 def zero_chunk_entries_and_missing_shards_read_as_fill():
     root = oz.tmpdir("z3zero")
     vol = oz.make_volume((32, 40, 48), np.dtype("uint16"), seed=13)
