@@ -320,11 +320,42 @@ Status ApplyLevels(std::string_view n, std::string_view v, Options* o, MountFlag
   return ParseIntInto(n, v, 1, 32, "an integer", &o->levels);
 }
 Status ApplyAlgorithm(std::string_view n, std::string_view v, Options* o, MountFlags*) {
-  return ParseChoiceInto<Algorithm>(
-      n, v, {{"mean", Algorithm::kMean}, {"nearest", Algorithm::kNearest}, {"max", Algorithm::kMax}}, &o->algorithm);
+  return ParseChoiceInto<Algorithm>(n, v,
+                                    {{"mean", Algorithm::kMean},
+                                     {"nearest", Algorithm::kNearest},
+                                     {"max", Algorithm::kMax},
+                                     {"min", Algorithm::kMin},
+                                     {"mode", Algorithm::kMode}},
+                                    &o->algorithm);
 }
 Status ApplyBytes(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<bool>(n, v, {{"1", true}, {"2", false}}, &o->bytes1);
+}
+Status ApplyDType(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  DType d = DType::kUint8;
+  OZ_RETURN_IF_ERROR(ParseChoiceInto<DType>(n, v, {{"uint8", DType::kUint8}, {"uint16", DType::kUint16}}, &d));
+  o->out_dtype = d;
+  return OkStatus();
+}
+Status ApplyRange(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  const std::string t = Lower(Trim(v));
+  o->range_given = true;
+  if (t == "auto") {
+    o->range_auto = true;
+    return OkStatus();
+  }
+  const size_t colon = t.find(':');
+  std::optional<double> lo, hi;
+  if (colon != std::string::npos) {
+    lo = ParseDouble(std::string_view(t).substr(0, colon));
+    hi = ParseDouble(std::string_view(t).substr(colon + 1));
+  }
+  if (!lo || !hi || !std::isfinite(*lo) || !std::isfinite(*hi) || !(*lo < *hi))
+    return Bad(n, v, "expected LO:HI with finite numbers LO < HI (e.g. 0:4095 or -1000:3000.5), or auto");
+  o->range_auto = false;
+  o->range_lo = *lo;
+  o->range_hi = *hi;
+  return OkStatus();
 }
 Status ApplyBadSlices(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<BadSlicePolicy>(n, v, {{"error", BadSlicePolicy::kError}, {"zero", BadSlicePolicy::kZero}},
@@ -520,13 +551,17 @@ constexpr OptionSpec kOptionTable[] = {
      "chunk edge in voxels (cubic chunks), 1..4096; zarr SOURCE: below", ApplyChunk},
     {"levels", true, Section::kPyramid, "levels=N", "6", "pyramid levels, 1..32; 1 = full resolution only",
      ApplyLevels},
-    {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max", "mean",
-     "reduces each 2x2x2 block for the next level", ApplyAlgorithm},
+    {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max|min|mode", "mean",
+     "reduces each 2x2x2 block for the next level (rules below)", ApplyAlgorithm},
     {"window", true, Section::kView, "window=x0:x1,y0:y1,z0:z1", "whole volume", "serve only this box; syntax below",
      ApplyWindow},
     {"shift", true, Section::kView, "shift=dx,dy,dz", "0,0,0",
      "move the windowed data by whole voxels (x, y, z); see below", ApplyShift},
     {"bytes", true, Section::kView, "bytes=1|2", "2", "2 = uint16 as stored, 1 = uint8 (value / 256)", ApplyBytes},
+    {"dtype", true, Section::kView, "dtype=uint8|uint16", "the source's",
+     "serve this type: range= (or the source type's range) maps onto it", ApplyDType},
+    {"range", true, Section::kView, "range=LO:HI|auto", "none",
+     "source values LO..HI: omero.window; with dtype=, mapped to 0..max", ApplyRange},
     {"bad_slices", true, Section::kView, "bad_slices=error|zero", "error",
      "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
     {"source_level", true, Section::kView, "source_level=N", "0",

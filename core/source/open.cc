@@ -6,6 +6,7 @@
 #include "core/base/hash.h"
 #include "core/base/log.h"
 #include "core/source/tiff_stack.h"
+#include "core/source/value_map.h"
 #include "core/source/zarr_source.h"
 #include "core/store/cached_kv_store.h"
 #include "core/store/file_store.h"
@@ -55,7 +56,7 @@ Result<std::shared_ptr<Volume>> OpenZarr(const std::string& source, std::shared_
         std::make_shared<CachedKvStore>(std::make_unique<SharedKvStore>(std::move(base)), fetch_cache, stats, co));
   };
   OZ_ASSIGN_OR_RETURN(std::unique_ptr<ZarrVolume> zarr, ZarrVolume::Open(std::move(store), zo));
-  const DType served = o.bytes1 ? DType::kUint8 : zarr->dtype();
+  const DType served = ServedDType(zarr->dtype(), o);
   for (const std::string& note : ApplyZarrDefaults(zarr->metadata(), served, &o))
     LogInfo("zarr source " + source + ": " + note);
   return std::shared_ptr<Volume>(std::move(zarr));
