@@ -117,7 +117,12 @@ inline T Mode(const T* v, int n) {
   using MK = ModeKey<T>;
   using K = typename MK::K;
   K k[8];
-  for (int i = 0; i < n; ++i) k[i] = MK::To(v[i]);
+  K diff = 0;
+  for (int i = 0; i < n; ++i) {
+    k[i] = MK::To(v[i]);
+    diff |= k[i] ^ k[0];
+  }
+  if (diff == 0) return v[0];  // one value (most blocks of a label volume)
   if (n == 8) {
     // Batcher's odd-even merge sort for 8 inputs: 19 comparators, branch-free.
     CompareSwap(k[0], k[1]), CompareSwap(k[2], k[3]), CompareSwap(k[4], k[5]), CompareSwap(k[6], k[7]);
@@ -131,15 +136,14 @@ inline T Mode(const T* v, int n) {
       for (int j = i; j > 0 && k[j - 1] > k[j]; --j) std::swap(k[j - 1], k[j]);
   }
   // Longest run in ascending order; only a strictly longer run replaces the best, so a tie keeps
-  // the smaller value.
+  // the smaller value. Conditional moves, no data-dependent branches.
   K best = k[0];
   int best_len = 1, len = 1;
   for (int i = 1; i < n; ++i) {
     len = k[i] == k[i - 1] ? len + 1 : 1;
-    if (len > best_len) {
-      best_len = len;
-      best = k[i];
-    }
+    const bool take = len > best_len;
+    best_len = take ? len : best_len;
+    best = take ? k[i] : best;
   }
   return MK::From(best);
 }
@@ -176,9 +180,23 @@ void Kernel(const T* in, const Vec3& s, T* out) {
         const T* r11 = r10 + X;
         for (int64_t x = 0; x < full_x; ++x) {
           const int64_t i = 2 * x;
-          v[0] = r00[i], v[1] = r00[i + 1], v[2] = r01[i], v[3] = r01[i + 1];
-          v[4] = r10[i], v[5] = r10[i + 1], v[6] = r11[i], v[7] = r11[i + 1];
-          orow[x] = Reduce<T, A>(v, 8);
+          if constexpr (std::is_integral_v<T> && sizeof(T) <= 2 && A == Algorithm::kMean) {
+            // Direct loads and one sum: the compiler vectorises this (as it did before the
+            // gather below existed); same rule as Mean().
+            using S = std::conditional_t<std::is_signed_v<T>, int32_t, uint32_t>;
+            const S sum = S{r00[i]} + S{r00[i + 1]} + S{r01[i]} + S{r01[i + 1]} + S{r10[i]} + S{r10[i + 1]} +
+                          S{r11[i]} + S{r11[i + 1]};
+            const S q = sum >> 3;  // floor for signed sums too
+            orow[x] = static_cast<T>(RoundHalfEven<S>(q, static_cast<uint64_t>(sum - q * 8), 8));
+          } else if constexpr (std::is_integral_v<T> && A == Algorithm::kMax) {
+            orow[x] = std::max({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
+          } else if constexpr (std::is_integral_v<T> && A == Algorithm::kMin) {
+            orow[x] = std::min({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
+          } else {
+            v[0] = r00[i], v[1] = r00[i + 1], v[2] = r01[i], v[3] = r01[i + 1];
+            v[4] = r10[i], v[5] = r10[i + 1], v[6] = r11[i], v[7] = r11[i + 1];
+            orow[x] = Reduce<T, A>(v, 8);
+          }
         }
       } else {
         for (int64_t x = 0; x < full_x; ++x) {
