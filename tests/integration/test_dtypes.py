@@ -322,6 +322,37 @@ def range_auto_maps_and_writes_omero_window():
 
 
 @S.case
+def ranges_share_a_cache_without_mixing():
+    # The linear map is part of the chunk cache key: a second mount with another range (or
+    # none) on the same cache dir must not serve the first one's chunks.
+    vol = volume(np.int16, seed=4)
+    src = tiff_source(vol)
+    cache = oz.tmpdir("cache")
+    for opts, level0 in (({"dtype": "uint8", "range": "-100:100"}, linear_map(vol, -100, 100, np.uint8)),
+                         ({"dtype": "uint8", "range": "-5:5"}, linear_map(vol, -5, 5, np.uint8)),
+                         ({"dtype": "uint8"}, linear_map(vol, -32768, 32767, np.uint8)),
+                         ({}, vol)):
+        want = pyramid(level0, "mean")
+        with oz.Mount(src, dict(opts, chunk=8, levels=LEVELS), cache=cache) as m:
+            for lv in range(LEVELS):
+                same(oz.read_level(m.path, lv, LEVELS), want[lv], "%s level %d (shared cache)" % (opts, lv))
+
+
+@S.case
+def multipage_float32_and_fortran_order_uint64_zarr():
+    vol = volume(np.float32, seed=12)
+    d = oz.tmpdir("mp")
+    path = os.path.join(d, "stack.tif")
+    tifffile.imwrite(path, vol, photometric="minisblack")  # one multi-page file, pages = z
+    for alg in ("mean", "max"):
+        check_mount(path, pyramid(vol, alg), "ome-zarr-0.4", {"algorithm": alg})
+    vol = volume(np.uint64, seed=13)
+    zd = oz.tmpdir("zf")
+    want0 = oz.make_zarr(zd, vol, chunks=(4, 8, 8), dtype=">u8", compressor=None, order="F")
+    check_mount(zd, pyramid(want0, "mode"), "ome-zarr-0.5", {"algorithm": "mode"})
+
+
+@S.case
 def materialize_equals_mount():
     vol = volume(np.float32, seed=8)
     src = tiff_source(vol)
