@@ -7,6 +7,7 @@
 #include "core/base/log.h"
 #include "core/source/tiff_stack.h"
 #include "core/source/value_map.h"
+#include "core/source/volume_grid.h"
 #include "core/source/zarr_source.h"
 #include "core/store/cached_kv_store.h"
 #include "core/store/file_store.h"
@@ -104,12 +105,32 @@ Result<std::shared_ptr<Volume>> OpenTiff(const std::string& source, SourceEnv& e
   return std::shared_ptr<Volume>(std::move(stack));
 }
 
+Result<std::shared_ptr<Volume>> OpenVolumeGrid(const std::string& source, SourceEnv& env) {
+  const Options& o = *env.options;
+  if (o.source_level != 0)
+    return InvalidArgumentError("source_level=" + std::to_string(o.source_level) +
+                                " selects a level of an OME-Zarr group, but " + source +
+                                " is a volume grid; drop the option");
+  TiffStackOptions to;
+  to.bad_slices = o.bad_slices;
+  to.memory_bytes = o.memory * 3 / 8;
+  to.pool = env.pool;
+  to.stats = env.stats;
+  to.page = o.tiff_page;
+  to.channel = o.channel;
+  to.time = o.time_point;
+  OZ_ASSIGN_OR_RETURN(std::unique_ptr<VolumeGrid> grid, VolumeGrid::Open(source, to));
+  *env.warnings = grid->warnings();
+  return std::shared_ptr<Volume>(std::move(grid));
+}
+
 }  // namespace
 
 const std::vector<SourceDetector>& SourceDetectors() {
   static const std::vector<SourceDetector> kDetectors = {
       {"zarr over HTTP(S)", [](const std::string& s) { return IsHttpUrl(s); }, OpenHttpZarr},
       {"zarr store", IsLocalZarr, OpenLocalZarr},
+      {"volume grid", LooksLikeVolumeGrid, OpenVolumeGrid},
       {"TIFF", [](const std::string&) { return true; }, OpenTiff},
   };
   return kDetectors;

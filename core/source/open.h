@@ -3,7 +3,8 @@
 // is decided in one place, and a new source kind is one more row:
 //   1. zarr over HTTP(S)   a URL (scheme in any case)
 //   2. zarr on disk        a directory whose root has .zarray, .zgroup or .zattrs
-//   3. TIFF                anything else: a directory of slices, one multi-page file (TiffStack
+//   3. volume grid        a directory holding cell_yxz_YYY_XXX_ZZZ.tif cells (VolumeGrid)
+//   4. TIFF                anything else: a directory of slices, one multi-page file (TiffStack
 //                          reports a missing or unreadable path in its own words)
 #pragma once
 

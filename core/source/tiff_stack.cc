@@ -1596,4 +1596,15 @@ std::string TiffStack::Describe() const {
   return d + ")";
 }
 
+Result<TiffFirstPage> ReadTiffFirstPage(const std::string& path, const std::string& label) {
+  const size_t slash = path.rfind('/');
+  SliceInfo info;
+  info.file.name = slash == std::string::npos ? path : path.substr(slash + 1);
+  info.label = label;
+  const TiffStackOptions defaults;
+  OZ_RETURN_IF_ERROR(ScanSlice(slash == std::string::npos ? "." : path.substr(0, slash), &info, /*page=*/0,
+                               UnitBytes(defaults), defaults.memory_bytes, nullptr));
+  return TiffFirstPage{info.width, info.height, info.file.size, info.file.mtime_ns};
+}
+
 }  // namespace oz

@@ -44,6 +44,16 @@ struct SliceFile {
 // names give one z (e.g. "01.tif" and "1.tif"); kInvalidArgument when no name matches.
 Result<std::vector<SliceFile>> DiscoverSlices(const std::vector<std::string>& names);
 
+// The first full-resolution page of one TIFF file, read and checked as TiffStack::Open checks a
+// slice (pixel format, layout) but reading only that page's header: a cheap check of many files.
+struct TiffFirstPage {
+  int64_t width = 0, height = 0;
+  uint64_t size = 0;  // file bytes and mtime, at the read
+  int64_t mtime_ns = 0;
+};
+// Errors as a bad slice of Open (naming `label`, e.g. "cell cell_yxz_001_001_001.tif").
+Result<TiffFirstPage> ReadTiffFirstPage(const std::string& path, const std::string& label);
+
 class TiffStack : public Volume {
  public:
   // `source` is one of:
