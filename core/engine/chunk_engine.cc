@@ -80,7 +80,7 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
   // Everything that changes a chunk's bytes, except the algorithm (level 0 does not depend on it).
   std::string view = "win=" + SliceText(o.window[0]) + "," + SliceText(o.window[1]) + "," + SliceText(o.window[2]) +
                      ";resolved=" + g.source_window.ToString() + ";shift=" + ToString(g.shift) +
-                     ";bytes1=" + (o.bytes1 ? "1" : "0");
+                     ";bytes1=" + (o.bytes1 ? "1" : "0") + level0_->value_map().Tag();
   key_prefix_ = "ozchunk1|src=" + Hash128Hex(level0_->Fingerprint()) + "|dtype=" + std::string(DTypeName(dtype())) +
                 "|" + view + "|c=" + std::to_string(o.chunk) + "|codec=" + codec_.CacheTag() + "|";
 }

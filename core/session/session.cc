@@ -9,6 +9,7 @@
 #include "core/base/hash.h"
 #include "core/base/log.h"
 #include "core/source/open.h"
+#include "core/source/value_map.h"
 #include "core/store/http_store.h"
 
 namespace oz {
@@ -55,19 +56,27 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   env.fetch_pool = &s->fetch_pool;
   env.warnings = &s->warnings;
   OZ_ASSIGN_OR_RETURN(s->volume, OpenSourceVolume(s->source, env));
+  if (s->options.range_auto) {
+    std::string how;
+    OZ_RETURN_IF_ERROR(
+        SampleRange(*s->volume, &s->options.range_lo, &s->options.range_hi, &how).WithContext("source " + s->source));
+    LogInfo(how);
+  }
+  auto value_map = MakeValueMap(s->volume->dtype(), s->options);
+  if (!value_map.ok()) return value_map.status().WithContext("source " + s->source);
   // The format checks what it cannot express once the source's defaults are in.
   const Compression source_default = s->options.compression;
-  OZ_RETURN_IF_ERROR(format->prepare(&s->options, params.options.bytes1 ? DType::kUint8 : s->volume->dtype()));
+  OZ_RETURN_IF_ERROR(format->prepare(&s->options, value_map->out));
   if (s->options.compression != source_default)
     LogInfo("format=" + s->options.format + ": compression=" + std::string(CompressionName(s->options.compression)) +
             " (the format's default; -o compression=... to change)");
   const Options& options = s->options;
 
-  if (options.bytes1 && s->volume->dtype() != DType::kUint16)
+  if (options.bytes1 && s->volume->dtype() == DType::kUint8)
     LogInfo("bytes=1 has no effect: the source is already uint8");
   auto geometry = ComputeViewGeometry(s->volume->shape(), options);
   if (!geometry.ok()) return geometry.status().WithContext("source " + s->source);
-  s->view = std::make_shared<ViewVolume>(s->volume, *geometry, options.bytes1);
+  s->view = std::make_shared<ViewVolume>(s->volume, *geometry, *value_map);
 
   OZ_RETURN_IF_ERROR(open_cache());
 

@@ -6,6 +6,7 @@
 #include "core/base/hash.h"
 #include "core/base/log.h"
 #include "core/source/tiff_stack.h"
+#include "core/source/value_map.h"
 #include "core/source/volume_grid.h"
 #include "core/source/zarr3_source.h"
 #include "core/source/zarr_source.h"
@@ -64,20 +65,13 @@ Result<std::shared_ptr<Volume>> OpenZarr(const std::string& source, std::shared_
   OZ_ASSIGN_OR_RETURN(bool v3, IsZarr3Store(*store));
   if (v3) {
     OZ_ASSIGN_OR_RETURN(std::unique_ptr<Zarr3Volume> zarr3, Zarr3Volume::Open(std::move(store), zo));
-    // Zarr3Volume reads every DType, but until the pyramid kernels and formats serve them (issue
-    // 12 item 4) only uint8 and uint16 are mounted: anything else would be downsampled as uint16.
-    // Remove this check when the engine serves every DType.
-    if (const DType t = zarr3->dtype(); t != DType::kUint8 && t != DType::kUint16)
-      return UnsupportedError(zarr3->Describe() + ": data type " + std::string(DTypeName(t)) +
-                              " is read, but this build serves uint8 and uint16 trees only; convert the array to "
-                              "uint16 (e.g. with zarr-python: scale and astype) first");
-    const DType served3 = o.bytes1 ? DType::kUint8 : zarr3->dtype();
+    const DType served3 = ServedDType(zarr3->dtype(), o);
     for (const std::string& note : ApplyZarr3Defaults(zarr3->metadata(), served3, &o))
       LogInfo("zarr source " + source + ": " + note);
     return std::shared_ptr<Volume>(std::move(zarr3));
   }
   OZ_ASSIGN_OR_RETURN(std::unique_ptr<ZarrVolume> zarr, ZarrVolume::Open(std::move(store), zo));
-  const DType served = o.bytes1 ? DType::kUint8 : zarr->dtype();
+  const DType served = ServedDType(zarr->dtype(), o);
   for (const std::string& note : ApplyZarrDefaults(zarr->metadata(), served, &o))
     LogInfo("zarr source " + source + ": " + note);
   return std::shared_ptr<Volume>(std::move(zarr));

@@ -1,5 +1,5 @@
 // TiffStack: a directory of z-slice TIFFs, or one multi-page TIFF whose pages are the z slices,
-// as a Volume (uint8/uint16, one sample per pixel).
+// as a Volume (uint8, uint16, uint32, uint64, int16 or float32; one sample per pixel).
 #pragma once
 
 #include <memory>
@@ -85,8 +85,8 @@ class TiffStack : public Volume {
   //    the one most slices share (the first such slice on a tie; the message names the offender
   //    and both shapes): kInvalidArgument, unless bad_slices=zero, where it is logged and read
   //    as zeros
-  //  - unsupported pixel type (not uint8/uint16, samples per pixel != 1, a colour palette,
-  //    MinIsWhite, float, ...): kUnsupported naming the file, the field value and a conversion.
+  //  - unsupported pixel type (not uint8/16/32/64, int16 or float32; samples per pixel != 1,
+  //    a colour palette, MinIsWhite, float64, ...): kUnsupported naming the file, the field value and a conversion.
   //  - a multi-page file whose IFD chain ends in an error, or whose description declares more
   //    or fewer pages than it has: kInvalidArgument / kUnsupported (never only part of it).
   //  - a slice whose strip/tile data lies past the end of the file (truncated copy): as a bad
