@@ -2,6 +2,8 @@
 // sources never contend for one cache lock.
 #include "core/session/session.h"
 
+#include <sys/stat.h>
+
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -98,6 +100,10 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
     lp.stack_count = options.stack_count;
     lp.memory = std::max<uint64_t>(options.memory / 8, 16ull << 20);
     lp.pool = s->pool.get();
+    struct stat st;
+    if (stat(options.layers.c_str(), &st) == 0)
+      lp.ppm_id = (*ppm)->path() + "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+                  std::to_string(st.st_mtim.tv_nsec);
     double outside = 0;
     auto layers = LayerTiffs::Make(std::move(ppm).value(), s->engine.get(), lp, &outside);
     if (!layers.ok()) return layers.status().WithContext("layers=" + options.layers);

@@ -10,12 +10,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/base/log.h"
+
 namespace oz {
 
 struct LayerTiffs::Band {
-  int64_t rows = 0;
-  uint64_t file_bytes = 0;    // bytes of one file's strip
-  std::vector<uint8_t> data;  // file f's strip at f * file_bytes, little-endian samples
+  std::vector<std::shared_ptr<const Strip>> strips;  // per file, little-endian samples
 };
 
 class LayerTiffs::Content final : public FileContent {
@@ -132,7 +132,11 @@ Result<std::unique_ptr<LayerTiffs>> LayerTiffs::Make(std::unique_ptr<PpmFile> pp
   }
   t->names_.push_back("stack.tif");
   t->zero_chunk_ = std::make_shared<const ChunkData>(engine->raw_chunk_bytes(), 0);
-  t->band_cache_ = std::make_unique<LruCache<int64_t, const Band>>(params.memory / 2);
+  t->files_ = t->layers_ + 1;
+  t->strip_cache_ = std::make_unique<LruCache<int64_t, const Strip>>(params.memory / 2);
+  t->disk_ = engine->disk_cache();
+  t->disk_prefix_ = "layers1|" + engine->CacheKey(0, {0, 0, 0}) + "|ppm=" + params.ppm_id +
+                    "|n=" + std::to_string(params.layers_count) + "|s=" + std::to_string(params.stack_count) + "|";
   t->chunk_cache_ = std::make_unique<LruCache<int64_t, const ChunkData>>(params.memory / 2);
 
   // One pass over the surface: its values are checked again, and the share of points whose
@@ -207,10 +211,10 @@ Status LayerTiffs::ReadFile(int file, uint64_t offset, size_t n, char* out) {
   while (n > 0) {
     const uint64_t rel = offset - hb;
     const int64_t b = static_cast<int64_t>(rel / strip_bytes);
-    OZ_ASSIGN_OR_RETURN(std::shared_ptr<const Band> band, GetBand(b));
+    OZ_ASSIGN_OR_RETURN(std::shared_ptr<const Strip> strip, GetStrip(file, b));
     const uint64_t in = rel - static_cast<uint64_t>(b) * strip_bytes;
-    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, band->file_bytes - in));
-    std::memcpy(out, band->data.data() + static_cast<uint64_t>(file) * band->file_bytes + in, k);
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, strip->size() - in));
+    std::memcpy(out, strip->data() + in, k);
     offset += k;
     out += k;
     n -= k;
@@ -218,14 +222,25 @@ Status LayerTiffs::ReadFile(int file, uint64_t offset, size_t n, char* out) {
   return OkStatus();
 }
 
-Result<std::shared_ptr<const LayerTiffs::Band>> LayerTiffs::GetBand(int64_t b) {
-  if (auto hit = band_cache_->Get(b)) return hit;
-  return band_flights_.Do(b, [&]() -> Result<std::shared_ptr<const Band>> {
-    if (auto hit = band_cache_->Get(b)) return hit;  // a flight completed since the miss
-    OZ_ASSIGN_OR_RETURN(std::shared_ptr<const Band> band, ComputeBand(b));
-    band_cache_->Put(b, band, band->data.size());
-    return band;
-  });
+std::string LayerTiffs::DiskKey(int file, int64_t b) const {
+  return disk_prefix_ + std::to_string(file) + "/" + std::to_string(b);
+}
+
+Result<std::shared_ptr<const LayerTiffs::Strip>> LayerTiffs::GetStrip(int file, int64_t b) {
+  const int64_t key = b * files_ + file;
+  if (auto hit = strip_cache_->Get(key)) return hit;
+  const uint64_t want = static_cast<uint64_t>(std::min<int64_t>(rows_, ppm_->height() - b * rows_)) *
+                        static_cast<uint64_t>(ppm_->width()) * static_cast<uint64_t>(out_bytes_);
+  if (disk_) {
+    if (auto e = disk_->Get(DiskKey(file, b)); e && e->data.size() == want) {
+      auto strip = std::make_shared<const Strip>(std::move(e->data));
+      strip_cache_->Put(key, strip, strip->size());
+      return strip;
+    }
+  }
+  // A flight that completed between the misses above and Do is computed again: the same bytes.
+  OZ_ASSIGN_OR_RETURN(std::shared_ptr<const Band> band, band_flights_.Do(b, [&] { return ComputeBand(b); }));
+  return band->strips[static_cast<size_t>(file)];
 }
 
 Result<std::shared_ptr<const LayerTiffs::ChunkData>> LayerTiffs::GetChunk(const Vec3& idx) {
@@ -362,14 +377,13 @@ Result<std::shared_ptr<const LayerTiffs::Band>> LayerTiffs::ComputeBand(int64_t 
   std::unordered_map<int64_t, const uint8_t*> chunks;
   for (size_t i = 0; i < list.size(); ++i) chunks.emplace(list[i], held[i]->data());
 
-  auto band = std::make_shared<Band>();
-  band->rows = r1 - r0;
-  band->file_bytes = static_cast<uint64_t>(band->rows * w * out_bytes_);
-  band->data.resize(band->file_bytes * static_cast<uint64_t>(layers_ + 1));
-  std::vector<uint8_t*> files(static_cast<size_t>(layers_ + 1));
-  for (int f = 0; f <= layers_; ++f) files[static_cast<size_t>(f)] = band->data.data() + f * band->file_bytes;
+  const int64_t rows = r1 - r0;
+  const uint64_t file_bytes = static_cast<uint64_t>(rows * w * out_bytes_);
+  std::vector<Strip> out(static_cast<size_t>(files_), Strip(file_bytes, '\0'));
+  std::vector<uint8_t*> files(static_cast<size_t>(files_));
+  for (int f = 0; f < files_; ++f) files[static_cast<size_t>(f)] = reinterpret_cast<uint8_t*>(out[f].data());
   OZ_RETURN_IF_ERROR(ParallelForStatus(
-      params_.pool, static_cast<size_t>(band->rows),
+      params_.pool, static_cast<size_t>(rows),
       [&](size_t row) -> Status {
         const size_t first = row * static_cast<size_t>(w);
         if (in_bytes_ == 1) {
@@ -384,6 +398,19 @@ Result<std::shared_ptr<const LayerTiffs::Band>> LayerTiffs::ComputeBand(int64_t 
         return OkStatus();
       },
       [&](size_t row) { return "layers: row " + std::to_string(r0 + static_cast<int64_t>(row)); }));
+  auto band = std::make_shared<Band>();
+  for (int f = 0; f < files_; ++f) {
+    auto strip = std::make_shared<const Strip>(std::move(out[static_cast<size_t>(f)]));
+    strip_cache_->Put(b * files_ + f, strip, strip->size());
+    if (disk_) {
+      CacheEntry e;
+      e.data = *strip;
+      if (Status st = disk_->Put(DiskKey(f, b), e); !st.ok())
+        LogWarning("layers: strip " + std::to_string(b) + " of " + names_[static_cast<size_t>(f)] +
+                   " not stored in the disk cache: " + st.ToString());
+    }
+    band->strips.push_back(std::move(strip));
+  }
   return std::shared_ptr<const Band>(std::move(band));
 }
 

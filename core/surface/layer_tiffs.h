@@ -18,8 +18,9 @@
 // view's dtype (uint16; uint8 with bytes=1 or a uint8 source). Sizes and header bytes follow from
 // the geometry alone, so Stat computes nothing; a read computes only the bands it touches. A band
 // (rows [b*R, (b+1)*R) of every layer and the stack at once) is computed from the level-0 chunks of
-// the engine (each decoded chunk cached, so a source chunk is read once per band sweep), kept in an
-// LRU, and computed once for concurrent readers (single-flight). Failed bands are not cached.
+// the engine (each decoded chunk cached, so a source chunk is read once per band sweep), its strips
+// kept in an LRU and the disk cache, and computed once for concurrent readers (single-flight).
+// Failed bands are not cached.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "core/engine/chunk_engine.h"
+#include "core/store/disk_cache.h"
 #include "core/surface/ppm.h"
 #include "core/sync/lru_cache.h"
 #include "core/sync/single_flight.h"
@@ -39,8 +41,12 @@ namespace oz {
 struct LayerTiffsParams {
   int layers_count = 65;
   int stack_count = 25;            // must be <= layers_count
-  uint64_t memory = 128ull << 20;  // decoded chunks (half) and computed bands (half)
-  ThreadPool* pool = nullptr;      // parallel chunk fetch and band rows; nullptr = inline
+  uint64_t memory = 128ull << 20;  // decoded chunks (half) and computed strips (half)
+  // Computed strips are also kept in the engine's disk cache (if any) under keys of the engine's
+  // source fingerprint and options, `ppm_id` (path, size, mtime) and the counts, so a reader
+  // that reads the files one after another computes each band once.
+  std::string ppm_id;
+  ThreadPool* pool = nullptr;  // parallel chunk fetch and band rows; nullptr = inline
 };
 
 // The sampled value at p (z, y, x in voxels) as the rule above: 0 when a neighbour is outside
@@ -74,8 +80,12 @@ class LayerTiffs final : public Tree {
  private:
   LayerTiffs() = default;
   int FileIndex(std::string_view name) const;
-  Result<std::shared_ptr<const Band>> GetBand(int64_t b);
+  using Strip = std::string;
+  // The strip of `file` in band b: memory LRU, then the disk cache, then the band's computation
+  // (which stores every file's strip of the band in both).
+  Result<std::shared_ptr<const Strip>> GetStrip(int file, int64_t b);
   Result<std::shared_ptr<const Band>> ComputeBand(int64_t b);
+  std::string DiskKey(int file, int64_t b) const;
   using ChunkData = std::vector<uint8_t>;
   Result<std::shared_ptr<const ChunkData>> GetChunk(const Vec3& idx);
   Status ReadFile(int file, uint64_t offset, size_t n, char* out);
@@ -86,6 +96,7 @@ class LayerTiffs final : public Tree {
   Vec3 shape_{};  // level 0 of the view
   Vec3 grid_{};   // level-0 chunk grid
   int64_t chunk_ = 0;
+  int files_ = 0;
   int in_bytes_ = 2, out_bytes_ = 2;
   int layers_ = 0, half_ = 0, stack_half_ = 0;
   int rows_ = 1;  // rows per strip (= per band)
@@ -94,7 +105,9 @@ class LayerTiffs final : public Tree {
   std::string header_;  // TIFF header, IFD and strip tables: identical for every file
   uint64_t pixel_bytes_ = 0;
   std::shared_ptr<const ChunkData> zero_chunk_;
-  std::unique_ptr<LruCache<int64_t, const Band>> band_cache_;
+  std::unique_ptr<LruCache<int64_t, const Strip>> strip_cache_;  // key: b * files + file
+  DiskCache* disk_ = nullptr;
+  std::string disk_prefix_;
   SingleFlight<int64_t, std::shared_ptr<const Band>> band_flights_;
   std::unique_ptr<LruCache<int64_t, const ChunkData>> chunk_cache_;
   SingleFlight<int64_t, std::shared_ptr<const ChunkData>> chunk_flights_;
