@@ -262,8 +262,8 @@ Result<std::shared_ptr<const LayerTiffs::ChunkData>> LayerTiffs::GetChunk(const 
 namespace {
 
 template <typename In, typename Out>
-void SampleRow(const std::vector<PpmPixel>& px, size_t first, int64_t w, int layers, int half, int stack_half,
-               const Vec3& shape, int64_t chunk, const Vec3& grid,
+void SampleRow(const std::vector<PpmPixel>& px, size_t first, int64_t c0, int64_t c1, int layers, int half,
+               int stack_half, const Vec3& shape, int64_t chunk, const Vec3& grid,
                const std::unordered_map<int64_t, const uint8_t*>& chunks, Out* const* files) {
   const uint32_t max_value = sizeof(Out) == 1 ? 255u : 65535u;
   const int64_t c = chunk;
@@ -311,7 +311,7 @@ void SampleRow(const std::vector<PpmPixel>& px, size_t first, int64_t w, int lay
           v[4 * dz + 2 * dy + dx] = static_cast<double>(chunk_at(qq[0], qq[1], qq[2])[(rr[0] * c + rr[1]) * c + rr[2]]);
         }
   };
-  for (int64_t col = 0; col < w; ++col) {
+  for (int64_t col = c0; col < c1; ++col) {
     const PpmPixel& q = px[first + static_cast<size_t>(col)];
     const size_t at = first + static_cast<size_t>(col);
     uint32_t stack = 0;
@@ -339,65 +339,88 @@ Result<std::shared_ptr<const LayerTiffs::Band>> LayerTiffs::ComputeBand(int64_t 
   std::vector<PpmPixel> px;
   OZ_RETURN_IF_ERROR(ppm_->ReadRows(r0, r1, &px));
 
-  // The chunks holding every inside sample's 8 neighbours: a pixel's samples lie on a segment, so
-  // within the chunk box of its two end samples (widened by a hair against rounding between them),
-  // clipped to the volume. Neighbouring pixels mostly share their box.
   const int64_t c = chunk_;
-  std::unordered_set<int64_t> keys;
-  int64_t prev[6] = {-1, -1, -1, -1, -1, -1};
-  for (const PpmPixel& q : px) {
-    if (!q.valid()) continue;
-    const double pt[3] = {q.z, q.y, q.x}, nv[3] = {q.nz, q.ny, q.nx};
-    int64_t box[6];
-    for (int a = 0; a < 3; ++a) {
-      const double e0 = static_cast<double>(pt[a]) - static_cast<double>(half_) * static_cast<double>(nv[a]);
-      const double e1 = static_cast<double>(pt[a]) + static_cast<double>(half_) * static_cast<double>(nv[a]);
-      const double lo = std::min(e0, e1) - 1e-6, hi = std::max(e0, e1) + 1e-6 + 1;
-      const double top = static_cast<double>(shape_[a] - 1);
-      box[a] = static_cast<int64_t>(std::clamp(lo, 0.0, top)) / c;
-      box[3 + a] = static_cast<int64_t>(std::clamp(hi, 0.0, top)) / c;
-    }
-    if (std::equal(box, box + 6, prev)) continue;
-    std::copy(box, box + 6, prev);
-    for (int64_t z = box[0]; z <= box[3]; ++z)
-      for (int64_t y = box[1]; y <= box[4]; ++y)
-        for (int64_t x = box[2]; x <= box[5]; ++x) keys.insert((z * grid_[1] + y) * grid_[2] + x);
-  }
-  std::vector<int64_t> list(keys.begin(), keys.end());
-  std::vector<std::shared_ptr<const ChunkData>> held(list.size());
-  OZ_RETURN_IF_ERROR(ParallelForStatus(
-      params_.pool, list.size(),
-      [&](size_t i) -> Status {
-        const int64_t k = list[i];
-        const Vec3 idx{k / (grid_[1] * grid_[2]), (k / grid_[2]) % grid_[1], k % grid_[2]};
-        OZ_ASSIGN_OR_RETURN(held[i], GetChunk(idx));
-        return OkStatus();
-      },
-      [&](size_t i) { return "layers: level-0 chunk " + std::to_string(list[i]) + " of band " + std::to_string(b); }));
-  std::unordered_map<int64_t, const uint8_t*> chunks;
-  for (size_t i = 0; i < list.size(); ++i) chunks.emplace(list[i], held[i]->data());
-
   const int64_t rows = r1 - r0;
   const uint64_t file_bytes = static_cast<uint64_t>(rows * w * out_bytes_);
   std::vector<Strip> out(static_cast<size_t>(files_), Strip(file_bytes, '\0'));
   std::vector<uint8_t*> files(static_cast<size_t>(files_));
   for (int f = 0; f < files_; ++f) files[static_cast<size_t>(f)] = reinterpret_cast<uint8_t*>(out[f].data());
-  OZ_RETURN_IF_ERROR(ParallelForStatus(
-      params_.pool, static_cast<size_t>(rows),
-      [&](size_t row) -> Status {
-        const size_t first = row * static_cast<size_t>(w);
-        if (in_bytes_ == 1) {
-          SampleRow<uint8_t, uint8_t>(px, first, w, layers_, half_, stack_half_, shape_, c, grid_, chunks,
-                                      files.data());
-        } else {
-          std::vector<uint16_t*> f16(files.size());
-          for (size_t f = 0; f < files.size(); ++f) f16[f] = reinterpret_cast<uint16_t*>(files[f]);
-          SampleRow<uint16_t, uint16_t>(px, first, w, layers_, half_, stack_half_, shape_, c, grid_, chunks,
-                                        f16.data());
-        }
-        return OkStatus();
-      },
-      [&](size_t row) { return "layers: row " + std::to_string(r0 + static_cast<int64_t>(row)); }));
+
+  // The chunks holding every inside sample's 8 neighbours: a pixel's samples lie on a segment, so
+  // within the chunk box of its two end samples (widened by a hair against rounding between them),
+  // clipped to the volume. Neighbouring pixels mostly share their box.
+  auto column_keys = [&](int64_t col, std::vector<int64_t>* keys) {
+    int64_t prev[6] = {-1, -1, -1, -1, -1, -1};
+    for (int64_t r = 0; r < rows; ++r) {
+      const PpmPixel& q = px[static_cast<size_t>(r * w + col)];
+      if (!q.valid()) continue;
+      const double pt[3] = {q.z, q.y, q.x}, nv[3] = {q.nz, q.ny, q.nx};
+      int64_t box[6];
+      for (int a = 0; a < 3; ++a) {
+        const double e0 = pt[a] - static_cast<double>(half_) * nv[a];
+        const double e1 = pt[a] + static_cast<double>(half_) * nv[a];
+        const double lo = std::min(e0, e1) - 1e-6, hi = std::max(e0, e1) + 1e-6 + 1;
+        const double top = static_cast<double>(shape_[a] - 1);
+        box[a] = static_cast<int64_t>(std::clamp(lo, 0.0, top)) / c;
+        box[3 + a] = static_cast<int64_t>(std::clamp(hi, 0.0, top)) / c;
+      }
+      if (std::equal(box, box + 6, prev)) continue;
+      std::copy(box, box + 6, prev);
+      for (int64_t z = box[0]; z <= box[3]; ++z)
+        for (int64_t y = box[1]; y <= box[4]; ++y)
+          for (int64_t x = box[2]; x <= box[5]; ++x) keys->push_back((z * grid_[1] + y) * grid_[2] + x);
+    }
+  };
+  // Columns are sampled in segments whose chunks fit in the decoded-chunk budget, so a band across
+  // a wide volume never pins more chunks than that at once (at least one column's).
+  const size_t max_pinned =
+      std::max<size_t>(8, static_cast<size_t>(params_.memory / 2 / std::max<uint64_t>(1, engine_->raw_chunk_bytes())));
+  std::vector<int64_t> col_keys;
+  for (int64_t c0 = 0; c0 < w;) {
+    std::unordered_set<int64_t> keys;
+    int64_t c1 = c0;
+    while (c1 < w) {
+      col_keys.clear();
+      column_keys(c1, &col_keys);
+      size_t added = 0;
+      for (int64_t k : col_keys) added += keys.count(k) ? 0 : 1;
+      if (c1 > c0 && keys.size() + added > max_pinned) break;
+      keys.insert(col_keys.begin(), col_keys.end());
+      ++c1;
+    }
+    std::vector<int64_t> list(keys.begin(), keys.end());
+    std::vector<std::shared_ptr<const ChunkData>> held(list.size());
+    OZ_RETURN_IF_ERROR(ParallelForStatus(
+        params_.pool, list.size(),
+        [&](size_t i) -> Status {
+          const int64_t k = list[i];
+          const Vec3 idx{k / (grid_[1] * grid_[2]), (k / grid_[2]) % grid_[1], k % grid_[2]};
+          OZ_ASSIGN_OR_RETURN(held[i], GetChunk(idx));
+          return OkStatus();
+        },
+        [&](size_t i) {
+          return "layers: level-0 chunk " + std::to_string(list[i]) + " of band " + std::to_string(b);
+        }));
+    std::unordered_map<int64_t, const uint8_t*> chunks;
+    for (size_t i = 0; i < list.size(); ++i) chunks.emplace(list[i], held[i]->data());
+    OZ_RETURN_IF_ERROR(ParallelForStatus(
+        params_.pool, static_cast<size_t>(rows),
+        [&](size_t row) -> Status {
+          const size_t first = row * static_cast<size_t>(w);
+          if (in_bytes_ == 1) {
+            SampleRow<uint8_t, uint8_t>(px, first, c0, c1, layers_, half_, stack_half_, shape_, c, grid_, chunks,
+                                        files.data());
+          } else {
+            std::vector<uint16_t*> f16(files.size());
+            for (size_t f = 0; f < files.size(); ++f) f16[f] = reinterpret_cast<uint16_t*>(files[f]);
+            SampleRow<uint16_t, uint16_t>(px, first, c0, c1, layers_, half_, stack_half_, shape_, c, grid_, chunks,
+                                          f16.data());
+          }
+          return OkStatus();
+        },
+        [&](size_t row) { return "layers: row " + std::to_string(r0 + static_cast<int64_t>(row)); }));
+    c0 = c1;
+  }
   auto band = std::make_shared<Band>();
   for (int f = 0; f < files_; ++f) {
     auto strip = std::make_shared<const Strip>(std::move(out[static_cast<size_t>(f)]));
