@@ -426,6 +426,17 @@ Status ApplyShard(std::string_view n, std::string_view v, Options* o, MountFlags
   o->shard = shard;
   return OkStatus();
 }
+Status ApplyLayers(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  if (v.empty()) return Bad(n, v, "expected the path of a .ppm file (volume-cartographer surface)");
+  o->layers = std::string(v);
+  return OkStatus();
+}
+Status ApplyLayersCount(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 999, "an integer", &o->layers_count);
+}
+Status ApplyStackCount(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 999, "an integer", &o->stack_count);
+}
 Status ApplyCache(std::string_view, std::string_view v, Options* o, MountFlags*) {
   o->cache_dir = std::string(v);
   return OkStatus();
@@ -534,7 +545,7 @@ Status ApplyFuseString(std::string_view n, std::string_view v, Options*, MountFl
 // ---------------------------------------------------------------------------------------------
 // The option table: parser and help text in one place.
 
-enum class Section { kPyramid, kView, kEncoding, kMetadata, kResources, kRemote, kLogging, kFuse };
+enum class Section { kPyramid, kView, kLayers, kEncoding, kMetadata, kResources, kRemote, kLogging, kFuse };
 
 struct OptionSpec {
   std::string_view name;
@@ -572,6 +583,12 @@ constexpr OptionSpec kOptionTable[] = {
      "one multi-page TIFF (ImageJ, OME-TIFF): serve channel C (0-based)", ApplyChannel},
     {"t", true, Section::kView, "t=T", "refuse several time points",
      "one multi-page TIFF (ImageJ, OME-TIFF): serve time point T (0-based)", ApplyTimePoint},
+    {"layers", true, Section::kLayers, "layers=SEGMENT.ppm", "none",
+     "serve layers/00.tif .. NN.tif, stack.tif along its normals", ApplyLayers},
+    {"layers_count", true, Section::kLayers, "layers_count=N", "65", "0..999: 2*(N/2)+1 layers centred on the surface",
+     ApplyLayersCount},
+    {"stack_count", true, Section::kLayers, "stack_count=N", "25",
+     "stack.tif: max of 2*(N/2)+1 inner layers; <= layers_count", ApplyStackCount},
     {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip|zstd|jpeg", "none",
      "served chunks' compressor (jpeg: precomputed); zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
@@ -746,6 +763,7 @@ std::string_view SectionTitle(Section s) {
   switch (s) {
     case Section::kPyramid: return "Pyramid options:";
     case Section::kView: return "View options:";
+    case Section::kLayers: return "Layer TIFF options (MNT/layers/ sampled along a .ppm surface):";
     case Section::kEncoding: return "Chunk encoding options:";
     case Section::kMetadata: return "Metadata options:";
     case Section::kResources: return "Resource options:";

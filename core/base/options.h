@@ -84,6 +84,11 @@ struct Options {
   int tiff_page = -1;
   int channel = -1;
   int time_point = -1;
+  // Layer TIFFs sampled along a surface (core/surface/): the .ppm path ("" = none), the number of
+  // layers (2 * (layers_count / 2) + 1 files) and of inner layers in stack.tif (likewise odd).
+  std::string layers;
+  int layers_count = 65;
+  int stack_count = 25;
   // Resources.
   std::string cache_dir;              // empty = default ($XDG_CACHE_HOME or ~/.cache)
   uint64_t cache_size = 10ull << 30;  // bytes

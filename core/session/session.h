@@ -14,6 +14,7 @@
 #include "core/source/view.h"
 #include "core/store/disk_cache.h"
 #include "core/sync/thread_pool.h"
+#include "core/tree/mount_tree.h"
 
 namespace oz {
 
@@ -40,6 +41,8 @@ struct Session {
   std::shared_ptr<ViewVolume> view;
   std::unique_ptr<ChunkEngine> engine;
   std::unique_ptr<FormatTree> tree;  // of options.format
+  // What a mount serves: `tree` plus extra directories (layers/ with -o layers=SEGMENT.ppm).
+  std::unique_ptr<MountTree> mount;
   std::vector<std::string> warnings;
 };
 
