@@ -122,7 +122,7 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
               (s.cache_dir.empty() ? std::string("off") : s.cache_dir));
 
   oz::FsContext ctx;
-  ctx.tree = s.tree.get();
+  ctx.tree = s.mount.get();
   ctx.stats = &s.stats;
   ctx.mount_time = time(nullptr);
 

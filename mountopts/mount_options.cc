@@ -320,11 +320,42 @@ Status ApplyLevels(std::string_view n, std::string_view v, Options* o, MountFlag
   return ParseIntInto(n, v, 1, 32, "an integer", &o->levels);
 }
 Status ApplyAlgorithm(std::string_view n, std::string_view v, Options* o, MountFlags*) {
-  return ParseChoiceInto<Algorithm>(
-      n, v, {{"mean", Algorithm::kMean}, {"nearest", Algorithm::kNearest}, {"max", Algorithm::kMax}}, &o->algorithm);
+  return ParseChoiceInto<Algorithm>(n, v,
+                                    {{"mean", Algorithm::kMean},
+                                     {"nearest", Algorithm::kNearest},
+                                     {"max", Algorithm::kMax},
+                                     {"min", Algorithm::kMin},
+                                     {"mode", Algorithm::kMode}},
+                                    &o->algorithm);
 }
 Status ApplyBytes(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<bool>(n, v, {{"1", true}, {"2", false}}, &o->bytes1);
+}
+Status ApplyDType(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  DType d = DType::kUint8;
+  OZ_RETURN_IF_ERROR(ParseChoiceInto<DType>(n, v, {{"uint8", DType::kUint8}, {"uint16", DType::kUint16}}, &d));
+  o->out_dtype = d;
+  return OkStatus();
+}
+Status ApplyRange(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  const std::string t = Lower(Trim(v));
+  o->range_given = true;
+  if (t == "auto") {
+    o->range_auto = true;
+    return OkStatus();
+  }
+  const size_t colon = t.find(':');
+  std::optional<double> lo, hi;
+  if (colon != std::string::npos) {
+    lo = ParseDouble(std::string_view(t).substr(0, colon));
+    hi = ParseDouble(std::string_view(t).substr(colon + 1));
+  }
+  if (!lo || !hi || !std::isfinite(*lo) || !std::isfinite(*hi) || !(*lo < *hi))
+    return Bad(n, v, "expected LO:HI with finite numbers LO < HI (e.g. 0:4095 or -1000:3000.5), or auto");
+  o->range_auto = false;
+  o->range_lo = *lo;
+  o->range_hi = *hi;
+  return OkStatus();
 }
 Status ApplyBadSlices(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<BadSlicePolicy>(n, v, {{"error", BadSlicePolicy::kError}, {"zero", BadSlicePolicy::kZero}},
@@ -394,6 +425,17 @@ Status ApplyShard(std::string_view n, std::string_view v, Options* o, MountFlags
     return Bad(n, v, "expected a power of two (1, 2, 4 .. 64), so that shards align with the pyramid's 2x steps");
   o->shard = shard;
   return OkStatus();
+}
+Status ApplyLayers(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  if (v.empty()) return Bad(n, v, "expected the path of a .ppm file (volume-cartographer surface)");
+  o->layers = std::string(v);
+  return OkStatus();
+}
+Status ApplyLayersCount(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 999, "an integer", &o->layers_count);
+}
+Status ApplyStackCount(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 999, "an integer", &o->stack_count);
 }
 Status ApplyCache(std::string_view, std::string_view v, Options* o, MountFlags*) {
   o->cache_dir = std::string(v);
@@ -508,7 +550,7 @@ Status ApplyFuseString(std::string_view n, std::string_view v, Options*, MountFl
 // ---------------------------------------------------------------------------------------------
 // The option table: parser and help text in one place.
 
-enum class Section { kPyramid, kView, kEncoding, kMetadata, kResources, kRemote, kLogging, kFuse };
+enum class Section { kPyramid, kView, kLayers, kEncoding, kMetadata, kResources, kRemote, kLogging, kFuse };
 
 struct OptionSpec {
   std::string_view name;
@@ -525,13 +567,17 @@ constexpr OptionSpec kOptionTable[] = {
      "chunk edge in voxels (cubic chunks), 1..4096; zarr SOURCE: below", ApplyChunk},
     {"levels", true, Section::kPyramid, "levels=N", "6", "pyramid levels, 1..32; 1 = full resolution only",
      ApplyLevels},
-    {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max", "mean",
-     "reduces each 2x2x2 block for the next level", ApplyAlgorithm},
+    {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max|min|mode", "mean",
+     "reduces each 2x2x2 block for the next level (rules below)", ApplyAlgorithm},
     {"window", true, Section::kView, "window=x0:x1,y0:y1,z0:z1", "whole volume", "serve only this box; syntax below",
      ApplyWindow},
     {"shift", true, Section::kView, "shift=dx,dy,dz", "0,0,0",
      "move the windowed data by whole voxels (x, y, z); see below", ApplyShift},
     {"bytes", true, Section::kView, "bytes=1|2", "2", "2 = uint16 as stored, 1 = uint8 (value / 256)", ApplyBytes},
+    {"dtype", true, Section::kView, "dtype=uint8|uint16", "the source's",
+     "serve this type: range= (or the source type's range) maps onto it", ApplyDType},
+    {"range", true, Section::kView, "range=LO:HI|auto", "none",
+     "source values LO..HI: omero.window; with dtype=, mapped to 0..max", ApplyRange},
     {"bad_slices", true, Section::kView, "bad_slices=error|zero", "error",
      "mismatched or unreadable slice: refuse to mount, or read as 0", ApplyBadSlices},
     {"source_level", true, Section::kView, "source_level=N", "0",
@@ -542,6 +588,12 @@ constexpr OptionSpec kOptionTable[] = {
      "one multi-page TIFF (ImageJ, OME-TIFF): serve channel C (0-based)", ApplyChannel},
     {"t", true, Section::kView, "t=T", "refuse several time points",
      "one multi-page TIFF (ImageJ, OME-TIFF): serve time point T (0-based)", ApplyTimePoint},
+    {"layers", true, Section::kLayers, "layers=SEGMENT.ppm", "none",
+     "serve layers/00.tif .. NN.tif, stack.tif along its normals", ApplyLayers},
+    {"layers_count", true, Section::kLayers, "layers_count=N", "65", "0..999: 2*(N/2)+1 layers centred on the surface",
+     ApplyLayersCount},
+    {"stack_count", true, Section::kLayers, "stack_count=N", "25",
+     "stack.tif: max of 2*(N/2)+1 inner layers; <= layers_count", ApplyStackCount},
     {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip|zstd|jpeg", "none",
      "served chunks' compressor (jpeg: precomputed); zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
@@ -718,6 +770,7 @@ std::string_view SectionTitle(Section s) {
   switch (s) {
     case Section::kPyramid: return "Pyramid options:";
     case Section::kView: return "View options:";
+    case Section::kLayers: return "Layer TIFF options (MNT/layers/ sampled along a .ppm surface):";
     case Section::kEncoding: return "Chunk encoding options:";
     case Section::kMetadata: return "Metadata options:";
     case Section::kResources: return "Resource options:";
@@ -907,6 +960,12 @@ std::string OptionsHelpText() {
       "shift: applied after the window. On each axis the view runs from 0 to window end + shift;\n"
       "  view voxel v shows source voxel v - shift when that lies in the window, else 0.\n"
       "  Negative values allowed (as zarr_to_ome --shift).\n"
+      "algorithm: per 2x2x2 block (the voxels that exist at odd edges): mean (integers: rounded half\n"
+      "  to even; float32: float mean), nearest (voxel at 2z,2y,2x), max, min, mode (most frequent\n"
+      "  value, ties to the smallest; for labels). README \"Downsampling kernels\" has every rule.\n"
+      "dtype/range: dtype=uint8,range=LO:HI serves round((v - LO) * 255 / (HI - LO)), clamped to\n"
+      "  0..255 (uint16: 65535); range=auto takes LO/HI as the 0.5th/99.5th percentiles of a sample.\n"
+      "  range= alone keeps the values and only sets omero.window. bytes=1 is for uint16 sources.\n"
       "\n"
       "TIFF SOURCE: a directory of NNNN.tif slice files (one full-resolution page each, or page=N\n"
       "  of each), or one TIFF file, or a directory holding only one, whose full-resolution pages\n"

@@ -20,6 +20,7 @@ PKGS=(
   fuse3 libfuse3-dev libtiff-dev libblosc-dev libzstd-dev libjpeg62-turbo-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
   python3 python3-zarr python3-tifffile python3-numpy python3-numcodecs
   libjpeg-turbo-progs  # djpeg: the precomputed jpeg test decodes with it
+  python3-scipy  # test_layers runs scroll2zarr's ppm_to_layers.py (it imports scipy) as the reference
   attr procps
   # deployment tests: mount(8)/findmnt/setpriv, systemd-analyze and systemd-fstab-generator,
   # man(1)/groff for the man pages, libseccomp for the units' syscall filters

@@ -47,6 +47,18 @@ constexpr std::optional<DType> DTypeFromName(std::string_view name) {
   return std::nullopt;
 }
 
+// Reverses the byte order of each `item`-byte element of p[0, bytes) (item 1: nothing to do).
+inline void SwapBytes(void* p, size_t bytes, size_t item) {
+  if (item <= 1) return;
+  auto* b = static_cast<unsigned char*>(p);
+  for (size_t i = 0; i + item <= bytes; i += item)
+    for (size_t lo = i, hi = i + item - 1; lo < hi; ++lo, --hi) {
+      const unsigned char t = b[lo];
+      b[lo] = b[hi];
+      b[hi] = t;
+    }
+}
+
 // A comma-separated list of every name, for error messages: "uint8, uint16, ...".
 constexpr std::string_view kDTypeNames = "uint8, uint16, uint32, uint64, int16, float32";
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -61,5 +62,10 @@ struct Box {
 inline Box BoxFromShape(const Vec3& shape) { return Box{{0, 0, 0}, shape}; }
 
 std::string ToString(const Vec3& v);  // "(z, y, x)"
+
+// The one box copy: copies `region` voxels of `bpv` bytes from src (dense C order, shape
+// src_shape) at src_off to dst (dense, dst_shape) at dst_off, one memcpy per row.
+void CopyRegion(const uint8_t* src, const Vec3& src_shape, const Vec3& src_off, uint8_t* dst, const Vec3& dst_shape,
+                const Vec3& dst_off, const Vec3& region, size_t bpv);
 
 }  // namespace oz

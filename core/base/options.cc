@@ -8,6 +8,8 @@ std::string_view AlgorithmName(Algorithm a) {
     case Algorithm::kMean: return "mean";
     case Algorithm::kNearest: return "nearest";
     case Algorithm::kMax: return "max";
+    case Algorithm::kMin: return "min";
+    case Algorithm::kMode: return "mode";
   }
   return "?";
 }

@@ -6,9 +6,11 @@
 #include <optional>
 #include <string>
 
+#include "core/base/dtype.h"
+
 namespace oz {
 
-enum class Algorithm { kMean, kNearest, kMax };
+enum class Algorithm { kMean, kNearest, kMax, kMin, kMode };
 enum class Compression { kNone, kBlosc, kZlib, kGzip, kZstd, kJpeg };  // kJpeg: format=precomputed only
 enum class EmptyPolicy { kOmit, kKeep };
 enum class BadSlicePolicy { kError, kZero };
@@ -50,6 +52,14 @@ struct Options {
   std::array<SliceRange, 3> window{};
   std::array<int64_t, 3> shift{0, 0, 0};
   bool bytes1 = false;  // uint16 -> uint8 by integer division by 256
+  // -o dtype= (uint8 or uint16; nullopt = the source's) and -o range=LO:HI|auto: the source values
+  // [lo, hi] are mapped linearly onto the served dtype (core/source/value_map.h). range without
+  // dtype= serves the data unchanged and only sets the OME omero.window. range=auto: lo/hi are
+  // filled in from a sample of the source at open (range_auto stays true for the metadata).
+  std::optional<DType> out_dtype;
+  bool range_given = false;
+  bool range_auto = false;
+  double range_lo = 0, range_hi = 0;
   // Chunk encoding.
   Compression compression = Compression::kNone;
   std::string blosc_cname = "lz4";  // blosclz, lz4, lz4hc, zlib, zstd (snappy if built in)
@@ -74,6 +84,11 @@ struct Options {
   int tiff_page = -1;
   int channel = -1;
   int time_point = -1;
+  // Layer TIFFs sampled along a surface (core/surface/): the .ppm path ("" = none), the number of
+  // layers (2 * (layers_count / 2) + 1 files) and of inner layers in stack.tif (likewise odd).
+  std::string layers;
+  int layers_count = 65;
+  int stack_count = 25;
   // Resources.
   std::string cache_dir;              // empty = default ($XDG_CACHE_HOME or ~/.cache)
   std::string base_dir;               // -o base=DEST: an earlier materialize destination to serve from

@@ -21,19 +21,6 @@ constexpr int kMinFillLevel = 2;  // see ComputeUnit  // look for cached chunks 
 constexpr uint64_t kMaxRawChunkBytes = 1ull << 30;
 constexpr uint64_t kWriteQueueBytes = 64ull << 20;  // cache writes in flight
 
-// Copies `region` voxels from src (dense, shape src_shape) at src_off to dst (dense, dst_shape)
-// at dst_off.
-void CopyRegion(const uint8_t* src, const Vec3& src_shape, const Vec3& src_off, uint8_t* dst, const Vec3& dst_shape,
-                const Vec3& dst_off, const Vec3& region, size_t bpv) {
-  const size_t row = static_cast<size_t>(region[2]) * bpv;
-  for (int64_t z = 0; z < region[0]; ++z)
-    for (int64_t y = 0; y < region[1]; ++y) {
-      const int64_t si = ((src_off[0] + z) * src_shape[1] + (src_off[1] + y)) * src_shape[2] + src_off[2];
-      const int64_t di = ((dst_off[0] + z) * dst_shape[1] + (dst_off[1] + y)) * dst_shape[2] + dst_off[2];
-      std::memcpy(dst + di * bpv, src + si * bpv, row);
-    }
-}
-
 bool AllZero(const uint8_t* p, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -93,7 +80,7 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
   // Everything that changes a chunk's bytes, except the algorithm (level 0 does not depend on it).
   std::string view = "win=" + SliceText(o.window[0]) + "," + SliceText(o.window[1]) + "," + SliceText(o.window[2]) +
                      ";resolved=" + g.source_window.ToString() + ";shift=" + ToString(g.shift) +
-                     ";bytes1=" + (o.bytes1 ? "1" : "0");
+                     ";bytes1=" + (o.bytes1 ? "1" : "0") + level0_->value_map().Tag();
   key_prefix_ = "ozchunk1|src=" + Hash128Hex(level0_->Fingerprint()) + "|dtype=" + std::string(DTypeName(dtype())) +
                 "|" + view + "|c=" + std::to_string(o.chunk) + "|codec=" + codec_.CacheTag() + "|";
 }

@@ -1,19 +1,160 @@
-// Downsampling kernels. The interior (full 2x2x2 blocks) runs without per-voxel branches; odd
-// edges fall back to a generic loop over the voxels that exist.
+// Downsampling kernels. Every output voxel gathers its block (at most 8 values) and reduces it
+// with one Reduce<T, A>; full interior blocks use a fixed n = 8 so the compiler unrolls them,
+// edges pass the voxels that exist.
 #include "core/pyramid/downsample.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace oz {
 namespace {
 
-// round(sum / n) with ties to even, n in {1, 2, 4, 8}.
-inline uint32_t RoundHalfEvenDiv(uint32_t sum, uint32_t n) {
-  uint32_t q = sum / n, r = sum % n;
-  uint32_t twice = 2 * r;
-  if (twice > n || (twice == n && (q & 1))) ++q;
+// log2(n) for n in {1, 2, 4, 8}.
+constexpr int Log2(int n) { return n == 8 ? 3 : n == 4 ? 2 : n == 2 ? 1 : 0; }
+
+// Round q + r / n half to even, 0 <= r < n, n a power of two.
+template <typename Q>
+inline Q RoundHalfEven(Q q, uint64_t r, int n) {
+  const uint64_t twice = 2 * r;
+  if (twice > static_cast<uint64_t>(n) || (twice == static_cast<uint64_t>(n) && (q & 1))) ++q;
   return q;
+}
+
+template <typename T>
+inline T Mean(const T* v, int n) {
+  const int s = Log2(n);
+  if constexpr (std::is_floating_point_v<T>) {
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += static_cast<double>(v[i]);
+    return static_cast<T>(sum / n);
+  } else if constexpr (sizeof(T) <= 2 && std::is_unsigned_v<T>) {
+    uint32_t sum = 0;
+    for (int i = 0; i < n; ++i) sum += v[i];
+    return static_cast<T>(RoundHalfEven<uint32_t>(sum >> s, sum & (n - 1), n));
+  } else if constexpr (std::is_signed_v<T>) {
+    int64_t sum = 0;
+    for (int i = 0; i < n; ++i) sum += v[i];
+    // Arithmetic shift = floor division; the remainder sum - q * n is in [0, n).
+    const int64_t q = sum >> s;
+    return static_cast<T>(RoundHalfEven<int64_t>(q, static_cast<uint64_t>(sum - q * n), n));
+  } else if constexpr (sizeof(T) == 4) {
+    uint64_t sum = 0;
+    for (int i = 0; i < n; ++i) sum += v[i];
+    return static_cast<T>(RoundHalfEven<uint64_t>(sum >> s, sum & (n - 1), n));
+  } else {
+    // uint64: sum the high parts (v >> s) and the low parts (v mod n) apart; neither overflows.
+    uint64_t hi = 0, lo = 0;
+    for (int i = 0; i < n; ++i) {
+      hi += v[i] >> s;
+      lo += v[i] & (n - 1);
+    }
+    return RoundHalfEven<uint64_t>(hi + (lo >> s), lo & (n - 1), n);
+  }
+}
+
+template <typename T>
+struct ModeKey;
+
+template <typename T, bool kMax>
+inline T Extreme(const T* v, int n) {
+  if constexpr (std::is_floating_point_v<T>) {
+    // NaN first (it propagates); then the IEEE total order, so -0.0 < +0.0 deterministically.
+    for (int i = 0; i < n; ++i)
+      if (std::isnan(v[i])) return v[i];
+    using MK = ModeKey<T>;
+    typename MK::K m = MK::To(v[0]);
+    for (int i = 1; i < n; ++i) m = kMax ? std::max(m, MK::To(v[i])) : std::min(m, MK::To(v[i]));
+    return MK::From(m);
+  } else {
+    T m = v[0];
+    for (int i = 1; i < n; ++i) m = kMax ? std::max(m, v[i]) : std::min(m, v[i]);
+    return m;
+  }
+}
+
+// Mode works on unsigned keys whose order is the value order: uintN as is, int16 with the sign
+// bit flipped, float32 by the IEEE total order key.
+template <typename T>
+struct ModeKey {
+  using K = T;
+  static K To(T v) { return v; }
+  static T From(K k) { return k; }
+};
+template <>
+struct ModeKey<int16_t> {
+  using K = uint16_t;
+  static K To(int16_t v) { return static_cast<uint16_t>(static_cast<uint16_t>(v) ^ 0x8000u); }
+  static int16_t From(K k) { return static_cast<int16_t>(static_cast<uint16_t>(k ^ 0x8000u)); }
+};
+template <>
+struct ModeKey<float> {
+  using K = uint32_t;
+  static K To(float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  }
+  static float From(K k) {
+    uint32_t b = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+    float v;
+    std::memcpy(&v, &b, 4);
+    return v;
+  }
+};
+
+template <typename K>
+inline void CompareSwap(K& a, K& b) {
+  const K lo = std::min(a, b), hi = std::max(a, b);
+  a = lo;
+  b = hi;
+}
+
+template <typename T>
+inline T Mode(const T* v, int n) {
+  using MK = ModeKey<T>;
+  using K = typename MK::K;
+  K k[8];
+  K diff = 0;
+  for (int i = 0; i < n; ++i) {
+    k[i] = MK::To(v[i]);
+    diff |= k[i] ^ k[0];
+  }
+  if (diff == 0) return v[0];  // one value (most blocks of a label volume)
+  if (n == 8) {
+    // Batcher's odd-even merge sort for 8 inputs: 19 comparators, branch-free.
+    CompareSwap(k[0], k[1]), CompareSwap(k[2], k[3]), CompareSwap(k[4], k[5]), CompareSwap(k[6], k[7]);
+    CompareSwap(k[0], k[2]), CompareSwap(k[1], k[3]), CompareSwap(k[4], k[6]), CompareSwap(k[5], k[7]);
+    CompareSwap(k[1], k[2]), CompareSwap(k[5], k[6]);
+    CompareSwap(k[0], k[4]), CompareSwap(k[1], k[5]), CompareSwap(k[2], k[6]), CompareSwap(k[3], k[7]);
+    CompareSwap(k[2], k[4]), CompareSwap(k[3], k[5]);
+    CompareSwap(k[1], k[2]), CompareSwap(k[3], k[4]), CompareSwap(k[5], k[6]);
+  } else {
+    for (int i = 1; i < n; ++i)
+      for (int j = i; j > 0 && k[j - 1] > k[j]; --j) std::swap(k[j - 1], k[j]);
+  }
+  // Longest run in ascending order; only a strictly longer run replaces the best, so a tie keeps
+  // the smaller value. Conditional moves, no data-dependent branches.
+  K best = k[0];
+  int best_len = 1, len = 1;
+  for (int i = 1; i < n; ++i) {
+    len = k[i] == k[i - 1] ? len + 1 : 1;
+    const bool take = len > best_len;
+    best_len = take ? len : best_len;
+    best = take ? k[i] : best;
+  }
+  return MK::From(best);
+}
+
+template <typename T, Algorithm A>
+inline T Reduce(const T* v, int n) {
+  if constexpr (A == Algorithm::kMean) return Mean(v, n);
+  if constexpr (A == Algorithm::kMax) return Extreme<T, true>(v, n);
+  if constexpr (A == Algorithm::kMin) return Extreme<T, false>(v, n);
+  if constexpr (A == Algorithm::kMode) return Mode(v, n);
+  return v[0];
 }
 
 template <typename T, Algorithm A>
@@ -32,51 +173,49 @@ void Kernel(const T* in, const Vec3& s, T* out) {
         continue;
       }
       const int64_t full_x = X / 2;  // output columns with both input columns present
+      T v[8]{};                      // zeroed once per row: the compiler cannot see that edges fill what they read
       if (nz == 2 && ny == 2) {
         const T* r01 = r00 + X;
         const T* r10 = r00 + plane;
         const T* r11 = r10 + X;
         for (int64_t x = 0; x < full_x; ++x) {
           const int64_t i = 2 * x;
-          if constexpr (A == Algorithm::kMean) {
-            uint32_t sum =
-                uint32_t{r00[i]} + r00[i + 1] + r01[i] + r01[i + 1] + r10[i] + r10[i + 1] + r11[i] + r11[i + 1];
-            orow[x] = static_cast<T>(RoundHalfEvenDiv(sum, 8));
+          if constexpr (std::is_integral_v<T> && sizeof(T) <= 2 && A == Algorithm::kMean) {
+            // Direct loads and one sum: the compiler vectorises this (as it did before the
+            // gather below existed); same rule as Mean().
+            using S = std::conditional_t<std::is_signed_v<T>, int32_t, uint32_t>;
+            const S sum = S{r00[i]} + S{r00[i + 1]} + S{r01[i]} + S{r01[i + 1]} + S{r10[i]} + S{r10[i + 1]} +
+                          S{r11[i]} + S{r11[i + 1]};
+            const S q = sum >> 3;  // floor for signed sums too
+            orow[x] = static_cast<T>(RoundHalfEven<S>(q, static_cast<uint64_t>(sum - q * 8), 8));
+          } else if constexpr (std::is_integral_v<T> && A == Algorithm::kMax) {
+            orow[x] = std::max({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
+          } else if constexpr (std::is_integral_v<T> && A == Algorithm::kMin) {
+            orow[x] = std::min({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
           } else {
-            T m = std::max({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
-            orow[x] = m;
+            v[0] = r00[i], v[1] = r00[i + 1], v[2] = r01[i], v[3] = r01[i + 1];
+            v[4] = r10[i], v[5] = r10[i + 1], v[6] = r11[i], v[7] = r11[i + 1];
+            orow[x] = Reduce<T, A>(v, 8);
           }
         }
       } else {
         for (int64_t x = 0; x < full_x; ++x) {
-          uint32_t sum = 0;
-          T m = 0;
+          int n = 0;
           for (int64_t dz = 0; dz < nz; ++dz)
             for (int64_t dy = 0; dy < ny; ++dy) {
               const T* r = r00 + dz * plane + dy * X + 2 * x;
-              sum += uint32_t{r[0]} + r[1];
-              m = std::max({m, r[0], r[1]});
+              v[n++] = r[0];
+              v[n++] = r[1];
             }
-          if constexpr (A == Algorithm::kMean)
-            orow[x] = static_cast<T>(RoundHalfEvenDiv(sum, static_cast<uint32_t>(nz * ny * 2)));
-          else
-            orow[x] = m;
+          orow[x] = Reduce<T, A>(v, n);
         }
       }
       if (ox > full_x) {  // last column has a single input column
         const int64_t i = 2 * full_x;
-        uint32_t sum = 0;
-        T m = 0;
+        int n = 0;
         for (int64_t dz = 0; dz < nz; ++dz)
-          for (int64_t dy = 0; dy < ny; ++dy) {
-            T v = r00[dz * plane + dy * X + i];
-            sum += v;
-            m = std::max(m, v);
-          }
-        if constexpr (A == Algorithm::kMean)
-          orow[full_x] = static_cast<T>(RoundHalfEvenDiv(sum, static_cast<uint32_t>(nz * ny)));
-        else
-          orow[full_x] = m;
+          for (int64_t dy = 0; dy < ny; ++dy) v[n++] = r00[dz * plane + dy * X + i];
+        orow[full_x] = Reduce<T, A>(v, n);
       }
     }
   }
@@ -90,6 +229,8 @@ void Dispatch(Algorithm a, const void* in, const Vec3& s, void* out) {
     case Algorithm::kMean: Kernel<T, Algorithm::kMean>(i, s, o); break;
     case Algorithm::kNearest: Kernel<T, Algorithm::kNearest>(i, s, o); break;
     case Algorithm::kMax: Kernel<T, Algorithm::kMax>(i, s, o); break;
+    case Algorithm::kMin: Kernel<T, Algorithm::kMin>(i, s, o); break;
+    case Algorithm::kMode: Kernel<T, Algorithm::kMode>(i, s, o); break;
   }
 }
 
@@ -97,10 +238,14 @@ void Dispatch(Algorithm a, const void* in, const Vec3& s, void* out) {
 
 void Downsample2x(Algorithm algorithm, DType dtype, const void* in, const Vec3& in_shape, void* out) {
   if (in_shape[0] <= 0 || in_shape[1] <= 0 || in_shape[2] <= 0) return;
-  if (dtype == DType::kUint8)
-    Dispatch<uint8_t>(algorithm, in, in_shape, out);
-  else
-    Dispatch<uint16_t>(algorithm, in, in_shape, out);
+  switch (dtype) {
+    case DType::kUint8: Dispatch<uint8_t>(algorithm, in, in_shape, out); break;
+    case DType::kUint16: Dispatch<uint16_t>(algorithm, in, in_shape, out); break;
+    case DType::kUint32: Dispatch<uint32_t>(algorithm, in, in_shape, out); break;
+    case DType::kUint64: Dispatch<uint64_t>(algorithm, in, in_shape, out); break;
+    case DType::kInt16: Dispatch<int16_t>(algorithm, in, in_shape, out); break;
+    case DType::kFloat32: Dispatch<float>(algorithm, in, in_shape, out); break;
+  }
 }
 
 }  // namespace oz

@@ -30,6 +30,7 @@
 
 #include "core/base/hash.h"
 #include "core/base/log.h"
+#include "core/session/extra_files.h"
 #include "core/store/atomic_file.h"
 
 namespace oz {
@@ -1004,6 +1005,8 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
       }
     }
   }
+  // Extra directories of the mount (layers/): written whole by the first part, after --delete.
+  if (o.part == 0 && s.mount) OZ_RETURN_IF_ERROR(WriteExtraFiles(*s.mount, dest, &report.counts.bytes_written));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
 }

@@ -2,7 +2,10 @@
 // sources never contend for one cache lock.
 #include "core/session/session.h"
 
+#include <sys/stat.h>
+
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -10,7 +13,9 @@
 #include "core/base/log.h"
 #include "core/session/materialize.h"
 #include "core/source/open.h"
+#include "core/source/value_map.h"
 #include "core/store/http_store.h"
+#include "core/surface/layer_tiffs.h"
 
 namespace oz {
 
@@ -56,19 +61,27 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   env.fetch_pool = &s->fetch_pool;
   env.warnings = &s->warnings;
   OZ_ASSIGN_OR_RETURN(s->volume, OpenSourceVolume(s->source, env));
+  if (s->options.range_auto) {
+    std::string how;
+    OZ_RETURN_IF_ERROR(
+        SampleRange(*s->volume, &s->options.range_lo, &s->options.range_hi, &how).WithContext("source " + s->source));
+    LogInfo(how);
+  }
+  auto value_map = MakeValueMap(s->volume->dtype(), s->options);
+  if (!value_map.ok()) return value_map.status().WithContext("source " + s->source);
   // The format checks what it cannot express once the source's defaults are in.
   const Compression source_default = s->options.compression;
-  OZ_RETURN_IF_ERROR(format->prepare(&s->options, params.options.bytes1 ? DType::kUint8 : s->volume->dtype()));
+  OZ_RETURN_IF_ERROR(format->prepare(&s->options, value_map->out));
   if (s->options.compression != source_default)
     LogInfo("format=" + s->options.format + ": compression=" + std::string(CompressionName(s->options.compression)) +
             " (the format's default; -o compression=... to change)");
   const Options& options = s->options;
 
-  if (options.bytes1 && s->volume->dtype() != DType::kUint16)
+  if (options.bytes1 && s->volume->dtype() == DType::kUint8)
     LogInfo("bytes=1 has no effect: the source is already uint8");
   auto geometry = ComputeViewGeometry(s->volume->shape(), options);
   if (!geometry.ok()) return geometry.status().WithContext("source " + s->source);
-  s->view = std::make_shared<ViewVolume>(s->volume, *geometry, options.bytes1);
+  s->view = std::make_shared<ViewVolume>(s->volume, *geometry, *value_map);
 
   OZ_RETURN_IF_ERROR(open_cache());
 
@@ -80,13 +93,42 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   // memory = decoded strips (3/8) + working buffers of computations (3/8) + recently served
   // chunks (1/4, so a few chunk rows in flight are served without re-reading the disk cache).
   ec.work_memory = std::max<uint64_t>(options.memory * 3 / 8, 8ull << 20);
-  ec.hot_bytes = options.memory / 4;
+  ec.hot_bytes = options.layers.empty() ? options.memory / 4 : options.memory / 8;
   if (format->codec_options) ec.codec_options = format->codec_options(options);
   auto engine = ChunkEngine::Make(s->view, ec);
   if (!engine.ok()) return engine.status();
   s->engine = std::move(engine).value();
   s->tree = format->make_tree(s->engine.get(), s->source);
   AttachBase(*s);
+  s->mount = std::make_unique<MountTree>(s->tree.get());
+  if (!options.layers.empty()) {
+    // Layer TIFFs keep decoded chunks and computed bands in memory/8, taken from the budget of
+    // recently served chunks above, so the total stays within memory=.
+    auto ppm = PpmFile::Open(options.layers);
+    if (!ppm.ok()) return ppm.status().WithContext("layers=" + options.layers);
+    LayerTiffsParams lp;
+    lp.layers_count = options.layers_count;
+    lp.stack_count = options.stack_count;
+    lp.memory = std::max<uint64_t>(options.memory / 8, 16ull << 20);
+    lp.pool = s->pool.get();
+    struct stat st;
+    if (stat(options.layers.c_str(), &st) == 0)
+      lp.ppm_id = (*ppm)->path() + "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+                  std::to_string(st.st_mtim.tv_nsec);
+    double outside = 0;
+    auto layers = LayerTiffs::Make(std::move(ppm).value(), s->engine.get(), lp, &outside);
+    if (!layers.ok()) return layers.status().WithContext("layers=" + options.layers);
+    if (outside > 0) {
+      char pct[32];
+      std::snprintf(pct, sizeof pct, "%.3g %%", 100 * outside);
+      const std::string w = "layers=" + options.layers + ": " + pct +
+                            " of the surface's points have samples outside the volume (level-0 shape " +
+                            ToString(s->engine->pyramid().shape(0)) + "); those samples are 0";
+      LogWarning(w);
+      s->warnings.push_back(w);
+    }
+    OZ_RETURN_IF_ERROR(s->mount->Add("layers", std::move(layers).value()));
+  }
   return s;
 }
 

@@ -14,6 +14,7 @@
 #include "core/source/view.h"
 #include "core/store/disk_cache.h"
 #include "core/sync/thread_pool.h"
+#include "core/tree/mount_tree.h"
 
 namespace oz {
 
@@ -41,6 +42,8 @@ struct Session {
   std::unique_ptr<ChunkProvider> base;  // -o base=DEST (before engine: it outlives the engine's use)
   std::unique_ptr<ChunkEngine> engine;
   std::unique_ptr<FormatTree> tree;  // of options.format
+  // What a mount serves: `tree` plus extra directories (layers/ with -o layers=SEGMENT.ppm).
+  std::unique_ptr<MountTree> mount;
   std::vector<std::string> warnings;
 };
 

@@ -6,6 +6,9 @@
 #include "core/base/hash.h"
 #include "core/base/log.h"
 #include "core/source/tiff_stack.h"
+#include "core/source/value_map.h"
+#include "core/source/volume_grid.h"
+#include "core/source/zarr3_source.h"
 #include "core/source/zarr_source.h"
 #include "core/store/cached_kv_store.h"
 #include "core/store/file_store.h"
@@ -20,6 +23,10 @@ class SharedKvStore final : public KvStore {
   explicit SharedKvStore(std::shared_ptr<KvStore> base) : base_(std::move(base)) {}
   Result<std::optional<KvValue>> Read(std::string_view key, uint64_t max_bytes) override {
     return base_->Read(key, max_bytes);
+  }
+  Result<std::optional<KvRangeValue>> ReadRange(std::string_view key, const ByteRange& range,
+                                                uint64_t max_object_bytes) override {
+    return base_->ReadRange(key, range, max_object_bytes);
   }
   std::string Describe() const override { return base_->Describe(); }
 
@@ -54,8 +61,17 @@ Result<std::shared_ptr<Volume>> OpenZarr(const std::string& source, std::shared_
     return std::shared_ptr<KvStore>(
         std::make_shared<CachedKvStore>(std::make_unique<SharedKvStore>(std::move(base)), fetch_cache, stats, co));
   };
+  // zarr v3 (zarr.json at the root) first: one request; a v2 store answers it with "absent".
+  OZ_ASSIGN_OR_RETURN(bool v3, IsZarr3Store(*store));
+  if (v3) {
+    OZ_ASSIGN_OR_RETURN(std::unique_ptr<Zarr3Volume> zarr3, Zarr3Volume::Open(std::move(store), zo));
+    const DType served3 = ServedDType(zarr3->dtype(), o);
+    for (const std::string& note : ApplyZarr3Defaults(zarr3->metadata(), served3, &o))
+      LogInfo("zarr source " + source + ": " + note);
+    return std::shared_ptr<Volume>(std::move(zarr3));
+  }
   OZ_ASSIGN_OR_RETURN(std::unique_ptr<ZarrVolume> zarr, ZarrVolume::Open(std::move(store), zo));
-  const DType served = o.bytes1 ? DType::kUint8 : zarr->dtype();
+  const DType served = ServedDType(zarr->dtype(), o);
   for (const std::string& note : ApplyZarrDefaults(zarr->metadata(), served, &o))
     LogInfo("zarr source " + source + ": " + note);
   return std::shared_ptr<Volume>(std::move(zarr));
@@ -75,12 +91,13 @@ bool IsLocalZarr(const std::string& source) {
   auto store = FileStore::Open(source);
   if (!store.ok()) return false;
   auto zarr = IsZarrStore(**store);
-  return !zarr.ok() || *zarr;
+  if (!zarr.ok() || *zarr) return true;
+  auto zarr3 = IsZarr3Store(**store);
+  return !zarr3.ok() || *zarr3;
 }
 
 Result<std::shared_ptr<Volume>> OpenLocalZarr(const std::string& source, SourceEnv& env) {
   OZ_ASSIGN_OR_RETURN(std::unique_ptr<FileStore> store, FileStore::Open(source));
-  OZ_RETURN_IF_ERROR(IsZarrStore(*store).status());
   return OpenZarr(source, std::shared_ptr<KvStore>(std::move(store)), env, /*remote=*/false);
 }
 
@@ -103,12 +120,32 @@ Result<std::shared_ptr<Volume>> OpenTiff(const std::string& source, SourceEnv& e
   return std::shared_ptr<Volume>(std::move(stack));
 }
 
+Result<std::shared_ptr<Volume>> OpenVolumeGrid(const std::string& source, SourceEnv& env) {
+  const Options& o = *env.options;
+  if (o.source_level != 0)
+    return InvalidArgumentError("source_level=" + std::to_string(o.source_level) +
+                                " selects a level of an OME-Zarr group, but " + source +
+                                " is a volume grid; drop the option");
+  TiffStackOptions to;
+  to.bad_slices = o.bad_slices;
+  to.memory_bytes = o.memory * 3 / 8;
+  to.pool = env.pool;
+  to.stats = env.stats;
+  to.page = o.tiff_page;
+  to.channel = o.channel;
+  to.time = o.time_point;
+  OZ_ASSIGN_OR_RETURN(std::unique_ptr<VolumeGrid> grid, VolumeGrid::Open(source, to));
+  *env.warnings = grid->warnings();
+  return std::shared_ptr<Volume>(std::move(grid));
+}
+
 }  // namespace
 
 const std::vector<SourceDetector>& SourceDetectors() {
   static const std::vector<SourceDetector> kDetectors = {
       {"zarr over HTTP(S)", [](const std::string& s) { return IsHttpUrl(s); }, OpenHttpZarr},
       {"zarr store", IsLocalZarr, OpenLocalZarr},
+      {"volume grid", LooksLikeVolumeGrid, OpenVolumeGrid},
       {"TIFF", [](const std::string&) { return true; }, OpenTiff},
   };
   return kDetectors;

@@ -1,9 +1,11 @@
 // OpenSourceVolume: SOURCE (an absolute path or a URL) -> its Volume, through one ordered list of
 // detectors; the first that claims SOURCE opens it, so "is this a URL" or "is this a zarr store"
 // is decided in one place, and a new source kind is one more row:
-//   1. zarr over HTTP(S)   a URL (scheme in any case)
-//   2. zarr on disk        a directory whose root has .zarray, .zgroup or .zattrs
-//   3. TIFF                anything else: a directory of slices, one multi-page file (TiffStack
+//   1. zarr over HTTP(S)   a URL (scheme in any case): zarr v3 when zarr.json is there, else v2
+//   2. zarr on disk        a directory whose root has .zarray, .zgroup or .zattrs (v2) or
+//                          zarr.json (v3: an array or an OME-Zarr 0.5 group, Zarr3Volume)
+//   3. volume grid         a directory holding cell_yxz_YYY_XXX_ZZZ.tif cells (VolumeGrid)
+//   4. TIFF                anything else: a directory of slices, one multi-page file (TiffStack
 //                          reports a missing or unreadable path in its own words)
 #pragma once
 

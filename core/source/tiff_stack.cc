@@ -432,6 +432,7 @@ struct SliceInfo {
   // Header, valid when status is OK.
   int64_t width = 0, height = 0;
   int bits = 0;
+  DType dtype = DType::kUint8;  // from BitsPerSample and SampleFormat
   uint16_t compression = COMPRESSION_NONE;
   Layout layout = Layout::kStrips;
   int64_t rows_per_strip = 0;  // strips
@@ -454,7 +455,7 @@ struct UnitRect {
 };
 
 std::string ShapeText(const SliceInfo& s) {
-  return std::to_string(s.width) + "x" + std::to_string(s.height) + " " + (s.bits == 8 ? "uint8" : "uint16");
+  return std::to_string(s.width) + "x" + std::to_string(s.height) + " " + std::string(DTypeName(s.dtype));
 }
 
 std::string CodecName(uint16_t c) {
@@ -557,8 +558,9 @@ Status OpenForScan(const std::string& path, const std::string& what, Stats* stat
   return h->OpenTiff(file->name, what);
 }
 
-// Checks the pixel format of the directory `tif` is on. Every refusal says how to convert.
-Status CheckPixelFormat(TIFF* tif, const std::string& what) {
+// Checks the pixel format of the directory `tif` is on and sets *dtype. Every refusal says how
+// to convert.
+Status CheckPixelFormat(TIFF* tif, const std::string& what, DType* dtype) {
   uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, photometric = PHOTOMETRIC_MINISBLACK, compression = 1;
   uint16_t planar = PLANARCONFIG_CONTIG;
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
@@ -568,7 +570,8 @@ Status CheckPixelFormat(TIFF* tif, const std::string& what) {
   TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
   if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) photometric = PHOTOMETRIC_MINISBLACK;
 
-  const std::string serves = "; omezarrfs serves one uint8 or uint16 intensity per voxel. ";
+  const std::string serves =
+      "; omezarrfs serves one value per voxel (uint8, uint16, uint32, uint64, int16 or float32). ";
   // tifffile reads samples last for contiguous data and before y, x for planar (separate) data;
   // these forms pick one sample of one page or of every page.
   auto sample = [&](int i) {
@@ -597,20 +600,48 @@ Status CheckPixelFormat(TIFF* tif, const std::string& what) {
     }
     return UnsupportedError(m);
   }
-  if (fmt != SAMPLEFORMAT_UINT && fmt != SAMPLEFORMAT_VOID) {
-    std::string kind = fmt == SAMPLEFORMAT_INT      ? "signed integer"
-                       : fmt == SAMPLEFORMAT_IEEEFP ? "floating point"
-                                                    : "complex";
+  // Served: unsigned 8/16/32/64 bits, signed 16 bits, IEEE float 32 bits.
+  const bool uint = fmt == SAMPLEFORMAT_UINT || fmt == SAMPLEFORMAT_VOID;
+  if (uint && (bits == 8 || bits == 16 || bits == 32 || bits == 64)) {
+    *dtype = bits == 8 ? DType::kUint8 : bits == 16 ? DType::kUint16 : bits == 32 ? DType::kUint32 : DType::kUint64;
+  } else if (fmt == SAMPLEFORMAT_INT && bits == 16) {
+    *dtype = DType::kInt16;
+  } else if (fmt == SAMPLEFORMAT_IEEEFP && bits == 32) {
+    *dtype = DType::kFloat32;
+  } else {
+    const std::string kind = uint                         ? "unsigned integer"
+                             : fmt == SAMPLEFORMAT_INT    ? "signed integer"
+                             : fmt == SAMPLEFORMAT_IEEEFP ? "floating point"
+                                                          : "complex";
+    std::string hint;
+    if (fmt == SAMPLEFORMAT_IEEEFP)
+      hint =
+          "Convert it to float32: `gdal_translate -ot Float32 IN OUT` (GDAL), or numpy and tifffile: "
+          "imwrite(OUT, imread(IN).astype('float32'))";
+    else if (fmt == SAMPLEFORMAT_INT && bits == 8)
+      hint =
+          "Convert it to int16: numpy and tifffile: imwrite(OUT, imread(IN).astype('int16')), or `gdal_translate "
+          "-ot Int16 IN OUT` (GDAL)";
+    else if (fmt == SAMPLEFORMAT_INT && bits > 16)
+      hint =
+          "Convert it to int16 (if its values fit) or float32: `gdal_translate -ot Float32 IN OUT` (GDAL), or "
+          "numpy and tifffile: imwrite(OUT, imread(IN).astype('float32'))";
+    else if (uint)
+      return UnsupportedError(what + ": BitsPerSample=" + std::to_string(bits) + " is not supported" + serves +
+                              "Re-save it at 8 or 16 bits per sample: `convert IN -depth " + (bits < 8 ? "8" : "16") +
+                              " OUT` (ImageMagick; it rescales the values to the new depth)");
+    else
+      hint =
+          "Keep one real value per voxel, e.g. numpy and tifffile: imwrite(OUT, numpy.abs(imread(IN))"
+          ".astype('float32'))";
     return UnsupportedError(what + ": SampleFormat=" + std::to_string(fmt) + " (" + kind + ", " + std::to_string(bits) +
-                            " bits) is not supported" + serves +
-                            "Rescale it to uint16 first, e.g. with numpy and tifffile: a = imread(IN); "
-                            "imwrite(OUT, ((a - a.min()) * (65535 / (a.max() - a.min()))).astype('uint16'))");
+                            " bits) is not supported" + serves + hint);
   }
-  if (bits != 8 && bits != 16)
-    return UnsupportedError(what + ": BitsPerSample=" + std::to_string(bits) + " is not supported" + serves +
-                            "Re-save it at 8 or 16 bits per sample: `convert IN -depth " + (bits < 8 ? "8" : "16") +
-                            " OUT` (ImageMagick; it rescales the values to the new depth)");
   std::string colour;
+  if (photometric == PHOTOMETRIC_PALETTE && bits != 8 && bits != 16)
+    return UnsupportedError(what + ": Photometric=3 (palette) with " + std::to_string(bits) +
+                            " bits per sample is not supported; convert it to greyscale: `convert IN -colorspace "
+                            "Gray OUT` (ImageMagick)");
   if (photometric == PHOTOMETRIC_PALETTE && !IsGreyRamp(tif, bits, &colour))
     return UnsupportedError(what + ": Photometric=3 (palette) with a colour map that is not the grey identity ramp (" +
                             colour + ") is not supported" + serves +
@@ -647,7 +678,7 @@ Status ScanDirectory(SliceHandle& h, SliceInfo* info, uint64_t unit_bytes, uint6
   uint32_t w = 0, hgt = 0;
   if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &hgt) || w == 0 || hgt == 0)
     return InvalidArgumentError(what + " has no valid ImageWidth/ImageLength; fix or remove it");
-  OZ_RETURN_IF_ERROR(CheckPixelFormat(tif, what));
+  OZ_RETURN_IF_ERROR(CheckPixelFormat(tif, what, &info->dtype));
   uint16_t bits = 8, compression = COMPRESSION_NONE;
   TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
   TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
@@ -746,7 +777,7 @@ Status ScanDirectory(SliceHandle& h, SliceInfo* info, uint64_t unit_bytes, uint6
   if (raw) {
     // A raw strip with data is bounded by the file's size; a sparse one only by the header.
     if (info->sparse && row_bytes > max_unit) return too_big("row", row_bytes);
-    info->swap = TIFFIsByteSwapped(tif) && bits == 16;
+    info->swap = TIFFIsByteSwapped(tif) && bits > 8;
     uint64_t rows = std::max<uint64_t>(1, unit_bytes / row_bytes);
     if (contiguous) {
       info->layout = Layout::kRawContiguous;
@@ -830,10 +861,6 @@ Status PreadFully(int fd, uint8_t* buf, uint64_t len, uint64_t off, const std::s
   return OkStatus();
 }
 
-void Swap16(uint8_t* p, size_t bytes) {
-  for (size_t i = 0; i + 1 < bytes; i += 2) std::swap(p[i], p[i + 1]);
-}
-
 }  // namespace
 
 Result<std::vector<SliceFile>> DiscoverSlices(const std::vector<std::string>& names) {
@@ -910,7 +937,7 @@ class SliceReader {
       return IoError(s_.label + " is truncated: row " + std::to_string(y) + " needs bytes up to offset " +
                      std::to_string(off + len) + " but the file has " + std::to_string(h_.size()) + " bytes");
     OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), dst, len, off, s_.label, stats_));
-    if (s_.swap) Swap16(dst, len);
+    if (s_.swap) SwapBytes(dst, len, static_cast<size_t>(s_.bits / 8));
     return OkStatus();
   }
 
@@ -961,7 +988,7 @@ class SliceReader {
                          std::to_string(h_.size()) + " bytes");
         OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
         OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), b->data.get(), len, base, name, stats_));
-        if (s_.swap) Swap16(b->data.get(), len);
+        if (s_.swap) SwapBytes(b->data.get(), len, static_cast<size_t>(s_.bits / 8));
         return BlockPtr(std::move(b));
       }
       case Layout::kStrips: {
@@ -1391,10 +1418,10 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& source_in,
     // hostile slice (say 0.tif claiming 65535x65535) is the one named and zeroed, never the rest.
     const SliceInfo* ref = nullptr;
     {
-      std::map<std::tuple<int64_t, int64_t, int>, std::pair<size_t, const SliceInfo*>> shapes;
+      std::map<std::tuple<int64_t, int64_t, DType>, std::pair<size_t, const SliceInfo*>> shapes;
       for (const SliceInfo& s : impl->infos) {
         if (!s.status.ok()) continue;
-        auto& [count, first] = shapes[{s.width, s.height, s.bits}];
+        auto& [count, first] = shapes[{s.width, s.height, s.dtype}];
         if (count++ == 0) first = &s;
       }
       size_t best = 0;
@@ -1413,7 +1440,7 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& source_in,
     }
     for (SliceInfo& s : impl->infos) {
       if (!s.status.ok() || &s == ref) continue;
-      if (s.width != ref->width || s.height != ref->height || s.bits != ref->bits)
+      if (s.width != ref->width || s.height != ref->height || s.dtype != ref->dtype)
         s.status = InvalidArgumentError(s.label + " is " + ShapeText(s) + " but " +
                                         (ref->page < 0 ? ref->file.name : ref->label) + " is " + ShapeText(*ref) +
                                         "; fix or remove it");
@@ -1441,7 +1468,7 @@ Result<std::unique_ptr<TiffStack>> TiffStack::Open(const std::string& source_in,
     impl->depth = impl->infos.back().file.z + 1;
     impl->height = ref->height;
     impl->width = ref->width;
-    impl->dtype = ref->bits == 8 ? DType::kUint8 : DType::kUint16;
+    impl->dtype = ref->dtype;
     if (!CheckedVolume({impl->depth, impl->height, impl->width}))
       return InvalidArgumentError(context + " is too large to address");
 
@@ -1567,6 +1594,17 @@ std::string TiffStack::Describe() const {
   }
   if (zeroed) d += ", " + std::to_string(zeroed) + " bad read as zeros";
   return d + ")";
+}
+
+Result<TiffFirstPage> ReadTiffFirstPage(const std::string& path, const std::string& label) {
+  const size_t slash = path.rfind('/');
+  SliceInfo info;
+  info.file.name = slash == std::string::npos ? path : path.substr(slash + 1);
+  info.label = label;
+  const TiffStackOptions defaults;
+  OZ_RETURN_IF_ERROR(ScanSlice(slash == std::string::npos ? "." : path.substr(0, slash), &info, /*page=*/0,
+                               UnitBytes(defaults), defaults.memory_bytes, nullptr));
+  return TiffFirstPage{info.width, info.height, info.file.size, info.file.mtime_ns};
 }
 
 }  // namespace oz

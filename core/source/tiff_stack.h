@@ -1,5 +1,5 @@
 // TiffStack: a directory of z-slice TIFFs, or one multi-page TIFF whose pages are the z slices,
-// as a Volume (uint8/uint16, one sample per pixel).
+// as a Volume (uint8, uint16, uint32, uint64, int16 or float32; one sample per pixel).
 #pragma once
 
 #include <memory>
@@ -44,6 +44,16 @@ struct SliceFile {
 // names give one z (e.g. "01.tif" and "1.tif"); kInvalidArgument when no name matches.
 Result<std::vector<SliceFile>> DiscoverSlices(const std::vector<std::string>& names);
 
+// The first full-resolution page of one TIFF file, read and checked as TiffStack::Open checks a
+// slice (pixel format, layout) but reading only that page's header: a cheap check of many files.
+struct TiffFirstPage {
+  int64_t width = 0, height = 0;
+  uint64_t size = 0;  // file bytes and mtime, at the read
+  int64_t mtime_ns = 0;
+};
+// Errors as a bad slice of Open (naming `label`, e.g. "cell cell_yxz_001_001_001.tif").
+Result<TiffFirstPage> ReadTiffFirstPage(const std::string& path, const std::string& label);
+
 class TiffStack : public Volume {
  public:
   // `source` is one of:
@@ -75,8 +85,8 @@ class TiffStack : public Volume {
   //    the one most slices share (the first such slice on a tie; the message names the offender
   //    and both shapes): kInvalidArgument, unless bad_slices=zero, where it is logged and read
   //    as zeros
-  //  - unsupported pixel type (not uint8/uint16, samples per pixel != 1, a colour palette,
-  //    MinIsWhite, float, ...): kUnsupported naming the file, the field value and a conversion.
+  //  - unsupported pixel type (not uint8/16/32/64, int16 or float32; samples per pixel != 1,
+  //    a colour palette, MinIsWhite, float64, ...): kUnsupported naming the file, the field value and a conversion.
   //  - a multi-page file whose IFD chain ends in an error, or whose description declares more
   //    or fewer pages than it has: kInvalidArgument / kUnsupported (never only part of it).
   //  - a slice whose strip/tile data lies past the end of the file (truncated copy): as a bad

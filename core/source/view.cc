@@ -42,13 +42,28 @@ Result<ViewGeometry> ComputeViewGeometry(const Vec3& source_shape, const Options
   return g;
 }
 
-ViewVolume::ViewVolume(std::shared_ptr<Volume> source, const ViewGeometry& geometry, bool bytes1)
-    : source_(std::move(source)), geometry_(geometry) {
-  convert_ = bytes1 && source_->dtype() == DType::kUint16;
-  dtype_ = convert_ ? DType::kUint8 : source_->dtype();
+ViewVolume::ViewVolume(std::shared_ptr<Volume> source, const ViewGeometry& geometry, const ValueMap& map)
+    : source_(std::move(source)), geometry_(geometry), map_(map) {
+  convert_ = map_.kind != ValueMap::Kind::kNone;
+  dtype_ = convert_ ? map_.out : source_->dtype();
   identity_ =
       !convert_ && geometry_.shift == Vec3{0, 0, 0} && geometry_.source_window == BoxFromShape(source_->shape());
 }
+
+namespace {
+ValueMap Bytes1Map(DType source, bool bytes1) {
+  ValueMap m;
+  m.in = m.out = source;
+  if (bytes1 && source == DType::kUint16) {
+    m.kind = ValueMap::Kind::kShift8;
+    m.out = DType::kUint8;
+  }
+  return m;
+}
+}  // namespace
+
+ViewVolume::ViewVolume(std::shared_ptr<Volume> source, const ViewGeometry& geometry, bool bytes1)
+    : ViewVolume(source, geometry, Bytes1Map(source->dtype(), bytes1)) {}
 
 Status ViewVolume::ReadBox(const Box& box, void* out) {
   if (identity_) return source_->ReadBox(box, out);
@@ -83,9 +98,7 @@ Status ViewVolume::ReadBox(const Box& box, void* out) {
       const int64_t in_row = (z * ds[1] + y) * ds[2];
       const int64_t out_row = ((z + off[0]) * bs[1] + (y + off[1])) * bs[2] + off[2];
       if (convert_) {
-        const auto* s16 = reinterpret_cast<const uint16_t*>(tmp.data()) + in_row;
-        uint8_t* d = o8 + out_row;
-        for (int64_t x = 0; x < ds[2]; ++x) d[x] = static_cast<uint8_t>(s16[x] >> 8);
+        MapValues(map_, tmp.data() + in_row * src_bpv, o8 + out_row * out_bpv, static_cast<size_t>(ds[2]));
       } else {
         std::memcpy(o8 + out_row * out_bpv, tmp.data() + in_row * src_bpv, static_cast<size_t>(ds[2]) * src_bpv);
       }
@@ -132,9 +145,7 @@ Status ViewVolume::ReadBoxStrided(const Box& box, int64_t step, void* out) {
       const int64_t in_row = (z * ks[1] + y) * ks[2];
       const int64_t out_row = ((z + k0[0]) * os[1] + (y + k0[1])) * os[2] + k0[2];
       if (convert_) {
-        const auto* s16 = reinterpret_cast<const uint16_t*>(tmp.data()) + in_row;
-        uint8_t* d = o8 + out_row;
-        for (int64_t x = 0; x < ks[2]; ++x) d[x] = static_cast<uint8_t>(s16[x] >> 8);
+        MapValues(map_, tmp.data() + in_row * src_bpv, o8 + out_row * out_bpv, static_cast<size_t>(ks[2]));
       } else {
         std::memcpy(o8 + out_row * out_bpv, tmp.data() + in_row * src_bpv, static_cast<size_t>(ks[2]) * src_bpv);
       }

@@ -1,15 +1,17 @@
-// ViewVolume: the level-0 volume of the tree = a source seen through window, shift and bytes=1.
+// ViewVolume: the level-0 volume of the tree = a source seen through window, shift and a value
+// map (bytes=1, dtype=/range=: core/source/value_map.h).
 //
 // Semantics (per axis, z/y/x): the window [w0, w1) is a Python slice of range(source extent)
 // (negative values count from the end; clipped to the source). The shift t is applied after the
 // window: the view has extent w1 + t, and view voxel o shows source voxel o - t when
-// w0 <= o - t < w1; every other voxel is 0. bytes=1 turns uint16 into uint8 by integer
-// division by 256.
+// w0 <= o - t < w1; every other voxel is 0. The value map applies to the source voxels only (the
+// padding stays 0).
 #pragma once
 
 #include <memory>
 
 #include "core/base/options.h"
+#include "core/source/value_map.h"
 #include "core/source/volume.h"
 
 namespace oz {
@@ -29,8 +31,10 @@ Result<ViewGeometry> ComputeViewGeometry(const Vec3& source_shape, const Options
 
 class ViewVolume : public Volume {
  public:
-  // source must outlive nothing: it is shared. bytes1 requires a uint16 source (else ignored
-  // for uint8, which is already one byte).
+  // source must outlive nothing: it is shared. map.in must be source->dtype() (a map from
+  // MakeValueMap).
+  ViewVolume(std::shared_ptr<Volume> source, const ViewGeometry& geometry, const ValueMap& map);
+  // bytes1: uint16 -> uint8 by v >> 8 (ignored for other types); otherwise values unchanged.
   ViewVolume(std::shared_ptr<Volume> source, const ViewGeometry& geometry, bool bytes1);
 
   Vec3 shape() const override { return geometry_.shape; }
@@ -44,11 +48,13 @@ class ViewVolume : public Volume {
 
   const ViewGeometry& geometry() const { return geometry_; }
   Volume& source() { return *source_; }
+  const ValueMap& value_map() const { return map_; }
 
  private:
   std::shared_ptr<Volume> source_;
   ViewGeometry geometry_;
-  bool convert_;  // uint16 -> uint8
+  ValueMap map_;
+  bool convert_;  // map_ is not kNone
   DType dtype_;
   bool identity_;  // no window, no shift, no conversion: pass through
 };

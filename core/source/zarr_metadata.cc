@@ -4,6 +4,9 @@
 
 #include <blosc.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/store/kv_store.h"
@@ -66,6 +69,89 @@ class Checker {
   const json& doc_;
   const std::string& where_;
 };
+
+// Zarr v2 dtype strings: a byte order (| for one byte, < or > otherwise; < and > are accepted
+// for one byte too) and a numpy kind+size.
+struct ZarrDType {
+  DType dtype;
+  bool big_endian;
+};
+constexpr std::string_view kZarrDTypes =
+    "|u1, <u2, <i2, <u4, <u8 and <f4 (uint8, uint16, int16, uint32, uint64, float32)";
+
+std::optional<ZarrDType> ParseZarrDType(std::string_view t) {
+  if (t.size() != 3 || (t[0] != '<' && t[0] != '>' && t[0] != '|')) return std::nullopt;
+  static constexpr std::pair<std::string_view, DType> kKinds[] = {
+      {"u1", DType::kUint8},  {"u2", DType::kUint16}, {"i2", DType::kInt16},
+      {"u4", DType::kUint32}, {"u8", DType::kUint64}, {"f4", DType::kFloat32},
+  };
+  for (const auto& [kind, d] : kKinds)
+    if (t.substr(1) == kind) {
+      if (t[0] == '|' && DTypeSize(d) != 1) return std::nullopt;  // '|' only where order does not matter
+      return ZarrDType{d, t[0] == '>' && DTypeSize(d) > 1};
+    }
+  return std::nullopt;
+}
+
+// fill_value as the native bytes of one voxel; nullopt if it is not a value of the dtype.
+std::optional<std::array<uint8_t, 8>> FillBytes(const json& v, DType d) {
+  std::array<uint8_t, 8> b{};
+  if (d == DType::kFloat32) {
+    float f;
+    if (v.is_number()) {
+      const double x = v.get<double>();
+      f = static_cast<float>(x);
+      if (std::isfinite(x) && !std::isfinite(f)) return std::nullopt;
+    } else if (v == "NaN") {
+      f = std::numeric_limits<float>::quiet_NaN();
+    } else if (v == "Infinity") {
+      f = std::numeric_limits<float>::infinity();
+    } else if (v == "-Infinity") {
+      f = -std::numeric_limits<float>::infinity();
+    } else {
+      return std::nullopt;
+    }
+    std::memcpy(b.data(), &f, 4);
+    return b;
+  }
+  if (!v.is_number_integer() && !v.is_number_unsigned()) return std::nullopt;
+  if (d == DType::kUint64) {
+    if (!v.is_number_unsigned() && v.get<int64_t>() < 0) return std::nullopt;
+    const uint64_t u = v.is_number_unsigned() ? v.get<uint64_t>() : static_cast<uint64_t>(v.get<int64_t>());
+    std::memcpy(b.data(), &u, 8);
+    return b;
+  }
+  std::optional<int64_t> x = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)
+                                 ? std::nullopt
+                                 : std::optional<int64_t>(v.get<int64_t>());
+  if (!x) return std::nullopt;
+  switch (d) {
+    case DType::kUint8:
+      if (*x < 0 || *x > 255) return std::nullopt;
+      b[0] = static_cast<uint8_t>(*x);
+      break;
+    case DType::kUint16: {
+      if (*x < 0 || *x > 65535) return std::nullopt;
+      const uint16_t u = static_cast<uint16_t>(*x);
+      std::memcpy(b.data(), &u, 2);
+      break;
+    }
+    case DType::kInt16: {
+      if (*x < -32768 || *x > 32767) return std::nullopt;
+      const int16_t u = static_cast<int16_t>(*x);
+      std::memcpy(b.data(), &u, 2);
+      break;
+    }
+    case DType::kUint32: {
+      if (*x < 0 || *x > 4294967295LL) return std::nullopt;
+      const uint32_t u = static_cast<uint32_t>(*x);
+      std::memcpy(b.data(), &u, 4);
+      break;
+    }
+    default: return std::nullopt;
+  }
+  return b;
+}
 
 std::optional<int64_t> AsInt(const json& v) {
   if (v.is_number_unsigned()) {
@@ -211,17 +297,16 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
 
   OZ_ASSIGN_OR_RETURN(const json* dtype, c.Require("dtype"));
   if (!dtype->is_string())
-    return c.Unsupported("dtype", "is " + Show(*dtype) + "; omezarrfs reads |u1, <u2 and >u2 (uint8, uint16)");
+    return c.Unsupported("dtype", "is " + Show(*dtype) + "; omezarrfs reads " + std::string(kZarrDTypes));
   m.dtype_text = dtype->get<std::string>();
-  if (m.dtype_text == "|u1" || m.dtype_text == "<u1" || m.dtype_text == ">u1") {
-    m.dtype = DType::kUint8;
-  } else if (m.dtype_text == "<u2" || m.dtype_text == ">u2") {
-    m.dtype = DType::kUint16;
-    m.big_endian = m.dtype_text[0] == '>';
-  } else {
-    return c.Unsupported("dtype", "is \"" + m.dtype_text +
-                                      "\"; omezarrfs reads |u1, <u2 and >u2 (uint8, uint16); convert the array "
-                                      "(e.g. with zarr_to_ome) first");
+  {
+    std::optional<ZarrDType> d = ParseZarrDType(m.dtype_text);
+    if (!d)
+      return c.Unsupported("dtype", "is \"" + m.dtype_text + "\"; omezarrfs reads " + std::string(kZarrDTypes) +
+                                        " (byte order < or >); convert the array first, e.g. with numpy: "
+                                        "zarr.array(a.astype('float32')) or a.astype('uint16')");
+    m.dtype = d->dtype;
+    m.big_endian = d->big_endian;
   }
   // Bounded before multiplying so the product cannot overflow (each factor <= 2^40, rank <= 32).
   {
@@ -244,12 +329,14 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
 
   OZ_ASSIGN_OR_RETURN(const json* fill, c.Require("fill_value"));
   if (!fill->is_null()) {
-    std::optional<int64_t> f = AsInt(*fill);
-    const int64_t maxv = m.dtype == DType::kUint8 ? 255 : 65535;
-    if (!f || *f < 0 || *f > maxv)
-      return c.Bad("fill_value", "is " + Show(*fill) + ", expected null or an integer from 0 to " +
-                                     std::to_string(maxv) + " (dtype " + m.dtype_text + ")");
-    m.fill_value = static_cast<uint16_t>(*f);
+    std::optional<std::array<uint8_t, 8>> f = FillBytes(*fill, m.dtype);
+    if (!f)
+      return c.Bad("fill_value",
+                   "is " + Show(*fill) + ", expected null or " +
+                       (DTypeIsInteger(m.dtype) ? "an integer in the range of "
+                                                : "a number, \"NaN\", \"Infinity\" or \"-Infinity\" for ") +
+                       std::string(DTypeName(m.dtype)) + " (dtype " + m.dtype_text + ")");
+    m.fill_bytes = *f;
   }
 
   OZ_ASSIGN_OR_RETURN(const json* comp, c.Require("compressor"));

@@ -3,6 +3,7 @@
 // before any chunk is read: every error names the file, the field and what is accepted.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,11 +27,12 @@ struct ZarrArrayMetadata {
   // As in the file (rank n).
   std::vector<int64_t> shape;
   std::vector<int64_t> chunks;
-  std::string dtype_text;  // "|u1", "<u2", ">u2"
+  std::string dtype_text;  // "|u1", "<u2", ">f4", ...
   DType dtype = DType::kUint8;
-  bool big_endian = false;     // ">u2": chunks hold big-endian voxels
+  bool big_endian = false;     // ">u2", ">f4", ...: chunks hold big-endian voxels
   bool fortran_order = false;  // order "F": within a chunk the first axis varies fastest
-  uint16_t fill_value = 0;     // null -> 0
+  // fill_value as one voxel's native-endian bytes (first DTypeSize(dtype) bytes); null -> 0.
+  std::array<uint8_t, 8> fill_bytes{};
   ZarrCompressor compressor;
   char separator = '.';  // dimension_separator
   // Unknown members are not kept: the raw .zarray bytes (kept by ZarrVolume for its
@@ -53,8 +55,9 @@ struct ZarrArrayMetadata {
 // Parses the bytes of a .zarray. `where` names the file in messages (a path or URL).
 // Accepted: zarr_format 2; shape and chunks arrays of equal rank 2..32 of integers (shape
 // 1..2^40 per axis, leading axes beyond three of extent 1; chunks >= 1; a decoded chunk at most
-// 1 GiB); dtype |u1, <u2, >u2 (also <u1, >u1); order "C" or "F"; fill_value null or an integer
-// in the dtype's range; compressor null, blosc (a cname this c-blosc has; clevel 0..9; shuffle
+// 1 GiB); dtype |u1, <u2, <i2, <u4, <u8, <f4 (also big-endian >..., and <u1, >u1); order "C" or
+// "F"; fill_value null, an integer in the dtype's range, or for <f4 a number, "NaN", "Infinity"
+// or "-Infinity"; compressor null, blosc (a cname this c-blosc has; clevel 0..9; shuffle
 // -1..2), zlib or gzip (level -1..9); filters null or []; dimension_separator absent, null, "."
 // or "/".
 // Errors: kInvalidArgument (malformed, hostile or out of range: names the field and the value),

@@ -72,10 +72,6 @@ class ChunkCache {
   SingleFlight<Vec3, DecodedPtr, Vec3Hash> flights_;
 };
 
-uint16_t Load16(const uint8_t* p, bool big_endian) {
-  return big_endian ? static_cast<uint16_t>((p[0] << 8) | p[1]) : static_cast<uint16_t>(p[0] | (p[1] << 8));
-}
-
 std::string MiB(uint64_t b) { return std::to_string((b + (1 << 19)) >> 20) + " MiB"; }
 
 }  // namespace
@@ -138,8 +134,7 @@ Result<DecodedPtr> ZarrVolume::Impl::Load(const Vec3& ci) const {
   const Vec3& c = meta.chunks3;
   if (!meta.fortran_order) {
     // C order: the z,y,x block of leading index 0 is the start of the chunk.
-    if (meta.big_endian)
-      for (uint64_t i = 0; i + 1 < block_bytes; i += 2) std::swap(raw[i], raw[i + 1]);
+    if (meta.big_endian) SwapBytes(raw.get(), block_bytes, item);
     d->data = std::move(raw);
     d->cost = file_bytes;
     return DecodedPtr(std::move(d));
@@ -151,13 +146,9 @@ Result<DecodedPtr> ZarrVolume::Impl::Load(const Vec3& ci) const {
     for (int64_t y = 0; y < c[1]; ++y)
       for (int64_t x = 0; x < c[2]; ++x) {
         const uint8_t* src = raw.get() + (z * strides[0] + y * strides[1] + x * strides[2]) * item;
-        if (item == 1) {
-          *dst++ = *src;
-        } else {
-          const uint16_t val = Load16(src, meta.big_endian);
-          std::memcpy(dst, &val, 2);
-          dst += 2;
-        }
+        std::memcpy(dst, src, item);
+        if (meta.big_endian) SwapBytes(dst, item, item);
+        dst += item;
       }
   d->data = std::move(block);
   d->cost = block_bytes;
@@ -177,11 +168,7 @@ void ZarrVolume::Impl::Copy(const Vec3& ci, const Decoded& d, const Box& box, ui
   std::vector<uint8_t> fill_row;
   if (!d.data) {
     fill_row.resize(row);
-    if (item == 1) {
-      std::memset(fill_row.data(), meta.fill_value, row);
-    } else {
-      for (size_t i = 0; i < row; i += 2) std::memcpy(fill_row.data() + i, &meta.fill_value, 2);
-    }
+    for (size_t i = 0; i < row; i += item) std::memcpy(fill_row.data() + i, meta.fill_bytes.data(), item);
   }
   for (int64_t z = ib.lo[0]; z < ib.hi[0]; ++z)
     for (int64_t y = ib.lo[1]; y < ib.hi[1]; ++y) {
@@ -374,10 +361,8 @@ Status ZarrVolume::ReadBoxStrided(const Box& box, int64_t step, void* out) {
                 const int64_t x = box.lo[2] + kx * step - ci[2] * c[2];
                 std::memcpy(dst + static_cast<size_t>(kx) * item,
                             data + static_cast<size_t>((z * c[1] + y) * c[2] + x) * item, item);
-              } else if (item == 1) {
-                dst[kx] = static_cast<uint8_t>(impl.meta.fill_value);
               } else {
-                std::memcpy(dst + static_cast<size_t>(kx) * 2, &impl.meta.fill_value, 2);
+                std::memcpy(dst + static_cast<size_t>(kx) * item, impl.meta.fill_bytes.data(), item);
               }
             }
           }

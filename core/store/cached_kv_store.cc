@@ -54,7 +54,68 @@ struct CachedKvStore::Impl {
   CachedKvStoreOptions options;
   std::string prefix;  // "src1|" + Describe() + "|" + generation + "|"
 
-  SingleFlight<std::string, std::optional<KvValue>> flights;  // keyed by max_bytes|key
+  SingleFlight<std::string, std::optional<KvValue>> flights;             // keyed by max_bytes|key
+  SingleFlight<std::string, std::optional<KvRangeValue>> range_flights;  // keyed by key#range
+
+  using RangeResult = Result<std::optional<KvRangeValue>>;
+
+  // A range entry: flags kRangeFlag (| kAbsentFlag when the key was absent); data = EncodeEntry
+  // of {validator, u64 LE offset, u64 LE object size, the bytes}.
+  std::string RangeKey(std::string_view key, const ByteRange& range) const {
+    return prefix + std::string(key) + "#" + range.ToString();
+  }
+
+  std::optional<std::optional<KvRangeValue>> LookupRange(std::string_view key, const ByteRange& range) {
+    if (cache == nullptr || !Cacheable(key)) return std::nullopt;
+    std::optional<CacheEntry> e = cache->Get(RangeKey(key, range));
+    if (!e || !(e->flags & kRangeFlag)) return std::nullopt;
+    if (e->flags & kAbsentFlag) {
+      if (!options.cache_absent) return std::nullopt;
+      if (stats != nullptr) stats->source_cache_hits++;
+      return std::optional<std::optional<KvRangeValue>>(std::optional<KvRangeValue>());
+    }
+    std::optional<KvValue> v = DecodeEntry(e->data);
+    if (!v || v->data.size() < 16) return std::nullopt;
+    KvRangeValue r;
+    r.offset = LoadLe64(reinterpret_cast<const unsigned char*>(v->data.data()));
+    r.object_size = LoadLe64(reinterpret_cast<const unsigned char*>(v->data.data() + 8));
+    r.data = v->data.substr(16);
+    r.validator = std::move(v->validator);
+    if (stats != nullptr) stats->source_cache_hits++;
+    return std::optional<std::optional<KvRangeValue>>(std::optional<KvRangeValue>(std::move(r)));
+  }
+
+  void StoreRange(std::string_view key, const ByteRange& range, const std::optional<KvRangeValue>& value) {
+    if (cache == nullptr || !Cacheable(key) || (!value && !options.cache_absent)) return;
+    CacheEntry e;
+    e.flags = kRangeFlag;
+    if (value) {
+      KvValue v;
+      v.validator = value->validator;
+      v.data.reserve(16 + value->data.size());
+      for (uint64_t x : {value->offset, value->object_size})
+        for (int i = 0; i < 8; ++i) v.data += static_cast<char>((x >> (8 * i)) & 0xff);
+      v.data += value->data;
+      e.data = EncodeEntry(v);
+    } else {
+      e.flags |= kAbsentFlag;
+    }
+    if (Status st = cache->Put(RangeKey(key, range), e); !st.ok()) {
+      static RateLimiter limiter;
+      uint64_t suppressed = 0;
+      if (limiter.Allow(&suppressed))
+        LogWarning("could not cache " + base->Describe() + "/" + std::string(key) + " " + range.ToString() + ": " +
+                   st.message() +
+                   (suppressed ? " (" + std::to_string(suppressed) + " similar messages suppressed)" : ""));
+    }
+  }
+
+  RangeResult FetchRange(std::string_view key, const ByteRange& range, uint64_t max_object_bytes) {
+    if (stats != nullptr) stats->source_fetches++;
+    RangeResult r = base->ReadRange(key, range, max_object_bytes);
+    if (stats != nullptr && r.ok() && r->has_value()) stats->source_bytes_read += (*r)->data.size();
+    return r;
+  }
 
   bool Cacheable(std::string_view key) const { return options.cacheable ? options.cacheable(key) : IsChunkKey(key); }
 
@@ -138,6 +199,29 @@ Result<std::optional<KvValue>> CachedKvStore::Read(std::string_view key, uint64_
       return ResourceExhaustedError(Describe() + "/" + std::string(key) + ": out of memory");
     }
   });
+}
+
+Result<std::optional<KvRangeValue>> CachedKvStore::ReadRange(std::string_view key, const ByteRange& range,
+                                                             uint64_t max_object_bytes) {
+  OZ_RETURN_IF_ERROR(ValidateKey(key).WithContext(Describe()));
+  const std::string flight_key = std::string(key) + "#" + range.ToString();
+  return impl_->range_flights.Do(flight_key, [&]() -> Impl::RangeResult {
+    try {
+      return impl_->FetchRange(key, range, max_object_bytes);
+    } catch (const std::bad_alloc&) {
+      return ResourceExhaustedError(Describe() + "/" + std::string(key) + ": out of memory");
+    }
+  });
+}
+
+std::optional<std::optional<KvRangeValue>> CachedKvStore::CachedRange(std::string_view key, const ByteRange& range) {
+  if (!ValidateKey(key).ok()) return std::nullopt;
+  return impl_->LookupRange(key, range);
+}
+
+void CachedKvStore::KeepRange(std::string_view key, const ByteRange& range, const std::optional<KvRangeValue>& value) {
+  if (!ValidateKey(key).ok()) return;
+  impl_->StoreRange(key, range, value);
 }
 
 }  // namespace oz

@@ -45,6 +45,8 @@ struct CachedKvStoreOptions {
 };
 
 inline constexpr uint32_t kAbsentFlag = 1;
+// A ReadRange entry (cache key: the key's + "#" + ByteRange::ToString(); '#' is never in a key).
+inline constexpr uint32_t kRangeFlag = 2;
 
 class CachedKvStore final : public KvStore {
  public:
@@ -54,6 +56,15 @@ class CachedKvStore final : public KvStore {
   // As KvStore::Read. A cached value larger than max_bytes is refused with kCorrupt, as the
   // base store would refuse it.
   Result<std::optional<KvValue>> Read(std::string_view key, uint64_t max_bytes) override;
+  // As KvStore::ReadRange, single-flight per (key, range) and counted like Read, but not cached
+  // by itself: the caller keeps the parts it will ask for again (KeepRange) and looks them up
+  // (CachedRange), so a coalesced fetch is stored as the parts it serves.
+  Result<std::optional<KvRangeValue>> ReadRange(std::string_view key, const ByteRange& range,
+                                                uint64_t max_object_bytes) override;
+  // The disk cache's entry for (key, range) (counted in source_cache_hits), for cacheable keys.
+  std::optional<std::optional<KvRangeValue>> CachedRange(std::string_view key, const ByteRange& range) override;
+  // Stores a range or (value nullopt, with cache_absent) an absence; a failed Put is logged.
+  void KeepRange(std::string_view key, const ByteRange& range, const std::optional<KvRangeValue>& value) override;
   std::string Describe() const override;
 
   // The DiskCache key used for `key` (for tests and tools).

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <new>
 
@@ -25,6 +26,11 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  int Release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_;
@@ -80,14 +86,12 @@ int FileStore::OpenBeneath(const std::string& key) const {
   }
 }
 
-Result<std::optional<KvValue>> FileStore::Read(std::string_view key_in, uint64_t max_bytes) {
-  OZ_RETURN_IF_ERROR(ValidateKey(key_in));
-  const std::string key(key_in);
-  const std::string where = root_ + "/" + key;
+// Opens the regular file at `key` (see Read for the errors); fd -1 = absent.
+Result<int> FileStore::OpenRegular(const std::string& key, const std::string& where, struct stat* st) const {
   int fd = OpenBeneath(key);
   if (fd < 0) {
     const int e = -fd;
-    if (e == ENOENT || e == ENOTDIR) return std::optional<KvValue>();
+    if (e == ENOENT || e == ENOTDIR) return -1;
     if (e == EXDEV || e == ELOOP)
       return Status(ErrorCode::kPermission, where +
                                                 " is a symbolic link that leads outside the zarr store (or, on "
@@ -96,11 +100,45 @@ Result<std::optional<KvValue>> FileStore::Read(std::string_view key_in, uint64_t
     return ErrnoError(e, "cannot open " + where);
   }
   Fd file(fd);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "cannot stat " + where);
-  if (!S_ISREG(st.st_mode))
-    return InvalidArgumentError(where + (S_ISDIR(st.st_mode) ? " is a directory" : " is not a regular file") +
+  if (::fstat(fd, st) != 0) return ErrnoError(errno, "cannot stat " + where);
+  if (!S_ISREG(st->st_mode))
+    return InvalidArgumentError(where + (S_ISDIR(st->st_mode) ? " is a directory" : " is not a regular file") +
                                 ", expected a zarr metadata or chunk file");
+  return file.Release();
+}
+
+namespace {
+
+// Reads n bytes at `offset` into out; the count read (short at the end of the file).
+Result<uint64_t> PreadAll(int fd, char* out, uint64_t n, uint64_t offset, const std::string& where) {
+  uint64_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, out + done, n - done, static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "cannot read " + where);
+    }
+    if (r == 0) break;
+    done += static_cast<uint64_t>(r);
+  }
+  return done;
+}
+
+std::string FileValidator(const struct stat& st) {
+  const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return std::to_string(st.st_size) + ":" + std::to_string(mtime_ns);
+}
+
+}  // namespace
+
+Result<std::optional<KvValue>> FileStore::Read(std::string_view key_in, uint64_t max_bytes) {
+  OZ_RETURN_IF_ERROR(ValidateKey(key_in));
+  const std::string key(key_in);
+  const std::string where = root_ + "/" + key;
+  struct stat st;
+  OZ_ASSIGN_OR_RETURN(int fd, OpenRegular(key, where, &st));
+  if (fd < 0) return std::optional<KvValue>();
+  Fd file(fd);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size > max_bytes)
     return CorruptError(where + " has " + std::to_string(size) + " bytes, more than the limit of " +
@@ -111,22 +149,47 @@ Result<std::optional<KvValue>> FileStore::Read(std::string_view key_in, uint64_t
   } catch (const std::bad_alloc&) {
     return ResourceExhaustedError("out of memory reading " + std::to_string(size) + " bytes of " + where);
   }
-  uint64_t done = 0;
-  while (done < size) {
-    ssize_t r = ::pread(fd, v.data.data() + done, size - done, static_cast<off_t>(done));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "cannot read " + where);
-    }
-    if (r == 0) break;
-    done += static_cast<uint64_t>(r);
-  }
+  OZ_ASSIGN_OR_RETURN(uint64_t done, PreadAll(fd, v.data.data(), size, 0, where));
   if (done != size)
     return IoError(where + " shrank while being read (" + std::to_string(size) + " -> " + std::to_string(done) +
                    " bytes); is something rewriting the store?");
-  const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  v.validator = std::to_string(size) + ":" + std::to_string(mtime_ns);
+  v.validator = FileValidator(st);
   return std::optional<KvValue>(std::move(v));
+}
+
+Result<std::optional<KvRangeValue>> FileStore::ReadRange(std::string_view key_in, const ByteRange& range,
+                                                         uint64_t /*max_object_bytes*/) {
+  OZ_RETURN_IF_ERROR(ValidateKey(key_in));
+  const std::string key(key_in);
+  const std::string where = root_ + "/" + key;
+  if (range.length > kMaxRangeBytes || range.length == 0)
+    return InvalidArgumentError(where + ": range " + range.ToString() + " is empty or larger than 1 GiB");
+  struct stat st;
+  OZ_ASSIGN_OR_RETURN(int fd, OpenRegular(key, where, &st));
+  if (fd < 0) return std::optional<KvRangeValue>();
+  Fd file(fd);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  KvRangeValue v;
+  v.object_size = size;
+  v.validator = FileValidator(st);
+  uint64_t n = 0;
+  if (range.suffix) {
+    n = std::min(range.length, size);
+    v.offset = size - n;
+  } else {
+    v.offset = range.offset;
+    n = range.offset < size ? std::min(range.length, size - range.offset) : 0;
+  }
+  try {
+    v.data.resize(n);
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory reading " + std::to_string(n) + " bytes of " + where);
+  }
+  OZ_ASSIGN_OR_RETURN(uint64_t done, PreadAll(fd, v.data.data(), n, v.offset, where));
+  if (done != n)
+    return IoError(where + " shrank while being read (" + range.ToString() + " of " + std::to_string(size) +
+                   " bytes); is something rewriting the store?");
+  return std::optional<KvRangeValue>(std::move(v));
 }
 
 }  // namespace oz

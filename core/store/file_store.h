@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include <sys/stat.h>
+
 #include "core/store/kv_store.h"
 
 namespace oz {
@@ -31,6 +33,9 @@ class FileStore : public KvStore {
   // cannot hang). A symlink leaving the root: kPermission. Larger than max_bytes: kCorrupt.
   // validator: "size:mtime_ns".
   Result<std::optional<KvValue>> Read(std::string_view key, uint64_t max_bytes) override;
+  // pread of the range only (the file's size is fstat's). Errors as Read.
+  Result<std::optional<KvRangeValue>> ReadRange(std::string_view key, const ByteRange& range,
+                                                uint64_t max_object_bytes) override;
   std::string Describe() const override { return root_; }
 
  private:
@@ -38,6 +43,8 @@ class FileStore : public KvStore {
       : root_(std::move(root)), dir_fd_(fd), no_openat2_(!use_openat2) {}
   // Opens key below the root (see the header comment); returns the fd or -errno.
   int OpenBeneath(const std::string& key) const;
+  // The descriptor of the regular file at key (the caller closes it), -1 when absent.
+  Result<int> OpenRegular(const std::string& key, const std::string& where, struct stat* st) const;
 
   const std::string root_;
   const int dir_fd_;

@@ -155,7 +155,7 @@ struct Transfer {
   bool too_big = false;         // a 2xx body (or its Content-Length) exceeded max_bytes
   bool error_body_cut = false;  // a non-2xx body exceeded kMaxErrorBody; we hung up
   uint64_t declared_length = 0;
-  std::string etag, last_modified, retry_after;
+  std::string etag, last_modified, retry_after, content_range;
 
   bool Ok() const { return status >= 200 && status < 300; }
   void NewResponse(long s) {
@@ -166,6 +166,7 @@ struct Transfer {
     etag.clear();
     last_modified.clear();
     retry_after.clear();
+    content_range.clear();
   }
 };
 
@@ -202,6 +203,8 @@ size_t HeaderCallback(char* data, size_t size, size_t n, void* user) {
     t->last_modified = std::string(value);
   } else if (is("retry-after")) {
     t->retry_after = std::string(value);
+  } else if (is("content-range")) {
+    t->content_range = std::string(value);
   } else if (is("content-length") && t->Ok()) {
     uint64_t len = 0;
     for (char c : value) {
@@ -275,9 +278,70 @@ class HttpStore final : public KvStore {
 
   Result<std::optional<KvValue>> Read(std::string_view key, uint64_t max_bytes) override {
     OZ_RETURN_IF_ERROR(ValidateKey(key).WithContext(base_.base));
-    Result<std::optional<KvValue>> r = ReadWithRetries(key, max_bytes);
+    Result<std::optional<KvValue>> r = ReadWithRetries(key, max_bytes, "", nullptr);
     if (!r.ok() && stats_ != nullptr) stats_->http_errors++;
     return r;
+  }
+
+  // One GET with a Range header (no Content-Encoding asked for, so the range is of the stored
+  // bytes). 206: the part, placed by Content-Range; 200 (a server that ignores Range): the whole
+  // value (at most max_object_bytes), cut; 416: the range starts past the end (empty part).
+  Result<std::optional<KvRangeValue>> ReadRange(std::string_view key, const ByteRange& range,
+                                                uint64_t max_object_bytes) override {
+    OZ_RETURN_IF_ERROR(ValidateKey(key).WithContext(base_.base));
+    const std::string where = "GET " + base_.base + "/" + std::string(key) + " (" + range.ToString() + ")";
+    if (range.length > kMaxRangeBytes || range.length == 0)
+      return InvalidArgumentError(where + ": the range is empty or larger than 1 GiB");
+    RangeReply reply;
+    Result<std::optional<KvValue>> r =
+        ReadWithRetries(key, std::max(max_object_bytes, range.length), range.ToString().substr(6), &reply);
+    if (!r.ok() && stats_ != nullptr) stats_->http_errors++;
+    if (!r.ok()) return r.status();
+    if (!r->has_value()) return std::optional<KvRangeValue>();
+    KvValue& v = **r;
+    if (reply.status == 200) return std::optional<KvRangeValue>(CutRange(v.data, range, std::move(v.validator)));
+    // Content-Range: "bytes FIRST-LAST/TOTAL" (206) or "bytes */TOTAL" (416).
+    std::string_view cr = reply.content_range;
+    auto number = [](std::string_view t, uint64_t* out) {
+      if (t.empty() || t.size() > 19) return false;
+      uint64_t n = 0;
+      for (char c : t) {
+        if (c < '0' || c > '9') return false;
+        n = n * 10 + static_cast<uint64_t>(c - '0');
+      }
+      *out = n;
+      return true;
+    };
+    const size_t slash = cr.rfind('/');
+    uint64_t total = 0, first = 0, last = 0;
+    const bool has_total = slash != std::string_view::npos && number(cr.substr(slash + 1), &total);
+    KvRangeValue out;
+    out.validator = std::move(v.validator);
+    if (reply.status == 416) {
+      // Nothing of the range exists (it starts at or past the end, or the value is empty).
+      if (!has_total)
+        return IoError(where + ": 416 Range Not Satisfiable without a usable Content-Range (\"" + std::string(cr) +
+                       "\")");
+      out.offset = range.suffix ? total : range.offset;
+      out.object_size = total;
+      return std::optional<KvRangeValue>(std::move(out));
+    }
+    const size_t dash = cr.find('-');
+    if (!StartsWithIgnoreCase(cr, "bytes ") || !has_total || dash == std::string_view::npos || dash > slash ||
+        !number(cr.substr(6, dash - 6), &first) || !number(cr.substr(dash + 1, slash - dash - 1), &last) ||
+        last < first || last >= total || v.data.size() != last - first + 1)
+      return IoError(where + ": " + std::to_string(reply.status) + " with an unusable Content-Range \"" +
+                     std::string(cr) + "\" for " + std::to_string(v.data.size()) + " bytes");
+    const uint64_t want_first = range.suffix ? total - std::min(total, range.length) : range.offset;
+    const uint64_t want_n =
+        range.suffix ? std::min(total, range.length) : std::min(range.length, total - std::min(total, range.offset));
+    if (first != want_first || v.data.size() != want_n)
+      return IoError(where + ": the server sent bytes " + std::to_string(first) + "-" + std::to_string(last) + " of " +
+                     std::to_string(total) + ", not the range asked for");
+    out.data = std::move(v.data);
+    out.offset = first;
+    out.object_size = total;
+    return std::optional<KvRangeValue>(std::move(out));
   }
 
  private:
@@ -288,15 +352,28 @@ class HttpStore final : public KvStore {
     Status status;                      // kFatal: the error; kRetry: the cause, for the final message
     std::optional<double> retry_after;  // seconds, from the response
     long http_status = 0;
+    std::string content_range;
   };
 
-  Result<std::optional<KvValue>> ReadWithRetries(std::string_view key, uint64_t max_bytes) {
+  struct RangeReply {
+    long status = 0;
+    std::string content_range;
+  };
+
+  // `range` ("0-99", "-100"; "" = the whole value); `reply` (with a range) gets the final status
+  // and Content-Range.
+  Result<std::optional<KvValue>> ReadWithRetries(std::string_view key, uint64_t max_bytes, const std::string& range,
+                                                 RangeReply* reply) {
     const std::string url = base_.base + "/" + http_internal::EncodeKeyForUrl(key);
     const std::string where = "GET " + base_.base + "/" + std::string(key);
     const Clock::time_point start = Clock::now();
     const int attempts = options_.retries + 1;
     for (int attempt = 1;; ++attempt) {
-      Outcome o = Attempt(url, where, max_bytes);
+      Outcome o = Attempt(url, where, max_bytes, range);
+      if (reply != nullptr) {
+        reply->status = o.http_status;
+        reply->content_range = o.content_range;
+      }
       switch (o.kind) {
         case Outcome::kValue: return std::optional<KvValue>(std::move(o.value));
         case Outcome::kAbsent: return std::optional<KvValue>();
@@ -329,7 +406,7 @@ class HttpStore final : public KvStore {
            "low_speed_time";
   }
 
-  Outcome Attempt(const std::string& url, const std::string& where, uint64_t max_bytes) {
+  Outcome Attempt(const std::string& url, const std::string& where, uint64_t max_bytes, const std::string& range) {
     Outcome o;
     CURL* h = nullptr;
     {
@@ -354,7 +431,7 @@ class HttpStore final : public KvStore {
     bool same_origin = true;
     std::string hop_origin = base_.origin;
     for (int hop = 0;; ++hop) {
-      o = Exchange(h, current, current_display, same_origin, hop_origin, deadline, max_bytes);
+      o = Exchange(h, current, current_display, same_origin, hop_origin, deadline, max_bytes, range);
       if (o.kind != Outcome::kFatal || o.http_status < 300 || o.http_status >= 400) break;
       // A redirect; curl resolved the Location header against the request URL.
       char* target = nullptr;
@@ -392,7 +469,8 @@ class HttpStore final : public KvStore {
   // One request on `h`. For 3xx returns kFatal with http_status set and a message for the case
   // the caller cannot follow it.
   Outcome Exchange(CURL* h, const std::string& url, const std::string& where, bool same_origin,
-                   const std::string& origin, Clock::time_point deadline, uint64_t max_bytes) {
+                   const std::string& origin, Clock::time_point deadline, uint64_t max_bytes,
+                   const std::string& range) {
     Outcome o;
     const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (remaining <= 0) {
@@ -437,13 +515,14 @@ class HttpStore final : public KvStore {
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.low_speed_time)) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 2L) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK &&
-        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK &&
+        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, range.empty() ? "" : nullptr) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_USERAGENT, "omezarrfs/" OMEZARRFS_VERSION) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &HeaderCallback) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_HEADERDATA, &t) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &WriteCallback) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &t) == CURLE_OK;
+    if (set_ok && !range.empty()) set_ok = curl_easy_setopt(h, CURLOPT_RANGE, range.c_str()) == CURLE_OK;
     if (set_ok && !cacert_.empty()) set_ok = curl_easy_setopt(h, CURLOPT_CAINFO, cacert_.c_str()) == CURLE_OK;
     if (set_ok && same_origin && credentials_) {
       // Basic only: sent with the first request instead of after a 401 round trip.
@@ -478,7 +557,8 @@ class HttpStore final : public KvStore {
       return o;
     }
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && t.error_body_cut)) return CurlFailure(rc, errbuf, where, origin);
-    if (status >= 200 && status < 300) {
+    o.content_range = t.content_range;
+    if ((status >= 200 && status < 300) || (status == 416 && !range.empty())) {
       o.kind = Outcome::kValue;
       o.value.data = std::move(t.body);
       o.value.validator = !t.etag.empty() ? t.etag : t.last_modified;

@@ -2,6 +2,8 @@
 // inside its root.
 #include "core/store/kv_store.h"
 
+#include <algorithm>
+
 namespace oz {
 namespace {
 
@@ -60,5 +62,44 @@ Status ValidateKey(std::string_view key) {
   }
   return OkStatus();
 }
+
+std::string ByteRange::ToString() const {
+  if (suffix) return "bytes=-" + std::to_string(length);
+  return "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + (length ? length - 1 : 0));
+}
+
+KvRangeValue CutRange(std::string_view data, const ByteRange& range, std::string validator) {
+  KvRangeValue v;
+  v.object_size = data.size();
+  v.validator = std::move(validator);
+  if (range.suffix) {
+    const uint64_t n = std::min<uint64_t>(range.length, data.size());
+    v.offset = data.size() - n;
+    v.data.assign(data.substr(static_cast<size_t>(v.offset)));
+  } else {
+    v.offset = range.offset;
+    if (range.offset < data.size())
+      v.data.assign(data.substr(static_cast<size_t>(range.offset),
+                                static_cast<size_t>(std::min<uint64_t>(range.length, data.size() - range.offset))));
+  }
+  return v;
+}
+
+Result<std::optional<KvRangeValue>> KvStore::ReadRange(std::string_view key, const ByteRange& range,
+                                                       uint64_t max_object_bytes) {
+  OZ_RETURN_IF_ERROR(ValidateKey(key).WithContext(Describe()));
+  if (range.length > kMaxRangeBytes || range.length == 0)
+    return InvalidArgumentError(Describe() + "/" + std::string(key) + ": range " + range.ToString() +
+                                " is empty or larger than 1 GiB");
+  OZ_ASSIGN_OR_RETURN(std::optional<KvValue> v, Read(key, max_object_bytes));
+  if (!v) return std::optional<KvRangeValue>();
+  return std::optional<KvRangeValue>(CutRange(v->data, range, std::move(v->validator)));
+}
+
+std::optional<std::optional<KvRangeValue>> KvStore::CachedRange(std::string_view, const ByteRange&) {
+  return std::nullopt;
+}
+
+void KvStore::KeepRange(std::string_view, const ByteRange&, const std::optional<KvRangeValue>&) {}
 
 }  // namespace oz

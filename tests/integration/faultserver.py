@@ -15,7 +15,9 @@ As a module:
         srv.max_concurrent        # most requests being handled at once
 
   Files come from `root` (a directory) and/or `files` ({"key/path": bytes}, which wins).  Served
-  files carry an ETag and a Last-Modified header.  Paths are matched without the leading "/".
+  files carry an ETag and a Last-Modified header.  A single "Range: bytes=..." request header is
+  answered with 206 and Content-Range (416 when unsatisfiable); srv.sent lists (path, range,
+  body bytes) of every file response and srv.bytes_sent(glob) sums them.  Paths are matched without the leading "/".
 
 As a program (for benchmarks and manual tests):
 
@@ -36,6 +38,7 @@ means forever.  Kinds:
             Content-Length and ends the body by closing the connection
   auth      user=U password=P: 401 (WWW-Authenticate: Basic) unless the request carries exactly
             these basic credentials; matching requests go on to the next rules (not used up)
+  norange   ignore a Range header: answer 200 with the whole file (a server without ranges)
   redirect  to=URL [status=302]: redirect; in `to`, "{path}" is the request path (no leading
             "/"); as a module `to` may also be a function path -> URL
 """
@@ -64,7 +67,7 @@ class _Rule:
         self.glob, self.kind, self.left, self.params = glob, kind, times, params
 
 
-KINDS = ("status", "truncate", "reset", "hang", "trickle", "delay", "body", "auth", "redirect")
+KINDS = ("status", "truncate", "reset", "hang", "trickle", "delay", "body", "auth", "redirect", "norange")
 
 
 class _Server(ThreadingHTTPServer):
@@ -182,6 +185,11 @@ class _Handler(BaseHTTPRequestHandler):
             if data is None:
                 self._send(404, b"not found\n", (), head)
                 return
+            if k == "norange":
+                etag, modified = fs._validators(path, data)
+                self._send(200, data, [("ETag", etag), ("Last-Modified", modified)], head)
+                fs._sent(path, None, len(data))
+                return
             if k == "truncate":
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
@@ -203,12 +211,29 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                 self.close_connection = True
                 return
+        rng = headers.get("range")
+        if rng is not None:
+            # Reads only the range from disk (a shard may be large); validators from size and mtime.
+            found = fs._file_part(path, rng)
+            if found is None:
+                self._send(404, b"not found\n", (), head)
+                return
+            size, part, body, etag, modified = found
+            if part is None:
+                self._send(416, b"", [("Content-Range", "bytes */%d" % size)], head)
+                fs._sent(path, rng, 0)
+                return
+            self._send(206, body, [("ETag", etag), ("Last-Modified", modified),
+                                   ("Content-Range", "bytes %d-%d/%d" % (part[0], part[1], size))], head)
+            fs._sent(path, rng, len(body))
+            return
         data = fs._file(path)
         if data is None:
             self._send(404, b"not found\n", (), head)
             return
         etag, modified = fs._validators(path, data)
         self._send(200, data, [("ETag", etag), ("Last-Modified", modified)], head)
+        fs._sent(path, None, len(data))
 
 
 class FaultServer:
@@ -221,6 +246,7 @@ class FaultServer:
         self.delay_ms = delay_ms
         self.requests = []
         self.max_concurrent = 0
+        self.sent = []  # (path, Range header or None, body bytes) of every file response served
         self._rules = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -279,6 +305,7 @@ class FaultServer:
         """Forgets the recorded requests and counters (rules stay)."""
         with self._lock:
             self.requests = []
+            self.sent = []
             self.max_concurrent = 0
             self._conn_seq = 0
 
@@ -296,6 +323,19 @@ class FaultServer:
 
     def count(self, glob="*"):
         return len(self.matching(glob))
+
+    def bytes_sent(self, glob="*"):
+        """Body bytes of the file responses (whole or ranged) whose path matched."""
+        with self._lock:
+            return sum(n for p, _, n in self.sent if fnmatch.fnmatchcase(p, glob.lstrip("/")))
+
+    def sent_matching(self, glob="*"):
+        with self._lock:
+            return [x for x in self.sent if fnmatch.fnmatchcase(x[0], glob.lstrip("/"))]
+
+    def _sent(self, path, rng, n):
+        with self._lock:
+            self.sent.append((path, rng, n))
 
     # -- internals ------------------------------------------------------------------------
 
@@ -328,6 +368,28 @@ class FaultServer:
         with open(full, "rb") as f:
             return f.read()
 
+    def _file_part(self, path, rng):
+        """(size, (first, last) or None if unsatisfiable, body, etag, last-modified), None if absent."""
+        if path in self.files:
+            data = self.files[path]
+            part = _parse_range(rng, len(data))
+            etag, modified = self._validators(path, data)
+            return len(data), part, data[part[0]:part[1] + 1] if part else b"", etag, modified
+        if not self.root:
+            return None
+        full = os.path.realpath(os.path.join(self.root, path))
+        if not (full == self.root or full.startswith(self.root + os.sep)) or not os.path.isfile(full):
+            return None
+        st = os.stat(full)
+        part = _parse_range(rng, st.st_size)
+        body = b""
+        if part:
+            with open(full, "rb") as f:
+                f.seek(part[0])
+                body = f.read(part[1] - part[0] + 1)
+        return (st.st_size, part, body, '"%x-%x"' % (st.st_size, st.st_mtime_ns),
+                email.utils.formatdate(st.st_mtime, usegmt=True))
+
     def _validators(self, path, data):
         if path in self.files or not self.root:
             mtime = 0
@@ -335,6 +397,25 @@ class FaultServer:
             mtime = os.stat(os.path.join(self.root, path)).st_mtime
         etag = '"%x-%08x"' % (len(data), zlib.crc32(data))
         return etag, email.utils.formatdate(mtime, usegmt=True)
+
+
+def _parse_range(value, size):
+    """(first, last) of a single-range "bytes=A-B" / "bytes=A-" / "bytes=-N" header, None when it
+    is unsatisfiable (416). Multiple ranges are not supported (served as the first)."""
+    spec = value.strip()
+    if not spec.startswith("bytes="):
+        return None
+    a, _, b = spec[6:].split(",")[0].strip().partition("-")
+    if a == "":
+        n = int(b)
+        if n == 0 or size == 0:
+            return None
+        return max(0, size - n), size - 1
+    first = int(a)
+    last = int(b) if b else size - 1
+    if first >= size or last < first:
+        return None
+    return first, min(last, size - 1)
 
 
 def _auth_ok(headers, params):

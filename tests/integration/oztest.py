@@ -1335,3 +1335,16 @@ def materialize(src, dest, opts, *args):
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     check(r.returncode == 0, "materialize %r %r: %s" % (opts, args, r.stderr[-800:]))
     return r
+
+
+def ensure_zarrita():
+    """zarrita.js in tests/js/node_modules (npm ci there when scripts/setup-viewer-checks.sh has
+    not run it), for the tests that read or write with zarrita in node."""
+    js = os.path.join(REPO, "tests", "js")
+    if os.path.isdir(os.path.join(js, "node_modules", "zarrita")):
+        return js
+    check(shutil.which("npm"), "npm is not installed (scripts/install-deps.sh installs it)")
+    r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=js,
+                       capture_output=True, text=True, timeout=600)
+    check(r.returncode == 0, "npm ci in tests/js failed: %s" % (r.stdout + r.stderr)[-2000:])
+    return js

@@ -171,9 +171,9 @@ def _write_all(d, planes):
 
 
 @S.case
-def float32_slices():
-    d = oz.tmpdir("f32")
-    _write_all(d, [np.random.default_rng(z).random((40, 50), np.float32) for z in range(4)])
+def float64_slices():
+    d = oz.tmpdir("f64")
+    _write_all(d, [np.random.default_rng(z).random((40, 50), np.float64) for z in range(4)])
     expect_mount_error(d, {"chunk": 16},
                        mention_any=[".tif", "float", "sample", "type", "bits"])
 

@@ -189,20 +189,20 @@ def bilevel_refused_and_depth_8_served():
 
 
 @S.case
-def float_refused_and_its_rescale_works():
-    d = oz.tmpdir("f32")
-    vol = oz.make_volume(SHAPE, np.uint16, seed=9).astype(np.float32) / 7.0 - 100.0
+def float64_refused_and_its_float32_recipe_works():
+    d = oz.tmpdir("f64")
+    vol = oz.make_volume(SHAPE, np.uint16, seed=9).astype(np.float64) / 7.0 - 100.0
     write_each(d, vol, photometric="minisblack")
-    refused(d, ["0.tif", "SampleFormat=3 (floating point", ".astype('uint16')"])
-    # The message's numpy recipe, per slice (a stack would use the stack's min and max).
-    out = oz.tmpdir("f32-u16")
-    want = []
+    refused(d, ["0.tif", "SampleFormat=3 (floating point, 64 bits", "gdal_translate -ot Float32",
+                ".astype('float32')"])
+    # The message's numpy recipe; float32 is served as it is (tests/integration/test_dtypes.py
+    # checks its pyramid).
+    out = oz.tmpdir("f64-f32")
     for z in range(SHAPE[0]):
-        a = tifffile.imread(os.path.join(d, "%d.tif" % z))
-        b = ((a - a.min()) * (65535 / (a.max() - a.min()))).astype("uint16")
-        tifffile.imwrite(os.path.join(out, "%d.tif" % z), b)
-        want.append(b)
-    mount_and_compare(out, np.stack(want))
+        tifffile.imwrite(os.path.join(out, "%d.tif" % z),
+                         tifffile.imread(os.path.join(d, "%d.tif" % z)).astype("float32"))
+    with oz.Mount(out, OPTS) as m:
+        oz.assert_array_equal(oz.read_level(m.path, 0, OPTS["levels"]), vol.astype(np.float32), "level 0")
 
 
 if __name__ == "__main__":

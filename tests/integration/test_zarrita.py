@@ -6,7 +6,6 @@ runs `npm ci` there when scripts/setup-viewer-checks.sh has not."""
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -18,13 +17,7 @@ S = oz.Suite("zarrita", case_timeout=600)
 JS = os.path.join(oz.REPO, "tests", "js")
 
 
-def ensure_zarrita():
-    if os.path.isdir(os.path.join(JS, "node_modules", "zarrita")):
-        return
-    oz.check(shutil.which("npm"), "npm is not installed (scripts/install-deps.sh installs it)")
-    r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS,
-                       capture_output=True, text=True, timeout=600)
-    oz.check(r.returncode == 0, "npm ci in tests/js failed: %s" % (r.stdout + r.stderr)[-2000:])
+ensure_zarrita = oz.ensure_zarrita
 
 
 def read_with_zarrita(url):

@@ -88,7 +88,11 @@ def decode_chunk(data, codecs, shape, dtype):
         dt = dtype.newbyteorder("<" if endian == "little" else ">")
         n = int(np.prod(shape))
         _check(len(data) == n * dt.itemsize, "chunk is %d bytes, want %d" % (len(data), n * dt.itemsize))
-        arr = np.frombuffer(data, dt).astype(dtype).reshape(shape)
+        # The bytes hold the array after the transposes: its shape is permuted by each order.
+        enc_shape = list(shape)
+        for c in codecs[:ab]:
+            enc_shape = [enc_shape[i] for i in c["configuration"]["order"]]
+        arr = np.frombuffer(data, dt).astype(dtype).reshape(enc_shape)
     for c in reversed(codecs[:ab]):
         _check(c["name"] == "transpose", "array->array codec %r" % c["name"])
         order = c["configuration"]["order"]
@@ -187,3 +191,146 @@ def shard_report(root):
         entries, _ = parse_index(data, cfg, n_inner)
         out.append((idx, len(data), entries))
     return out
+
+
+# -- a spec-based writer ------------------------------------------------------------------------
+# write_array(root, arr, chunks, codecs, ...) writes a zarr v3 array from numpy, encoding every
+# chunk from the codec specs with numpy, gzip and numcodecs only (no omezarrfs code): the stores
+# the v3 source tests read. `codecs` is the zarr.json codec list; sharding_indexed (nested too) and
+# its index_location / index_codecs are honoured. zero_entries=True writes all-zero inner chunks as
+# the Vesuvius "zero chunk" entry (offset 2^64-2, nbytes 0) instead of leaving them out.
+
+ZERO_CHUNK = 2 ** 64 - 2
+
+
+def _dtype_name(dt):
+    return {"u1": "uint8", "u2": "uint16", "u4": "uint32", "u8": "uint64", "i2": "int16",
+            "f4": "float32", "f8": "float64", "i4": "int32", "i1": "int8"}[np.dtype(dt).str[1:]]
+
+
+def _all_fill(part, fill):
+    if isinstance(fill, float) and np.isnan(fill):
+        return bool(np.all(np.isnan(part)))
+    return bool(np.all(part == fill))
+
+
+def encode_chunk(arr, codecs, fill, zero_entries=False):
+    """One chunk (a numpy array of the chunk's shape) -> its bytes through `codecs`; None when the
+    chunk should be left out (only for sharded inner chunks all equal to fill)."""
+    names = [c["name"] for c in codecs]
+    ab = next(i for i, n in enumerate(names) if n in ("bytes", "sharding_indexed"))
+    for c in codecs[:ab]:
+        _check(c["name"] == "transpose", "array->array codec %r" % c["name"])
+        arr = np.transpose(arr, c["configuration"]["order"])
+    abc = codecs[ab]
+    if abc["name"] == "bytes":
+        endian = abc.get("configuration", {}).get("endian", "little")
+        data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<" if endian == "little" else ">")).tobytes()
+    else:
+        data = encode_shard(arr, abc["configuration"], fill, zero_entries)
+    for c in codecs[ab + 1:]:
+        cfg = c.get("configuration", {})
+        if c["name"] == "blosc":
+            shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[cfg.get("shuffle", "shuffle")]
+            data = numcodecs.Blosc(cname=cfg.get("cname", "lz4"), clevel=cfg.get("clevel", 5), shuffle=shuffle,
+                                   blocksize=cfg.get("blocksize", 0)).encode(data)
+        elif c["name"] == "gzip":
+            data = gzip.compress(data, cfg.get("level", 5), mtime=0)
+        elif c["name"] == "zstd":
+            data = numcodecs.Zstd(level=cfg.get("level", 3)).encode(data)
+        elif c["name"] == "crc32c":
+            data = data + struct.pack("<I", crc32c(data))
+        else:
+            raise SpecError("writer: codec %r" % c["name"])
+    return bytes(data)
+
+
+def encode_shard(arr, cfg, fill, zero_entries=False):
+    inner = cfg["chunk_shape"]
+    grid = [s // c for s, c in zip(arr.shape, inner)]
+    n = int(np.prod(grid))
+    crc = [c["name"] for c in cfg["index_codecs"]] == ["bytes", "crc32c"]
+    _check(crc or [c["name"] for c in cfg["index_codecs"]] == ["bytes"], "index codecs %r" % cfg["index_codecs"])
+    isize = 16 * n + (4 if crc else 0)
+    start = cfg.get("index_location", "end") == "start"
+    body, entries = b"", []
+    base = isize if start else 0
+    for i in range(n):
+        idx = np.unravel_index(i, grid)
+        sl = tuple(slice(k * c, (k + 1) * c) for k, c in zip(idx, inner))
+        part = arr[sl]
+        if zero_entries and np.all(part == 0):
+            entries.append((ZERO_CHUNK, 0))
+            continue
+        if _all_fill(part, fill):
+            entries.append((ABSENT, ABSENT))
+            continue
+        enc = encode_chunk(part, cfg["codecs"], fill, zero_entries)
+        entries.append((base + len(body), len(enc)))
+        body += enc
+    if all(e == (ABSENT, ABSENT) for e in entries):
+        return None
+    index = b"".join(struct.pack("<QQ", o, b) for o, b in entries)
+    if crc:
+        index += struct.pack("<I", crc32c(index))
+    return index + body if start else body + index
+
+
+def _json_fill(fill, dtype):
+    if np.dtype(dtype).kind == "f":
+        if np.isnan(fill):
+            return "NaN"
+        if np.isinf(fill):
+            return "Infinity" if fill > 0 else "-Infinity"
+        return float(fill)
+    return int(fill)
+
+
+def array_meta(shape, dtype, chunks, codecs, fill=0, key_encoding=("default", "/"), extra=None):
+    name, sep = key_encoding
+    meta = {"zarr_format": 3, "node_type": "array", "shape": list(shape), "data_type": _dtype_name(dtype),
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+            "chunk_key_encoding": {"name": name, "configuration": {"separator": sep}},
+            "fill_value": _json_fill(fill, dtype), "codecs": codecs, "attributes": {}}
+    meta.update(extra or {})
+    return meta
+
+
+def write_array(root, arr, chunks, codecs, fill=0, key_encoding=("default", "/"), zero_entries=False,
+                write_empty=False):
+    """Writes arr as a zarr v3 array at root (a directory). Chunks equal to fill are left out
+    unless write_empty. Returns the metadata."""
+    os.makedirs(root, exist_ok=True)
+    meta = array_meta(arr.shape, arr.dtype, chunks, codecs, fill, key_encoding)
+    with open(os.path.join(root, "zarr.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+    grid = [-(-s // c) for s, c in zip(arr.shape, chunks)]
+    for idx in np.ndindex(*grid):
+        sl = tuple(slice(k * c, min((k + 1) * c, s)) for k, c, s in zip(idx, chunks, arr.shape))
+        part = np.full(chunks, fill, arr.dtype)
+        part[tuple(slice(0, x.stop - x.start) for x in sl)] = arr[sl]
+        if not write_empty and _all_fill(part, fill):
+            continue
+        data = encode_chunk(part, codecs, fill, zero_entries)
+        if data is None:
+            continue
+        p = os.path.join(root, chunk_key(meta, idx))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+    return meta
+
+
+def write_ome_group(root, levels, chunks, codecs, fill=0, **kw):
+    """An OME-Zarr 0.5 group: levels[i] (numpy arrays, full resolution first) as arrays "0", "1"..."""
+    os.makedirs(root, exist_ok=True)
+    axes = [{"name": n, "type": "space"} for n in "zyx"[-levels[0].ndim:]]
+    datasets = [{"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": [2.0 ** i] * levels[0].ndim}]}
+                for i in range(len(levels))]
+    group = {"zarr_format": 3, "node_type": "group",
+             "attributes": {"ome": {"version": "0.5", "multiscales": [{"name": "ref", "axes": axes,
+                                                                        "datasets": datasets}]}}}
+    with open(os.path.join(root, "zarr.json"), "w") as f:
+        json.dump(group, f, indent=2)
+    for i, a in enumerate(levels):
+        write_array(os.path.join(root, str(i)), a, chunks, codecs, fill, **kw)

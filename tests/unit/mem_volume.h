@@ -41,10 +41,16 @@ class MemVolume : public Volume {
       for (int64_t y = box.lo[1]; y < box.hi[1]; ++y)
         for (int64_t x = box.lo[2]; x < box.hi[2]; ++x, ++i) {
           uint16_t v = data_[static_cast<size_t>((z * shape_[1] + y) * shape_[2] + x)];
-          if (dtype_ == DType::kUint8)
-            static_cast<uint8_t*>(out)[i] = static_cast<uint8_t>(v);
-          else
-            static_cast<uint16_t*>(out)[i] = v;
+          switch (dtype_) {  // wider types hold the same 16-bit pattern values
+            case DType::kUint8: static_cast<uint8_t*>(out)[i] = static_cast<uint8_t>(v); break;
+            case DType::kUint16: static_cast<uint16_t*>(out)[i] = v; break;
+            case DType::kUint32: static_cast<uint32_t*>(out)[i] = uint32_t{v} * 65537u; break;
+            case DType::kUint64: static_cast<uint64_t*>(out)[i] = uint64_t{v} * 0x0001000100010001ull; break;
+            case DType::kInt16: static_cast<int16_t*>(out)[i] = static_cast<int16_t>(v); break;
+            case DType::kFloat32:
+              static_cast<float*>(out)[i] = static_cast<float>(v) * 0.25f;
+              break;  // 0 stays +0.0 (empty)
+          }
         }
     return OkStatus();
   }

@@ -114,17 +114,25 @@ TEST_CASE("every format: listed files stat, read by range, round-trip, and mater
     o.shift = {1, 0, 2};
     option_sets.push_back(o);
   }
+  // Every dtype, with the raw and the blosc option sets and the mode kernel.
+  std::vector<std::pair<Options, DType>> cases;
+  for (const Options& o : option_sets) cases.push_back({o, DType::kUint16});
+  for (DType d : {DType::kUint8, DType::kUint32, DType::kUint64, DType::kInt16, DType::kFloat32})
+    for (size_t i : {size_t{0}, size_t{1}}) {
+      Options o = option_sets[i];
+      o.algorithm = Algorithm::kMode;
+      cases.push_back({o, d});
+    }
   for (const FormatSpec& f : Formats()) {
-    for (const Options& base : option_sets) {
+    for (const auto& [base, dtype] : cases) {
       Options o = base;
       o.format = std::string(f.name);
-      if (!f.prepare(&o, o.bytes1 ? DType::kUint8 : DType::kUint16).ok())
-        continue;  // e.g. shard=2 in a format without sharding
-      DYNAMIC_SECTION(f.name << " shard=" << o.shard << " levels=" << o.levels << " " << CompressionName(o.compression)
-                             << " empty=" << (o.empty == EmptyPolicy::kOmit)
+      if (!f.prepare(&o, o.bytes1 ? DType::kUint8 : dtype).ok())
+        continue;  // e.g. shard=2 in a format without sharding, int16 in precomputed
+      DYNAMIC_SECTION(f.name << " " << DTypeName(dtype) << " shard=" << o.shard << " levels=" << o.levels << " "
+                             << CompressionName(o.compression) << " empty=" << (o.empty == EmptyPolicy::kOmit)
                              << " window=" << o.window[0].start.has_value()) {
-        auto s = testing::MemSession(std::make_shared<testing::MemVolume>(Vec3{21, 30, 45}, DType::kUint16, 7, 0.4),
-                                     base, f);
+        auto s = testing::MemSession(std::make_shared<testing::MemVolume>(Vec3{21, 30, 45}, dtype, 7, 0.4), base, f);
         std::mt19937 rng(11);
         std::map<std::string, std::string> files;
         Walk(*s->tree, "", &files, &rng);

@@ -40,7 +40,7 @@ TEST_CASE(".zattrs multiscales: scales, translations for mean and max only, unit
     o.algorithm = a;
     o.voxel_size = {2.0, 3.0, 4.0};
     o.unit = "micrometer";
-    json ms = json::parse(ZattrsJson(*p, o, "/data/x"))["multiscales"][0];
+    json ms = json::parse(ZattrsJson(*p, o, "/data/x", DType::kUint16))["multiscales"][0];
     CHECK(ms["version"] == "0.4");
     CHECK(ms["type"] == std::string(AlgorithmName(a)));
     REQUIRE(ms["axes"].size() == 3);
@@ -63,7 +63,7 @@ TEST_CASE(".zattrs multiscales: scales, translations for mean and max only, unit
     CHECK(ms["metadata"]["options"]["algorithm"] == std::string(AlgorithmName(a)));
   }
   Options plain;
-  json ms = json::parse(ZattrsJson(*p, plain, "src"))["multiscales"][0];
+  json ms = json::parse(ZattrsJson(*p, plain, "src", DType::kUint16))["multiscales"][0];
   CHECK_FALSE(ms["axes"][0].contains("unit"));
 }
 

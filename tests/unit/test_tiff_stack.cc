@@ -561,10 +561,12 @@ TEST_CASE("Unsupported pixel types name the file and field", "[tiff]") {
   TiffSpec rgb;
   rgb.bits = 8;
   rgb.samples = 3;
-  TiffSpec i16;
-  i16.sample_format = SAMPLEFORMAT_INT;
-  TiffSpec u32;
-  u32.bits = 32;
+  f32.bits = 64;  // float64
+  TiffSpec i8;
+  i8.bits = 8;
+  i8.sample_format = SAMPLEFORMAT_INT;
+  TiffSpec u24;
+  u24.bits = 24;
   TiffSpec grey_alpha;
   grey_alpha.bits = 8;
   grey_alpha.samples = 2;
@@ -584,14 +586,14 @@ TEST_CASE("Unsupported pixel types name the file and field", "[tiff]") {
   cmyk.bits = 8;
   cmyk.photometric = PHOTOMETRIC_SEPARATED;
   // Each refusal names the field and says how to convert (the `hint`).
-  for (const Case& c :
-       {Case{"float32", f32, "SampleFormat=3", "tifffile"},
-        Case{"rgb", rgb, "SamplesPerPixel=3 (RGB)", "-channel G -separate"},
-        Case{"int16", i16, "SampleFormat=2", "astype('uint16')"}, Case{"uint32", u32, "BitsPerSample=32", "-depth 16"},
-        Case{"grey+alpha", grey_alpha, "grey + ExtraSamples alpha", "-alpha off"},
-        Case{"minwhite", white, "MinIsWhite", "tiffset -s 262 1 IN"},
-        Case{"palette", colour_palette, "palette", "-colorspace Gray"},
-        Case{"separated", cmyk, "Photometric=5", "-colorspace Gray"}}) {
+  for (const Case& c : {Case{"float64", f32, "SampleFormat=3 (floating point, 64 bits)", "gdal_translate -ot Float32"},
+                        Case{"rgb", rgb, "SamplesPerPixel=3 (RGB)", "-channel G -separate"},
+                        Case{"int8", i8, "SampleFormat=2 (signed integer, 8 bits)", "astype('int16')"},
+                        Case{"uint24", u24, "BitsPerSample=24", "-depth 16"},
+                        Case{"grey+alpha", grey_alpha, "grey + ExtraSamples alpha", "-alpha off"},
+                        Case{"minwhite", white, "MinIsWhite", "tiffset -s 262 1 IN"},
+                        Case{"palette", colour_palette, "palette", "-colorspace Gray"},
+                        Case{"separated", cmyk, "Photometric=5", "-colorspace Gray"}}) {
     INFO(c.label);
     TempDir dir;
     WriteSlice(dir, "0.tif", 0, c.spec);

@@ -61,7 +61,7 @@ TEST_CASE("ParseZarray variants: dtypes, order F, fill_value null, separators, c
   REQUIRE(m.ok());
   CHECK(m->big_endian);
   CHECK(m->fortran_order);
-  CHECK(m->fill_value == 0);
+  CHECK(m->fill_bytes == std::array<uint8_t, 8>{});
   CHECK(m->ChunkKey({1, 2, 3}) == "1/2/3");
   CHECK(m->compressor.id == ZarrCompressorId::kZlib);
 
@@ -73,7 +73,7 @@ TEST_CASE("ParseZarray variants: dtypes, order F, fill_value null, separators, c
   m = Parse(j);
   REQUIRE(m.ok());
   CHECK(m->dtype == DType::kUint8);
-  CHECK(m->fill_value == 255);
+  CHECK(m->fill_bytes[0] == 255);
   CHECK(m->compressor.id == ZarrCompressorId::kGzip);
   CHECK(m->compressor.level == 9);
   CHECK(m->ChunkKey({0, 0, 4}) == "0.0.4");
@@ -94,6 +94,38 @@ TEST_CASE("ParseZarray variants: dtypes, order F, fill_value null, separators, c
   CHECK(m->shape3 == Vec3{1, 30, 40});
   CHECK(m->chunks3 == Vec3{1, 8, 8});
   CHECK(m->ChunkKey({0, 2, 3}) == "2.3");
+
+  // Every served dtype, both byte orders, and their fill values as native bytes.
+  struct DT {
+    const char* text;
+    DType dtype;
+    bool big;
+    json fill;
+    std::vector<uint8_t> bytes;
+  };
+  const DT dts[] = {
+      {"<i2", DType::kInt16, false, -2, {0xfe, 0xff}},
+      {">i2", DType::kInt16, true, -32768, {0x00, 0x80}},
+      {"<u4", DType::kUint32, false, 4294967295u, {0xff, 0xff, 0xff, 0xff}},
+      {">u4", DType::kUint32, true, 1, {1, 0, 0, 0}},
+      {"<u8", DType::kUint64, false, 18446744073709551615u, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+      {">u8", DType::kUint64, true, 2, {2, 0, 0, 0, 0, 0, 0, 0}},
+      {"<f4", DType::kFloat32, false, 1.5, {0, 0, 0xc0, 0x3f}},
+      {">f4", DType::kFloat32, true, "-Infinity", {0, 0, 0x80, 0xff}},
+      {"<f4", DType::kFloat32, false, "NaN", {0, 0, 0xc0, 0x7f}},
+  };
+  for (const DT& d : dts) {
+    j = Base();
+    j["dtype"] = d.text;
+    j["fill_value"] = d.fill;
+    INFO(d.text << " fill " << d.fill.dump());
+    m = Parse(j);
+    REQUIRE(m.ok());
+    CHECK(m->dtype == d.dtype);
+    CHECK(m->big_endian == d.big);
+    CHECK(std::vector<uint8_t>(m->fill_bytes.begin(), m->fill_bytes.begin() + static_cast<long>(d.bytes.size())) ==
+          d.bytes);
+  }
 
   for (const char* cname : {"blosclz", "lz4", "lz4hc", "zlib", "zstd"}) {
     j = Base();
@@ -186,9 +218,13 @@ TEST_CASE("ParseZarray refuses hostile and unsupported metadata, naming the file
          j["chunks"] = std::vector<int>(40, 1);
        },
        ErrorCode::kInvalidArgument, "\"shape\""},
-      {"dtype float", [](json& j) { j["dtype"] = "<f4"; }, ErrorCode::kUnsupported, "\"<f4\""},
-      {"dtype int16", [](json& j) { j["dtype"] = "<i2"; }, ErrorCode::kUnsupported, "\"<i2\""},
-      {"dtype uint32", [](json& j) { j["dtype"] = "<u4"; }, ErrorCode::kUnsupported, "\"<u4\""},
+      {"dtype float64", [](json& j) { j["dtype"] = "<f8"; }, ErrorCode::kUnsupported, "\"<f8\""},
+      {"dtype int8", [](json& j) { j["dtype"] = "|i1"; }, ErrorCode::kUnsupported, "\"|i1\""},
+      {"dtype int32", [](json& j) { j["dtype"] = "<i4"; }, ErrorCode::kUnsupported, "\"<i4\""},
+      {"dtype |u2", [](json& j) { j["dtype"] = "|u2"; }, ErrorCode::kUnsupported, "\"|u2\""},
+      {"fill_value out of uint16", [](json& j) { j["fill_value"] = 65536; }, ErrorCode::kInvalidArgument, "fill_value"},
+      {"fill_value float for uint16", [](json& j) { j["fill_value"] = 1.5; }, ErrorCode::kInvalidArgument,
+       "fill_value"},
       {"dtype structured", [](json& j) { j["dtype"] = json::parse(R"([["a", "<u2"]])"); }, ErrorCode::kUnsupported,
        "\"dtype\""},
       {"order K", [](json& j) { j["order"] = "K"; }, ErrorCode::kInvalidArgument, "\"order\""},

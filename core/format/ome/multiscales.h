@@ -17,4 +17,11 @@ namespace oz {
 
 nlohmann::json MultiscaleJson(const Pyramid& pyramid, const Options& options, const std::string& source);
 
+// The OME-NGFF "omero" rendering settings (one grey channel) for data served as `served`:
+// window.min/max = the served type's range; window.start/end = range=LO:HI (or auto) when the
+// values are served unchanged, the full 0..max when dtype= mapped them, else the type's range.
+// Written (returns non-null) for every served type other than uint8/uint16 and whenever dtype=
+// or range= is given; plain uint8/uint16 trees keep their metadata as before (null).
+nlohmann::json OmeroJson(DType served, const Options& options);
+
 }  // namespace oz

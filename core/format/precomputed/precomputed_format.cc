@@ -93,6 +93,11 @@ Status PreparePrecomputed(Options* o, DType served) {
                                 "implemented, every chunk is its own file; drop shard= (format=ome-zarr-0.5 has "
                                 "sharding)");
   o->shard = 1;
+  // Neuroglancer's precomputed data types: uint8, uint16, uint32, uint64, float32 (no int16).
+  if (served == DType::kInt16)
+    return InvalidArgumentError(
+        "format=precomputed has no int16 data type (Neuroglancer reads uint8, uint16, uint32, uint64 and float32); "
+        "map the values with dtype=uint16,range=LO:HI (or range=auto), or use format=ome-zarr-0.4 or 0.5");
   // A zarr source's compressor (a default, not a choice) has no precomputed encoding in general.
   if (!o->given.compression) o->compression = Compression::kNone;
   switch (o->compression) {
@@ -101,8 +106,9 @@ Status PreparePrecomputed(Options* o, DType served) {
     case Compression::kJpeg:
       if (served != DType::kUint8)
         return InvalidArgumentError(
-            "compression=jpeg: JPEG chunks hold 8-bit data and this view is uint16; add bytes=1 (value / 256), or "
-            "use compression=none or gzip for uint16");
+            "compression=jpeg: JPEG chunks hold 8-bit data and this view is " + std::string(DTypeName(served)) +
+            "; add dtype=uint8,range=LO:HI (or range=auto; for uint16 also bytes=1, value / 256), or use "
+            "compression=none or gzip");
       if (o->jpeg_quality < 1 || o->jpeg_quality > 100)
         return InvalidArgumentError("jpeg_quality=" + std::to_string(o->jpeg_quality) + ": expected 1 to 100");
       if (o->chunk > kMaxJpegChunk && !o->given.chunk) o->chunk = 128;  // a zarr source's chunk edge

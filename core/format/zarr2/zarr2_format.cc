@@ -32,10 +32,12 @@ std::string ZarrayJson(const Vec3& shape, int64_t chunk, DType dtype, const json
   return j.dump(4) + "\n";
 }
 
-std::string ZattrsJson(const Pyramid& pyramid, const Options& o, const std::string& source) {
+std::string ZattrsJson(const Pyramid& pyramid, const Options& o, const std::string& source, DType served) {
   json ms = MultiscaleJson(pyramid, o, source);
   ms["version"] = "0.4";
-  return json{{"multiscales", json::array({ms})}}.dump(4) + "\n";
+  json doc = {{"multiscales", json::array({ms})}};
+  if (json omero = OmeroJson(served, o); !omero.is_null()) doc["omero"] = std::move(omero);
+  return doc.dump(4) + "\n";
 }
 
 Status PrepareZarr2(Options* options, DType) {
@@ -54,7 +56,8 @@ Status PrepareZarr2(Options* options, DType) {
 std::unique_ptr<FormatTree> MakeZarr2Tree(ChunkEngine* engine, const std::string& source) {
   const Pyramid& p = engine->pyramid();
   ZarrLayout l;
-  l.root_docs = {{".zgroup", Doc(ZgroupJson())}, {".zattrs", Doc(ZattrsJson(p, engine->options(), source))}};
+  l.root_docs = {{".zgroup", Doc(ZgroupJson())},
+                 {".zattrs", Doc(ZattrsJson(p, engine->options(), source, engine->dtype()))}};
   l.array_doc_name = ".zarray";
   for (int level = 0; level < p.levels(); ++level)
     l.array_docs.push_back(

@@ -24,7 +24,8 @@ std::string ZgroupJson();
 std::string ZarrayJson(const Vec3& shape, int64_t chunk, DType dtype, const nlohmann::json& compressor);
 
 // The root .zattrs: {"multiscales": [MultiscaleJson + "version": "0.4"]}.
-std::string ZattrsJson(const Pyramid& pyramid, const Options& options, const std::string& source);
+// `served`: the tree's dtype (for the omero window; see OmeroJson).
+std::string ZattrsJson(const Pyramid& pyramid, const Options& options, const std::string& source, DType served);
 
 // Registry hooks.
 Status PrepareZarr2(Options* options, DType served);

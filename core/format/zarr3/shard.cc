@@ -5,35 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/codec/crc32c.h"
-
 namespace oz {
-namespace {
-
-void PutLe64(std::string* s, uint64_t v) {
-  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-
-}  // namespace
-
-std::string EncodeShardIndex(const std::vector<uint64_t>& sizes) {
-  std::string idx;
-  idx.reserve(sizes.size() * 16 + 4);
-  uint64_t off = 0;
-  for (uint64_t n : sizes) {
-    if (n == kShardAbsent) {
-      PutLe64(&idx, kShardAbsent);
-      PutLe64(&idx, kShardAbsent);
-    } else {
-      PutLe64(&idx, off);
-      PutLe64(&idx, n);
-      off += n;
-    }
-  }
-  const uint32_t crc = Crc32c(idx);
-  for (int i = 0; i < 4; ++i) idx.push_back(static_cast<char>((crc >> (8 * i)) & 0xFF));
-  return idx;
-}
 
 std::string AssembleZarr3Shard(const std::vector<ChunkBytes>& inner) {
   std::vector<uint64_t> sizes(inner.size(), kShardAbsent);

@@ -9,15 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "core/codec/shard_index.h"
 #include "core/tree/tree.h"
 
 namespace oz {
 
-inline constexpr uint64_t kShardAbsent = ~uint64_t{0};
-
-// Bytes of the index (16 * sizes.size() + 4) for inner chunks of these sizes (kShardAbsent for
-// an absent one), laid out in order from offset 0.
-std::string EncodeShardIndex(const std::vector<uint64_t>& sizes);
+// The index (kShardAbsent, EncodeShardIndex) is core/codec/shard_index.h, shared with the reader.
 
 // The whole shard file from its inner chunks (nullptr = absent); "" when all are absent.
 std::string AssembleZarr3Shard(const std::vector<ChunkBytes>& inner);

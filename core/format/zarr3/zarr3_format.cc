@@ -50,7 +50,7 @@ json Zarr3CodecsJson(const ChunkCodec& codec, int64_t chunk, int64_t shard) {
                          {"index_location", "end"}}}}});
 }
 
-Status PrepareZarr3(Options* o, DType) {
+Status PrepareZarr3(Options* o, DType served) {
   if (o->compression == Compression::kJpeg)
     return InvalidArgumentError(
         "compression=jpeg: zarr v3 (format=ome-zarr-0.5) has no jpeg codec; use format=precomputed for jpeg chunks, "
@@ -73,7 +73,7 @@ Status PrepareZarr3(Options* o, DType) {
   // Materialize holds one shard's compressed inner chunks at a time per shard in progress; a shard
   // must stay well inside the memory budget.
   const uint64_t edge = static_cast<uint64_t>(o->chunk) * static_cast<uint64_t>(n);
-  const uint64_t raw = edge * edge * edge * (o->bytes1 ? 1 : 2);
+  const uint64_t raw = edge * edge * edge * DTypeSize(served);
   if (n > 1 && raw > o->memory / 2)
     return InvalidArgumentError("shard=" + std::to_string(n) + " with chunk=" + std::to_string(o->chunk) +
                                 " makes shards of " + std::to_string(raw >> 20) +
@@ -89,9 +89,10 @@ std::unique_ptr<FormatTree> MakeZarr3Tree(ChunkEngine* engine, const std::string
   ZarrLayout l;
   json ms = MultiscaleJson(p, o, source);
   ms["metadata"]["options"]["shard"] = n;
-  l.root_docs = {{"zarr.json", Doc({{"zarr_format", 3},
-                                    {"node_type", "group"},
-                                    {"attributes", {{"ome", {{"version", "0.5"}, {"multiscales", {ms}}}}}}})}};
+  json ome = {{"version", "0.5"}, {"multiscales", {ms}}};
+  if (json omero = OmeroJson(engine->dtype(), o); !omero.is_null()) ome["omero"] = std::move(omero);
+  l.root_docs = {
+      {"zarr.json", Doc({{"zarr_format", 3}, {"node_type", "group"}, {"attributes", {{"ome", std::move(ome)}}}})}};
   l.array_doc_name = "zarr.json";
   for (int level = 0; level < p.levels(); ++level) {
     const Vec3 s = p.shape(level);
@@ -103,7 +104,7 @@ std::unique_ptr<FormatTree> MakeZarr3Tree(ChunkEngine* engine, const std::string
              {"data_type", std::string(DTypeName(engine->dtype()))},
              {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", {edge, edge, edge}}}}}},
              {"chunk_key_encoding", {{"name", "default"}, {"configuration", {{"separator", "/"}}}}},
-             {"fill_value", 0},
+             {"fill_value", DTypeIsInteger(engine->dtype()) ? json(0) : json(0.0)},
              {"codecs", Zarr3CodecsJson(engine->codec(), p.chunk(), n)},
              {"dimension_names", {"z", "y", "x"}},
              {"attributes", json::object()}}));

@@ -1,0 +1,45 @@
+// Extra files are few and small beside the image tree, so they are simply rewritten by every run
+// (no manifest): their bytes depend only on the surface, the view and the options.
+#include "core/session/extra_files.h"
+
+#include <algorithm>
+
+#include "core/store/atomic_file.h"
+
+namespace oz {
+
+Status WriteExtraFiles(MountTree& mount, const std::string& dest, uint64_t* bytes_written) {
+  OZ_ASSIGN_OR_RETURN(std::vector<std::string> files, mount.ExtraFiles());
+  // Read round-robin, one piece of every file in turn, so that files computed together (every
+  // layer TIFF of a band of rows) are read together and computed once.
+  std::vector<std::shared_ptr<FileContent>> contents;
+  std::vector<std::string> data;
+  uint64_t longest = 0;
+  for (const std::string& rel : files) {
+    OZ_ASSIGN_OR_RETURN(std::shared_ptr<FileContent> content, mount.Open("/" + rel));
+    data.emplace_back(content->size(), '\0');
+    longest = std::max(longest, content->size());
+    contents.push_back(std::move(content));
+  }
+  constexpr uint64_t kPiece = 1 << 20;
+  for (uint64_t off = 0; off < longest; off += kPiece)
+    for (size_t i = 0; i < files.size(); ++i) {
+      if (off >= data[i].size()) continue;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kPiece, data[i].size() - off));
+      OZ_ASSIGN_OR_RETURN(size_t got, contents[i]->ReadAt(off, n, data[i].data() + off));
+      if (got != n)
+        return InternalError(files[i] + ": read " + std::to_string(got) + " bytes at " + std::to_string(off) +
+                             ", expected " + std::to_string(n));
+    }
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string path = dest + "/" + files[i];
+    OZ_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/'))));
+    AtomicWriteOptions wo;
+    wo.fault_site = "materialize";
+    OZ_RETURN_IF_ERROR(WriteFileAtomic(path, data[i], wo));
+    *bytes_written += data[i].size();
+  }
+  return OkStatus();
+}
+
+}  // namespace oz
