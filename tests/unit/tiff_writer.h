@@ -75,9 +75,16 @@ inline bool WriteTiffPage(TIFF* tif, const TiffSpec& spec, const PixelFn& value)
       else if (bps == 2) {
         uint16_t t = static_cast<uint16_t>(v + s);
         std::memcpy(p, &t, 2);
-      } else {
+      } else if (bps == 4 && spec.sample_format == SAMPLEFORMAT_IEEEFP) {
         float f = static_cast<float>(v);
         std::memcpy(p, &f, 4);
+      } else if (bps == 8 && spec.sample_format == SAMPLEFORMAT_IEEEFP) {
+        double d = static_cast<double>(v);
+        std::memcpy(p, &d, 8);
+      } else {
+        // Any other width (24, 32, 64 bits, ...): the low bytes of the value (little-endian host).
+        const uint64_t t = v + static_cast<uint64_t>(s);
+        std::memcpy(p, &t, std::min<size_t>(static_cast<size_t>(bps), sizeof t));
       }
     }
   };
