@@ -68,4 +68,9 @@ std::string ToString(const Vec3& v);  // "(z, y, x)"
 void CopyRegion(const uint8_t* src, const Vec3& src_shape, const Vec3& src_off, uint8_t* dst, const Vec3& dst_shape,
                 const Vec3& dst_off, const Vec3& region, size_t bpv);
 
+// Copies the part of a dense chunk covering `chunk_box` that lies inside `box` into out (dense
+// over box). data == nullptr (an absent chunk) writes the bpv-byte value `fill` there instead.
+void CopyChunkIntoBox(const uint8_t* data, const Box& chunk_box, const uint8_t* fill, const Box& box, uint8_t* out,
+                      size_t bpv);
+
 }  // namespace oz

@@ -101,12 +101,8 @@ Result<std::shared_ptr<Volume>> OpenLocalZarr(const std::string& source, SourceE
   return OpenZarr(source, std::shared_ptr<KvStore>(std::move(store)), env, /*remote=*/false);
 }
 
-Result<std::shared_ptr<Volume>> OpenTiff(const std::string& source, SourceEnv& env) {
-  const Options& o = *env.options;
-  if (o.source_level != 0)
-    return InvalidArgumentError("source_level=" + std::to_string(o.source_level) +
-                                " selects a level of an OME-Zarr group, but " + source +
-                                " is not a zarr store; drop the option");
+// The TIFF reader's options from -o (shared by slice stacks, multi-page files and volume grids).
+TiffStackOptions TiffOptions(const Options& o, const SourceEnv& env) {
   TiffStackOptions to;
   to.bad_slices = o.bad_slices;
   to.memory_bytes = o.memory * 3 / 8;
@@ -115,6 +111,16 @@ Result<std::shared_ptr<Volume>> OpenTiff(const std::string& source, SourceEnv& e
   to.page = o.tiff_page;
   to.channel = o.channel;
   to.time = o.time_point;
+  return to;
+}
+
+Result<std::shared_ptr<Volume>> OpenTiff(const std::string& source, SourceEnv& env) {
+  const Options& o = *env.options;
+  if (o.source_level != 0)
+    return InvalidArgumentError("source_level=" + std::to_string(o.source_level) +
+                                " selects a level of an OME-Zarr group, but " + source +
+                                " is not a zarr store; drop the option");
+  const TiffStackOptions to = TiffOptions(o, env);
   OZ_ASSIGN_OR_RETURN(std::unique_ptr<TiffStack> stack, TiffStack::Open(source, to));
   *env.warnings = stack->warnings();
   return std::shared_ptr<Volume>(std::move(stack));
@@ -126,14 +132,7 @@ Result<std::shared_ptr<Volume>> OpenVolumeGrid(const std::string& source, Source
     return InvalidArgumentError("source_level=" + std::to_string(o.source_level) +
                                 " selects a level of an OME-Zarr group, but " + source +
                                 " is a volume grid; drop the option");
-  TiffStackOptions to;
-  to.bad_slices = o.bad_slices;
-  to.memory_bytes = o.memory * 3 / 8;
-  to.pool = env.pool;
-  to.stats = env.stats;
-  to.page = o.tiff_page;
-  to.channel = o.channel;
-  to.time = o.time_point;
+  const TiffStackOptions to = TiffOptions(o, env);
   OZ_ASSIGN_OR_RETURN(std::unique_ptr<VolumeGrid> grid, VolumeGrid::Open(source, to));
   *env.warnings = grid->warnings();
   return std::shared_ptr<Volume>(std::move(grid));

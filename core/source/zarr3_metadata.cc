@@ -22,31 +22,6 @@ using json = nlohmann::json;
 
 constexpr size_t kMaxRank = 32;
 
-// A JSON value for a message, shortened; never recurses more than two levels.
-std::string Show(const json& v, int depth = 0) {
-  std::string s;
-  if (v.is_array() || v.is_object()) {
-    const bool arr = v.is_array();
-    if (depth >= 2) return arr ? "[...]" : "{...}";
-    s = arr ? "[" : "{";
-    size_t i = 0;
-    for (auto it = v.begin(); it != v.end(); ++it, ++i) {
-      if (i) s += ", ";
-      if (i == 8) {
-        s += "...";
-        break;
-      }
-      if (!arr) s += json(it.key()).dump(-1, ' ', true, json::error_handler_t::replace) + ": ";
-      s += Show(*it, depth + 1);
-    }
-    s += arr ? "]" : "}";
-  } else {
-    s = v.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
-  }
-  if (s.size() > 120) s = s.substr(0, 117) + "...";
-  return s;
-}
-
 std::string Dims(const std::vector<int64_t>& v) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? "x" : "") + std::to_string(v[i]);
@@ -76,11 +51,12 @@ std::optional<int64_t> AsInt(const json& v) {
 
 Result<std::vector<int64_t>> Extents(const Where& w, const std::string& field, const json& v) {
   if (!v.is_array() || v.empty() || v.size() > kMaxRank)
-    return w.Bad(field, "is " + Show(v) + ", expected a list of 1 to 32 integers");
+    return w.Bad(field, "is " + ShortJson(v) + ", expected a list of 1 to 32 integers");
   std::vector<int64_t> out;
   for (const json& e : v) {
     std::optional<int64_t> i = AsInt(e);
-    if (!i || *i < 1 || *i > kMaxExtent) return w.Bad(field, "is " + Show(v) + ": every entry must be from 1 to 2^40");
+    if (!i || *i < 1 || *i > kMaxExtent)
+      return w.Bad(field, "is " + ShortJson(v) + ": every entry must be from 1 to 2^40");
     out.push_back(*i);
   }
   return out;
@@ -100,7 +76,7 @@ const std::string kConvertHint =
 Result<Zarr3Chain> ParseChain(const Where& w, const std::string& field, const json& codecs,
                               const std::vector<int64_t>& shape, size_t item, int depth) {
   if (!codecs.is_array() || codecs.empty())
-    return w.Bad(field, "is " + Show(codecs) + ", expected a non-empty list of codecs");
+    return w.Bad(field, "is " + ShortJson(codecs) + ", expected a non-empty list of codecs");
   Zarr3Chain chain;
   const size_t rank = shape.size();
   int stage = 0;  // 0: array->array, 1: after the array->bytes codec
@@ -109,10 +85,10 @@ Result<Zarr3Chain> ParseChain(const Where& w, const std::string& field, const js
     const json& c = codecs[k];
     const std::string f = field + "[" + std::to_string(k) + "]";
     const json* name = Member(c, "name");
-    if (!name || !name->is_string()) return w.Bad(f, "is " + Show(c) + ", expected an object with a \"name\"");
+    if (!name || !name->is_string()) return w.Bad(f, "is " + ShortJson(c) + ", expected an object with a \"name\"");
     const std::string n = name->get<std::string>();
     const json* cfg = Member(c, "configuration");
-    if (cfg && !cfg->is_object()) return w.Bad(f + ".configuration", "is " + Show(*cfg) + ", expected an object");
+    if (cfg && !cfg->is_object()) return w.Bad(f + ".configuration", "is " + ShortJson(*cfg) + ", expected an object");
     static const json kEmpty = json::object();
     const json& conf = cfg ? *cfg : kEmpty;
     if (n == "transpose") {
@@ -136,7 +112,7 @@ Result<Zarr3Chain> ParseChain(const Where& w, const std::string& field, const js
         for (size_t i = 0; i < rank; ++i) perm.push_back(static_cast<int>(rank - 1 - i));
       }
       if (perm.size() != rank)
-        return w.Bad(f + ".configuration.order", "is " + (order ? Show(*order) : std::string("missing")) +
+        return w.Bad(f + ".configuration.order", "is " + (order ? ShortJson(*order) : std::string("missing")) +
                                                      ", expected a permutation of 0.." + std::to_string(rank - 1));
       chain.transposes.push_back(std::move(perm));
     } else if (n == "bytes") {
@@ -148,7 +124,7 @@ Result<Zarr3Chain> ParseChain(const Where& w, const std::string& field, const js
       } else if (*endian == "big") {
         chain.big_endian = true;
       } else if (*endian != "little") {
-        return w.Bad(f + ".configuration.endian", "is " + Show(*endian) + ", expected \"little\" or \"big\"");
+        return w.Bad(f + ".configuration.endian", "is " + ShortJson(*endian) + ", expected \"little\" or \"big\"");
       }
     } else if (n == "sharding_indexed") {
       if (stage != 0) return w.Bad(f, "is a second array -> bytes codec");
@@ -166,11 +142,11 @@ Result<Zarr3Chain> ParseChain(const Where& w, const std::string& field, const js
       OZ_ASSIGN_OR_RETURN(s->chunk_shape, Extents(w, f + ".configuration.chunk_shape", *cs));
       if (s->chunk_shape.size() != rank)
         return w.Bad(f + ".configuration.chunk_shape",
-                     "is " + Show(*cs) + ", expected " + std::to_string(rank) + " entries (the array's rank)");
+                     "is " + ShortJson(*cs) + ", expected " + std::to_string(rank) + " entries (the array's rank)");
       for (size_t a = 0; a < rank; ++a)
         if (shape[a] % s->chunk_shape[a] != 0)
           return w.Bad(f + ".configuration.chunk_shape",
-                       "is " + Show(*cs) + ": it must divide the shard shape " + Dims(shape) + " on every axis");
+                       "is " + ShortJson(*cs) + ": it must divide the shard shape " + Dims(shape) + " on every axis");
       const json* inner = Member(conf, "codecs");
       if (!inner) return w.Bad(f + ".configuration.codecs", "is missing");
       OZ_ASSIGN_OR_RETURN(s->codecs,
@@ -178,7 +154,7 @@ Result<Zarr3Chain> ParseChain(const Where& w, const std::string& field, const js
       const json* ic = Member(conf, "index_codecs");
       if (!ic || !ic->is_array() || ic->empty())
         return w.Bad(f + ".configuration.index_codecs",
-                     "is " + (ic ? Show(*ic) : std::string("missing")) + ", expected a list of codecs");
+                     "is " + (ic ? ShortJson(*ic) : std::string("missing")) + ", expected a list of codecs");
       auto is_le_bytes = [](const json& x) {
         const json* nm = Member(x, "name");
         if (!nm || *nm != "bytes") return false;
@@ -195,7 +171,7 @@ Result<Zarr3Chain> ParseChain(const Where& w, const std::string& field, const js
         s->index_crc32c = true;
       } else {
         return w.Unsupported(f + ".configuration.index_codecs",
-                             "is " + Show(*ic) +
+                             "is " + ShortJson(*ic) +
                                  "; omezarrfs reads shard indexes encoded with bytes (little endian), optionally "
                                  "followed by crc32c" +
                                  kConvertHint);
@@ -206,7 +182,7 @@ Result<Zarr3Chain> ParseChain(const Where& w, const std::string& field, const js
       } else if (*loc == "start") {
         s->index_at_end = false;
       } else {
-        return w.Bad(f + ".configuration.index_location", "is " + Show(*loc) + ", expected \"start\" or \"end\"");
+        return w.Bad(f + ".configuration.index_location", "is " + ShortJson(*loc) + ", expected \"start\" or \"end\"");
       }
       chain.sharding = std::move(s);
     } else if (n == "blosc" || n == "gzip" || n == "zstd" || n == "crc32c") {
@@ -276,7 +252,7 @@ std::string ChainText(const Zarr3Chain& c) {
 }
 
 Status ParseFill(const Where& w, const json& v, DType t, std::array<uint8_t, 8>* out) {
-  const std::string what = "is " + Show(v) + ", which is not a " + std::string(DTypeName(t)) + " value";
+  const std::string what = "is " + ShortJson(v) + ", which is not a " + std::string(DTypeName(t)) + " value";
   if (t == DType::kFloat32) {
     float f = 0;
     if (v.is_number()) {
@@ -480,7 +456,7 @@ Result<Zarr3Node> ParseZarr3Node(std::string_view bytes, const std::string& wher
     return InvalidArgumentError(where + " is not a JSON object; is this a zarr v3 store (zarr.json)?");
   const json* fmt = Member(doc, "zarr_format");
   if (!fmt || AsInt(*fmt) != std::optional<int64_t>(3))
-    return w.Bad("zarr_format", "is " + (fmt ? Show(*fmt) : std::string("missing")) + ", expected 3");
+    return w.Bad("zarr_format", "is " + (fmt ? ShortJson(*fmt) : std::string("missing")) + ", expected 3");
   const json* nt = Member(doc, "node_type");
   Zarr3Node node;
   if (nt && *nt == "array") {
@@ -488,13 +464,14 @@ Result<Zarr3Node> ParseZarr3Node(std::string_view bytes, const std::string& wher
     return node;
   }
   if (!nt || *nt != "group")
-    return w.Bad("node_type", "is " + (nt ? Show(*nt) : std::string("missing")) + ", expected \"array\" or \"group\"");
+    return w.Bad("node_type",
+                 "is " + (nt ? ShortJson(*nt) : std::string("missing")) + ", expected \"array\" or \"group\"");
   const json* attrs = Member(doc, "attributes");
   const json* ome = attrs ? Member(*attrs, "ome") : nullptr;
   const json* ms = ome ? Member(*ome, "multiscales") : nullptr;
   if (!ms) return node;
   if (!ms->is_array() || ms->empty())
-    return w.Bad("attributes.ome.multiscales", "is " + Show(*ms) + ", expected a non-empty list");
+    return w.Bad("attributes.ome.multiscales", "is " + ShortJson(*ms) + ", expected a non-empty list");
   const json* ds = Member((*ms)[0], "datasets");
   if (!ds || !ds->is_array() || ds->empty())
     return w.Bad("attributes.ome.multiscales[0].datasets", "is missing or empty");
@@ -517,10 +494,10 @@ Result<Zarr3ArrayMetadata> ParseZarr3Array(std::string_view bytes, const std::st
   Zarr3ArrayMetadata m;
   const json* fmt = Member(doc, "zarr_format");
   if (!fmt || AsInt(*fmt) != std::optional<int64_t>(3))
-    return w.Bad("zarr_format", "is " + (fmt ? Show(*fmt) : std::string("missing")) + ", expected 3");
+    return w.Bad("zarr_format", "is " + (fmt ? ShortJson(*fmt) : std::string("missing")) + ", expected 3");
   const json* nt = Member(doc, "node_type");
   if (!nt || *nt != "array")
-    return w.Bad("node_type", "is " + (nt ? Show(*nt) : std::string("missing")) + ", expected \"array\"");
+    return w.Bad("node_type", "is " + (nt ? ShortJson(*nt) : std::string("missing")) + ", expected \"array\"");
   static const char* kKnown[] = {"zarr_format",         "node_type",          "shape",  "data_type",  "chunk_grid",
                                  "fill_value",          "chunk_key_encoding", "codecs", "attributes", "dimension_names",
                                  "storage_transformers"};
@@ -535,26 +512,26 @@ Result<Zarr3ArrayMetadata> ParseZarr3Array(std::string_view bytes, const std::st
   }
   if (const json* st = Member(doc, "storage_transformers"); st && !(st->is_array() && st->empty()))
     return w.Unsupported("storage_transformers",
-                         "is " + Show(*st) + "; omezarrfs reads arrays without them" + kConvertHint);
+                         "is " + ShortJson(*st) + "; omezarrfs reads arrays without them" + kConvertHint);
 
   const json* shape = Member(doc, "shape");
   if (!shape) return w.Bad("shape", "is missing");
   OZ_ASSIGN_OR_RETURN(m.shape, Extents(w, "shape", *shape));
   const size_t rank = m.shape.size();
   if (rank < 2)
-    return w.Unsupported("shape", "is " + Show(*shape) +
+    return w.Unsupported("shape", "is " + ShortJson(*shape) +
                                       ": a 1-D array; omezarrfs serves 3-D (z, y, x) arrays (or "
                                       "2-D as one slice)");
   for (size_t a = 0; a + 3 < rank; ++a)
     if (m.shape[a] != 1)
-      return w.Unsupported("shape", "is " + Show(*shape) + ": axis " + std::to_string(a) + " has extent " +
+      return w.Unsupported("shape", "is " + ShortJson(*shape) + ": axis " + std::to_string(a) + " has extent " +
                                         std::to_string(m.shape[a]) +
                                         "; omezarrfs serves the last three axes (z, y, x) and needs every axis "
                                         "before them to have extent 1");
 
   const json* dt = Member(doc, "data_type");
   if (!dt || !dt->is_string())
-    return w.Bad("data_type", "is " + (dt ? Show(*dt) : std::string("missing")) + ", expected a data type name");
+    return w.Bad("data_type", "is " + (dt ? ShortJson(*dt) : std::string("missing")) + ", expected a data type name");
   m.data_type = dt->get<std::string>();
   std::optional<DType> dtype = DTypeFromName(m.data_type);
   if (!dtype)
@@ -566,7 +543,7 @@ Result<Zarr3ArrayMetadata> ParseZarr3Array(std::string_view bytes, const std::st
   const json* grid = Member(doc, "chunk_grid");
   const json* gname = grid ? Member(*grid, "name") : nullptr;
   if (!gname || *gname != "regular")
-    return w.Unsupported("chunk_grid", "is " + (grid ? Show(*grid) : std::string("missing")) +
+    return w.Unsupported("chunk_grid", "is " + (grid ? ShortJson(*grid) : std::string("missing")) +
                                            "; omezarrfs reads the \"regular\" chunk grid only (rechunk the array "
                                            "with zarr-python or tensorstore)");
   const json* gconf = Member(*grid, "configuration");
@@ -575,13 +552,13 @@ Result<Zarr3ArrayMetadata> ParseZarr3Array(std::string_view bytes, const std::st
   OZ_ASSIGN_OR_RETURN(m.chunks, Extents(w, "chunk_grid.configuration.chunk_shape", *cs));
   if (m.chunks.size() != rank)
     return w.Bad("chunk_grid.configuration.chunk_shape",
-                 "is " + Show(*cs) + " but \"shape\" has " + std::to_string(rank) + " entries (rank mismatch)");
+                 "is " + ShortJson(*cs) + " but \"shape\" has " + std::to_string(rank) + " entries (rank mismatch)");
   // The stored chunk (the shard) may be large when sharded; the read unit is bounded below.
   {
     uint64_t n = 1;
     for (int64_t c : m.chunks) {
       if (static_cast<uint64_t>(c) > (uint64_t{1} << 50) / n)
-        return w.Bad("chunk_grid.configuration.chunk_shape", "is " + Show(*cs) + ": too many voxels per chunk");
+        return w.Bad("chunk_grid.configuration.chunk_shape", "is " + ShortJson(*cs) + ": too many voxels per chunk");
       n *= static_cast<uint64_t>(c);
     }
   }
@@ -591,7 +568,7 @@ Result<Zarr3ArrayMetadata> ParseZarr3Array(std::string_view bytes, const std::st
   const json* kconf = ke ? Member(*ke, "configuration") : nullptr;
   const json* sep = kconf ? Member(*kconf, "separator") : nullptr;
   if (!kname || (*kname != "default" && *kname != "v2"))
-    return w.Unsupported("chunk_key_encoding", "is " + (ke ? Show(*ke) : std::string("missing")) +
+    return w.Unsupported("chunk_key_encoding", "is " + (ke ? ShortJson(*ke) : std::string("missing")) +
                                                    ", expected {\"name\": \"default\"} or {\"name\": \"v2\"}");
   m.key_v2 = *kname == "v2";
   m.separator = m.key_v2 ? '.' : '/';
@@ -601,7 +578,7 @@ Result<Zarr3ArrayMetadata> ParseZarr3Array(std::string_view bytes, const std::st
     } else if (*sep == ".") {
       m.separator = '.';
     } else {
-      return w.Bad("chunk_key_encoding.configuration.separator", "is " + Show(*sep) + ", expected \"/\" or \".\"");
+      return w.Bad("chunk_key_encoding.configuration.separator", "is " + ShortJson(*sep) + ", expected \"/\" or \".\"");
     }
   }
 
@@ -623,7 +600,7 @@ Result<Zarr3ArrayMetadata> ParseZarr3Array(std::string_view bytes, const std::st
     m.read3[d] = a < 0 ? 1 : m.read_chunk[static_cast<size_t>(a)];
   }
   if (!CheckedVolume(m.shape3) || *CheckedVolume(m.shape3) > (INT64_MAX / 2))
-    return w.Bad("shape", "is " + Show(*shape) + ": too many voxels to address");
+    return w.Bad("shape", "is " + ShortJson(*shape) + ": too many voxels to address");
   return m;
 }
 

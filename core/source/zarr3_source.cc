@@ -147,30 +147,9 @@ struct Zarr3Volume::Impl {
 
 void Zarr3Volume::Impl::Copy(const Vec3& ui, const Unit& u, const Box& box, uint8_t* out) const {
   const Vec3& c = meta.read3;
-  Box cb;
-  for (int a = 0; a < 3; ++a) {
-    cb.lo[a] = ui[a] * c[a];
-    cb.hi[a] = cb.lo[a] + c[a];
-  }
-  const Box ib = box.Intersect(cb);
-  const int64_t bh = box.hi[1] - box.lo[1], bw = box.hi[2] - box.lo[2];
-  const size_t row = static_cast<size_t>(ib.hi[2] - ib.lo[2]) * item;
-  std::vector<uint8_t> fill_row;
-  if (!u.data) {
-    fill_row.resize(row);
-    FillVoxels(fill_row.data(), row / item, item, meta.fill.data());
-  }
-  for (int64_t z = ib.lo[0]; z < ib.hi[0]; ++z)
-    for (int64_t y = ib.lo[1]; y < ib.hi[1]; ++y) {
-      uint8_t* dst = out + (((z - box.lo[0]) * bh + (y - box.lo[1])) * bw + (ib.lo[2] - box.lo[2])) * item;
-      if (u.data) {
-        const uint8_t* src =
-            u.data.get() + (((z - cb.lo[0]) * c[1] + (y - cb.lo[1])) * c[2] + (ib.lo[2] - cb.lo[2])) * item;
-        std::memcpy(dst, src, row);
-      } else {
-        std::memcpy(dst, fill_row.data(), row);
-      }
-    }
+  const Box cb{{ui[0] * c[0], ui[1] * c[1], ui[2] * c[2]},
+               {(ui[0] + 1) * c[0], (ui[1] + 1) * c[1], (ui[2] + 1) * c[2]}};
+  CopyChunkIntoBox(u.data.get(), cb, meta.fill.data(), box, out, item);
 }
 
 Zarr3Volume::Zarr3Volume(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -18,32 +18,6 @@ using nlohmann::json;
 
 constexpr size_t kMaxRank = 32;  // numpy's limit
 
-// A JSON value for a message, shortened. Never recurses deeper than two levels (json::dump
-// would recurse once per nesting level of a hostile document and could exhaust the stack).
-std::string Show(const json& v, int depth = 0) {
-  std::string s;
-  if (v.is_array() || v.is_object()) {
-    const bool arr = v.is_array();
-    if (depth >= 2) return arr ? "[...]" : "{...}";
-    s = arr ? "[" : "{";
-    size_t i = 0;
-    for (auto it = v.begin(); it != v.end(); ++it, ++i) {
-      if (i) s += ", ";
-      if (i == 8) {
-        s += "...";
-        break;
-      }
-      if (!arr) s += json(it.key()).dump(-1, ' ', true, json::error_handler_t::replace) + ": ";
-      s += Show(*it, depth + 1);
-    }
-    s += arr ? "]" : "}";
-  } else {
-    s = v.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
-  }
-  if (s.size() > 120) s = s.substr(0, 117) + "...";
-  return s;
-}
-
 class Checker {
  public:
   Checker(const json& doc, const std::string& where) : doc_(doc), where_(where) {}
@@ -164,15 +138,15 @@ std::optional<int64_t> AsInt(const json& v) {
 }
 
 Result<std::vector<int64_t>> IntArray(const Checker& c, std::string_view field, const json& v) {
-  if (!v.is_array()) return c.Bad(field, "is " + Show(v) + ", expected an array of integers");
+  if (!v.is_array()) return c.Bad(field, "is " + ShortJson(v) + ", expected an array of integers");
   if (v.size() > kMaxRank)
     return c.Bad(field, "has " + std::to_string(v.size()) + " entries, more than " + std::to_string(kMaxRank));
   std::vector<int64_t> out;
   for (size_t i = 0; i < v.size(); ++i) {
     std::optional<int64_t> x = AsInt(v[i]);
     if (!x)
-      return c.Bad(field,
-                   "entry " + std::to_string(i) + " is " + Show(v[i]) + ", expected an integer (in " + Show(v) + ")");
+      return c.Bad(field, "entry " + std::to_string(i) + " is " + ShortJson(v[i]) + ", expected an integer (in " +
+                              ShortJson(v) + ")");
     out.push_back(*x);
   }
   return out;
@@ -181,9 +155,10 @@ Result<std::vector<int64_t>> IntArray(const Checker& c, std::string_view field, 
 Status ParseCompressor(const Checker& c, const json& v, ZarrCompressor* out) {
   *out = ZarrCompressor{};
   if (v.is_null()) return OkStatus();
-  if (!v.is_object()) return c.Bad("compressor", "is " + Show(v) + ", expected null or an object with an \"id\"");
+  if (!v.is_object()) return c.Bad("compressor", "is " + ShortJson(v) + ", expected null or an object with an \"id\"");
   auto id_it = v.find("id");
-  if (id_it == v.end() || !id_it->is_string()) return c.Bad("compressor", "has no string \"id\" (" + Show(v) + ")");
+  if (id_it == v.end() || !id_it->is_string())
+    return c.Bad("compressor", "has no string \"id\" (" + ShortJson(v) + ")");
   const std::string id = id_it->get<std::string>();
   auto int_member = [&](const char* name, int lo, int hi, int dflt, int* dst) -> Status {
     auto it = v.find(name);
@@ -193,7 +168,7 @@ Status ParseCompressor(const Checker& c, const json& v, ZarrCompressor* out) {
     }
     std::optional<int64_t> x = AsInt(*it);
     if (!x || *x < lo || *x > hi)
-      return c.Bad(std::string("compressor.") + name, "is " + Show(*it) + ", expected an integer from " +
+      return c.Bad(std::string("compressor.") + name, "is " + ShortJson(*it) + ", expected an integer from " +
                                                           std::to_string(lo) + " to " + std::to_string(hi));
     *dst = static_cast<int>(*x);
     return OkStatus();
@@ -202,7 +177,7 @@ Status ParseCompressor(const Checker& c, const json& v, ZarrCompressor* out) {
     out->id = ZarrCompressorId::kBlosc;
     auto cn = v.find("cname");
     if (cn == v.end() || !cn->is_string())
-      return c.Bad("compressor.cname", "is missing or not a string (" + Show(v) + ")");
+      return c.Bad("compressor.cname", "is missing or not a string (" + ShortJson(v) + ")");
     out->cname = cn->get<std::string>();
     if (blosc_compname_to_compcode(out->cname.c_str()) < 0)
       return c.Unsupported("compressor.cname", "is \"" + out->cname +
@@ -256,12 +231,12 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
   ZarrArrayMetadata m;
   const json doc = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return InvalidArgumentError(where + " is not valid JSON; is this a zarr v2 array (.zarray)?");
-  if (!doc.is_object()) return InvalidArgumentError(where + " is " + Show(doc) + ", expected a JSON object");
+  if (!doc.is_object()) return InvalidArgumentError(where + " is " + ShortJson(doc) + ", expected a JSON object");
   const Checker c(doc, where);
 
   OZ_ASSIGN_OR_RETURN(const json* fmt, c.Require("zarr_format"));
   if (AsInt(*fmt) != std::optional<int64_t>(2))
-    return c.Unsupported("zarr_format", "is " + Show(*fmt) + "; omezarrfs reads zarr v2 arrays only");
+    return c.Unsupported("zarr_format", "is " + ShortJson(*fmt) + "; omezarrfs reads zarr v2 arrays only");
 
   OZ_ASSIGN_OR_RETURN(const json* shape, c.Require("shape"));
   OZ_ASSIGN_OR_RETURN(m.shape, IntArray(c, "shape", *shape));
@@ -269,20 +244,20 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
   OZ_ASSIGN_OR_RETURN(m.chunks, IntArray(c, "chunks", *chunks));
   const size_t rank = m.shape.size();
   if (rank < 2)
-    return c.Unsupported("shape", "is " + Show(*shape) + ": a " + std::to_string(rank) +
+    return c.Unsupported("shape", "is " + ShortJson(*shape) + ": a " + std::to_string(rank) +
                                       "-D array; omezarrfs serves 3-D (z, y, x) arrays (or 2-D as one slice)");
   if (m.chunks.size() != rank)
-    return c.Bad("chunks", "is " + Show(*chunks) + " with " + std::to_string(m.chunks.size()) +
+    return c.Bad("chunks", "is " + ShortJson(*chunks) + " with " + std::to_string(m.chunks.size()) +
                                " entries, but \"shape\" has " + std::to_string(rank) + " (rank mismatch)");
   for (size_t a = 0; a < rank; ++a) {
     if (m.shape[a] < 1 || m.shape[a] > kMaxExtent)
-      return c.Bad("shape", "is " + Show(*shape) + ": entry " + std::to_string(a) + " must be from 1 to 2^40");
+      return c.Bad("shape", "is " + ShortJson(*shape) + ": entry " + std::to_string(a) + " must be from 1 to 2^40");
     if (m.chunks[a] < 1 || m.chunks[a] > kMaxExtent)
-      return c.Bad("chunks", "is " + Show(*chunks) + ": entry " + std::to_string(a) + " must be from 1 to 2^40");
+      return c.Bad("chunks", "is " + ShortJson(*chunks) + ": entry " + std::to_string(a) + " must be from 1 to 2^40");
   }
   for (size_t a = 0; a + 3 < rank; ++a) {
     if (m.shape[a] != 1)
-      return c.Unsupported("shape", "is " + Show(*shape) + ": axis " + std::to_string(a) + " has extent " +
+      return c.Unsupported("shape", "is " + ShortJson(*shape) + ": axis " + std::to_string(a) + " has extent " +
                                         std::to_string(m.shape[a]) +
                                         "; omezarrfs serves the last three axes (z, y, x) and needs every axis "
                                         "before them to have extent 1");
@@ -293,11 +268,11 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
     m.chunks3[d] = a < 0 ? 1 : m.chunks[static_cast<size_t>(a)];
   }
   if (!CheckedVolume(m.shape3) || *CheckedVolume(m.shape3) > (INT64_MAX / 2))
-    return c.Bad("shape", "is " + Show(*shape) + ": too many voxels to address");
+    return c.Bad("shape", "is " + ShortJson(*shape) + ": too many voxels to address");
 
   OZ_ASSIGN_OR_RETURN(const json* dtype, c.Require("dtype"));
   if (!dtype->is_string())
-    return c.Unsupported("dtype", "is " + Show(*dtype) + "; omezarrfs reads " + std::string(kZarrDTypes));
+    return c.Unsupported("dtype", "is " + ShortJson(*dtype) + "; omezarrfs reads " + std::string(kZarrDTypes));
   m.dtype_text = dtype->get<std::string>();
   {
     std::optional<ZarrDType> d = ParseZarrDType(m.dtype_text);
@@ -313,7 +288,7 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
     uint64_t n = DTypeSize(m.dtype);
     for (int64_t ch : m.chunks) {
       if (static_cast<uint64_t>(ch) > kMaxChunkBytes / n)
-        return c.Bad("chunks", "is " + Show(*chunks) + ": one chunk would be more than 1 GiB decoded");
+        return c.Bad("chunks", "is " + ShortJson(*chunks) + ": one chunk would be more than 1 GiB decoded");
       n *= static_cast<uint64_t>(ch);
     }
   }
@@ -324,7 +299,7 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
   } else if (*order == "F") {
     m.fortran_order = true;
   } else {
-    return c.Bad("order", "is " + Show(*order) + ", expected \"C\" or \"F\"");
+    return c.Bad("order", "is " + ShortJson(*order) + ", expected \"C\" or \"F\"");
   }
 
   OZ_ASSIGN_OR_RETURN(const json* fill, c.Require("fill_value"));
@@ -332,7 +307,7 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
     std::optional<std::array<uint8_t, 8>> f = FillBytes(*fill, m.dtype);
     if (!f)
       return c.Bad("fill_value",
-                   "is " + Show(*fill) + ", expected null or " +
+                   "is " + ShortJson(*fill) + ", expected null or " +
                        (DTypeIsInteger(m.dtype) ? "an integer in the range of "
                                                 : "a number, \"NaN\", \"Infinity\" or \"-Infinity\" for ") +
                        std::string(DTypeName(m.dtype)) + " (dtype " + m.dtype_text + ")");
@@ -343,10 +318,11 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
   OZ_RETURN_IF_ERROR(ParseCompressor(c, *comp, &m.compressor));
 
   if (const json* filters = c.Find("filters"); filters && !filters->is_null()) {
-    if (!filters->is_array()) return c.Bad("filters", "is " + Show(*filters) + ", expected null or a list");
+    if (!filters->is_array()) return c.Bad("filters", "is " + ShortJson(*filters) + ", expected null or a list");
     if (!filters->empty()) {
       const json& f = (*filters)[0];
-      std::string id = f.is_object() && f.contains("id") && f["id"].is_string() ? f["id"].get<std::string>() : Show(f);
+      std::string id =
+          f.is_object() && f.contains("id") && f["id"].is_string() ? f["id"].get<std::string>() : ShortJson(f);
       return c.Unsupported("filters", "contains \"" + id +
                                           "\"; omezarrfs reads arrays without filters (filters: null); re-save "
                                           "the array without it");
@@ -359,7 +335,7 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
     } else if (*sep == "/") {
       m.separator = '/';
     } else {
-      return c.Bad("dimension_separator", "is " + Show(*sep) + ", expected \".\" or \"/\"");
+      return c.Bad("dimension_separator", "is " + ShortJson(*sep) + ", expected \".\" or \"/\"");
     }
   }
   return m;
@@ -375,11 +351,12 @@ Result<std::vector<std::string>> ParseMultiscalesPaths(std::string_view bytes, c
       "; an OME-Zarr group needs multiscales[0].datasets (or give the path of a zarr array as SOURCE)";
   if (!doc.is_object() || !doc.contains("multiscales")) return bad("multiscales", "is missing" + hint);
   const json& ms = doc["multiscales"];
-  if (!ms.is_array() || ms.empty()) return bad("multiscales", "is " + Show(ms) + ", expected a non-empty list" + hint);
+  if (!ms.is_array() || ms.empty())
+    return bad("multiscales", "is " + ShortJson(ms) + ", expected a non-empty list" + hint);
   if (!ms[0].is_object() || !ms[0].contains("datasets")) return bad("multiscales[0].datasets", "is missing" + hint);
   const json& ds = ms[0]["datasets"];
   if (!ds.is_array() || ds.empty())
-    return bad("multiscales[0].datasets", "is " + Show(ds) + ", expected a non-empty list" + hint);
+    return bad("multiscales[0].datasets", "is " + ShortJson(ds) + ", expected a non-empty list" + hint);
   std::vector<std::string> paths;
   for (size_t i = 0; i < ds.size(); ++i) {
     const std::string field = "multiscales[0].datasets[" + std::to_string(i) + "].path";
@@ -390,6 +367,32 @@ Result<std::vector<std::string>> ParseMultiscalesPaths(std::string_view bytes, c
     paths.push_back(std::move(p));
   }
   return paths;
+}
+
+// A JSON value for a message, shortened. Never recurses deeper than two levels (json::dump
+// would recurse once per nesting level of a hostile document and could exhaust the stack).
+std::string ShortJson(const nlohmann::json& v, int depth) {
+  std::string s;
+  if (v.is_array() || v.is_object()) {
+    const bool arr = v.is_array();
+    if (depth >= 2) return arr ? "[...]" : "{...}";
+    s = arr ? "[" : "{";
+    size_t i = 0;
+    for (auto it = v.begin(); it != v.end(); ++it, ++i) {
+      if (i) s += ", ";
+      if (i == 8) {
+        s += "...";
+        break;
+      }
+      if (!arr) s += nlohmann::json(it.key()).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + ": ";
+      s += ShortJson(*it, depth + 1);
+    }
+    s += arr ? "]" : "}";
+  } else {
+    s = v.dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
+  }
+  if (s.size() > 120) s = s.substr(0, 117) + "...";
+  return s;
 }
 
 }  // namespace oz

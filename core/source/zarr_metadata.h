@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/base/dtype.h"
 #include "core/base/geometry.h"
 #include "core/base/status.h"
@@ -71,5 +73,10 @@ Result<ZarrArrayMetadata> ParseZarray(std::string_view bytes, const std::string&
 // Errors: kInvalidArgument naming the file and the member (bad JSON, no multiscales, no
 // datasets, a path that is not a safe relative key).
 Result<std::vector<std::string>> ParseMultiscalesPaths(std::string_view bytes, const std::string& where);
+
+// A JSON value for an error message, shortened to 120 characters and 8 members per level; never
+// recurses deeper than two levels (json::dump would recurse once per nesting level of a hostile
+// document and could exhaust the stack). Shared by the zarr v2 and v3 metadata parsers.
+std::string ShortJson(const nlohmann::json& v, int depth = 0);
 
 }  // namespace oz

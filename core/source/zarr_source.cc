@@ -157,30 +157,9 @@ Result<DecodedPtr> ZarrVolume::Impl::Load(const Vec3& ci) const {
 
 void ZarrVolume::Impl::Copy(const Vec3& ci, const Decoded& d, const Box& box, uint8_t* out) const {
   const Vec3& c = meta.chunks3;
-  Box cb;
-  for (int a = 0; a < 3; ++a) {
-    cb.lo[a] = ci[a] * c[a];
-    cb.hi[a] = cb.lo[a] + c[a];
-  }
-  const Box ib = box.Intersect(cb);
-  const int64_t bh = box.hi[1] - box.lo[1], bw = box.hi[2] - box.lo[2];
-  const size_t row = static_cast<size_t>(ib.hi[2] - ib.lo[2]) * item;
-  std::vector<uint8_t> fill_row;
-  if (!d.data) {
-    fill_row.resize(row);
-    for (size_t i = 0; i < row; i += item) std::memcpy(fill_row.data() + i, meta.fill_bytes.data(), item);
-  }
-  for (int64_t z = ib.lo[0]; z < ib.hi[0]; ++z)
-    for (int64_t y = ib.lo[1]; y < ib.hi[1]; ++y) {
-      uint8_t* dst = out + (((z - box.lo[0]) * bh + (y - box.lo[1])) * bw + (ib.lo[2] - box.lo[2])) * item;
-      if (d.data) {
-        const uint8_t* src =
-            d.data.get() + (((z - cb.lo[0]) * c[1] + (y - cb.lo[1])) * c[2] + (ib.lo[2] - cb.lo[2])) * item;
-        std::memcpy(dst, src, row);
-      } else {
-        std::memcpy(dst, fill_row.data(), row);
-      }
-    }
+  const Box cb{{ci[0] * c[0], ci[1] * c[1], ci[2] * c[2]},
+               {(ci[0] + 1) * c[0], (ci[1] + 1) * c[1], (ci[2] + 1) * c[2]}};
+  CopyChunkIntoBox(d.data.get(), cb, meta.fill_bytes.data(), box, out, item);
 }
 
 Result<bool> IsZarrStore(KvStore& store) {
