@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <utility>
 
 #include "core/base/fault.h"
 
@@ -93,61 +94,101 @@ Status FsyncDir(const std::string& dir, const std::string& path) {
 
 }  // namespace
 
-Status WriteFileAtomic(const std::string& path, std::string_view data, const AtomicWriteOptions& options) {
-  const std::string dir = DirName(path);
-  std::string tmp;
-  int fd = -1;
+Result<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path, const AtomicWriteOptions& options) {
+  AtomicFileWriter w;
+  w.path_ = path;
+  w.dir_ = DirName(path);
+  w.options_ = options;
   // O_EXCL never reuses a name; a collision of 64 random bits is retried, not trusted.
-  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+  for (int attempt = 0; attempt < 8 && w.fd_ < 0; ++attempt) {
     char suffix[17];
     std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(RandomBits()));
-    tmp = dir + "/" + std::string(kTempPrefix) + suffix;
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, options.mode);
-    if (fd < 0 && errno != EEXIST) {
+    w.tmp_ = w.dir_ + "/" + std::string(kTempPrefix) + suffix;
+    w.fd_ = ::open(w.tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, options.mode);
+    if (w.fd_ < 0 && errno != EEXIST) {
       int err = errno;
-      return ErrnoError(err, "write " + path + ": cannot create temp file in " + dir);
+      return ErrnoError(err, "write " + path + ": cannot create temp file in " + w.dir_);
     }
   }
-  if (fd < 0) return IoError("write " + path + ": no unused temp file name in " + dir);
+  if (w.fd_ < 0) return IoError("write " + path + ": no unused temp file name in " + w.dir_);
+  if (options.fault_site) FaultPoint(options.fault_site, "created");
+  return w;
+}
 
-  // From here on the temp exists: every failure removes it.
+AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept { *this = std::move(other); }
+
+AtomicFileWriter& AtomicFileWriter::operator=(AtomicFileWriter&& other) noexcept {
+  if (this != &other) {
+    Abort();
+    path_ = std::move(other.path_);
+    dir_ = std::move(other.dir_);
+    tmp_ = std::move(other.tmp_);
+    options_ = other.options_;
+    fd_ = std::exchange(other.fd_, -1);
+    written_ = other.written_;
+    committed_ = other.committed_;
+    other.tmp_.clear();
+  }
+  return *this;
+}
+
+AtomicFileWriter::~AtomicFileWriter() { Abort(); }
+
+// Removes the temp file of an uncommitted writer (idempotent).
+void AtomicFileWriter::Abort() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+  tmp_.clear();
+}
+
+Status AtomicFileWriter::Append(std::string_view data) {
+  if (fd_ < 0) return InternalError("write " + path_ + ": the file was already committed or failed");
+  if (int err = WriteAll(fd_, data)) {
+    Abort();
+    return ErrnoError(err, "write " + path_);
+  }
+  written_ += data.size();
+  return OkStatus();
+}
+
+Status AtomicFileWriter::Commit() {
+  if (fd_ < 0) return InternalError("write " + path_ + ": the file was already committed or failed");
   auto fail = [&](int err, const char* what) {
-    ::unlink(tmp.c_str());
-    return ErrnoError(err, std::string(what) + " " + path);
+    Abort();
+    return ErrnoError(err, std::string(what) + " " + path_);
   };
-  auto fault = [&](std::string_view step) {
-    if (options.fault_site) FaultPoint(options.fault_site, step);
-  };
-  fault("created");
-  const size_t half = options.fault_site && FaultsEnabled() ? data.size() / 2 : 0;
-  if (int err = WriteAll(fd, data.substr(0, half))) {
-    ::close(fd);
-    return fail(err, "write");
-  }
-  if (half) fault("half_written");
-  if (int err = WriteAll(fd, data.substr(half))) {
-    ::close(fd);
-    return fail(err, "write");
-  }
-  fault("written");
-  if (options.fsync_file) {
-    if (int err = FsyncRetry(fd)) {
-      ::close(fd);
-      return fail(err, "fsync");
-    }
+  if (options_.fault_site) FaultPoint(options_.fault_site, "written");
+  if (options_.fsync_file) {
+    if (int err = FsyncRetry(fd_)) return fail(err, "fsync");
   }
   // close() can report deferred write errors (NFS, quota); never retried (the fd is gone).
+  const int fd = std::exchange(fd_, -1);
   if (::close(fd) != 0 && errno != EINTR) {
     int err = errno;
     return fail(err, "close");
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
     int err = errno;
     return fail(err, "rename temp file to");
   }
-  fault("renamed");
-  if (options.fsync_dir) return FsyncDir(dir, path);
+  committed_ = true;
+  tmp_.clear();
+  if (options_.fault_site) FaultPoint(options_.fault_site, "renamed");
+  if (options_.fsync_dir) return FsyncDir(dir_, path_);
   return OkStatus();
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, const AtomicWriteOptions& options) {
+  OZ_ASSIGN_OR_RETURN(AtomicFileWriter w, AtomicFileWriter::Create(path, options));
+  // With faults enabled the write is split so a test can stop it half way ("half_written").
+  const size_t half = options.fault_site && FaultsEnabled() ? data.size() / 2 : 0;
+  if (half) {
+    OZ_RETURN_IF_ERROR(w.Append(data.substr(0, half)));
+    FaultPoint(options.fault_site, "half_written");
+  }
+  OZ_RETURN_IF_ERROR(w.Append(data.substr(half)));
+  return w.Commit();
 }
 
 Result<std::string> ReadFile(const std::string& path) {

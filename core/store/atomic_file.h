@@ -2,6 +2,7 @@
 // always complete.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,35 @@ struct AtomicWriteOptions {
 // ...) naming `path`. If only the final directory fsync fails, the new file is already in place
 // (complete, but maybe not durable after a crash) and the error is still returned.
 Status WriteFileAtomic(const std::string& path, std::string_view data, const AtomicWriteOptions& options = {});
+
+// The same atomic write for a file produced piece by piece (so it need not be held whole):
+// Create makes the temp file, Append writes the next bytes, Commit does the fsync / close /
+// rename / directory fsync of WriteFileAtomic. A writer destroyed before a successful Commit (or
+// after a failed Append) removes its temp file, so `path` is never seen partly written. Not
+// thread-safe (one writer per thread); movable. Errors: as WriteFileAtomic, naming `path`.
+class AtomicFileWriter {
+ public:
+  static Result<AtomicFileWriter> Create(const std::string& path, const AtomicWriteOptions& options = {});
+  AtomicFileWriter(AtomicFileWriter&& other) noexcept;
+  AtomicFileWriter& operator=(AtomicFileWriter&& other) noexcept;
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+  ~AtomicFileWriter();
+
+  Status Append(std::string_view data);
+  Status Commit();
+  uint64_t bytes_written() const { return written_; }
+
+ private:
+  AtomicFileWriter() = default;
+  void Abort();
+
+  std::string path_, dir_, tmp_;
+  AtomicWriteOptions options_;
+  int fd_ = -1;
+  uint64_t written_ = 0;
+  bool committed_ = false;
+};
 
 // Reads a whole file (to EOF). Errors: kNotFound if absent, otherwise from errno, naming the path;
 // kResourceExhausted if it does not fit in memory.

@@ -332,5 +332,31 @@ def materialize_writes_same_bytes_and_warns():
     oz.check(os.path.isfile(os.path.join(dest, ".zattrs")), "the image tree is written too")
 
 
+
+@S.case
+def remote_zarr_source_over_http():
+    """The layers view over a zarr store on an HTTP server: the same pixels as the reference, and
+    materialize from the URL writes the same files (streamed: no temp files left behind)."""
+    from faultserver import FaultServer
+    root, src, vol, ppm, d = fixture()
+    want, want_stack, _ = reference_layers(vol, d, NLAYERS, NSTACK)
+    web = oz.tmpdir("layers-http")
+    oz.make_zarr(os.path.join(web, "vol.zarr"), vol, (16, 16, 16))
+    with FaultServer(root=web) as srv:
+        url = srv.url("vol.zarr")
+        with oz.Mount(url, mount_opts(ppm)) as m:
+            _, got = read_layers(m)
+            for k in range(NLAYERS):
+                oz.assert_array_equal(got["%02d.tif" % k], want[k], "layer %d over HTTP" % k)
+            oz.assert_array_equal(got["stack.tif"], want_stack, "stack over HTTP")
+            oz.check(oz.stats(m.path)["http_requests"] > 0, "no HTTP requests were made")
+        dest = os.path.join(oz.tmpdir("dest-http"), "out")
+        oz.materialize(url, dest, mount_opts(ppm))
+    names = sorted(os.listdir(os.path.join(dest, "layers")))
+    oz.check(names == ["%02d.tif" % k for k in range(NLAYERS)] + ["stack.tif"], "materialized: %s" % names)
+    for k in range(NLAYERS):
+        oz.assert_array_equal(tifffile.imread(os.path.join(dest, "layers", "%02d.tif" % k)), want[k],
+                              "materialized layer %d from the URL" % k)
+
 if __name__ == "__main__":
     S.main()

@@ -105,6 +105,42 @@ TEST_CASE("WriteFileAtomic failing mid-write removes the temp and keeps the old 
   CHECK(Names(t.path) == std::vector<std::string>{"out.bin"});
 }
 
+TEST_CASE("AtomicFileWriter streams pieces, publishes only on Commit, and cleans up when dropped") {
+  TempDir t;
+  const std::string path = t.path + "/streamed.bin";
+  REQUIRE(WriteFileAtomic(path, "old").ok());
+  std::string expect;
+  {
+    auto w = AtomicFileWriter::Create(path);
+    REQUIRE(w.ok());
+    for (int i = 0; i < 5; ++i) {
+      std::string piece((1 << 18) + i, static_cast<char>('a' + i));
+      REQUIRE(w->Append(piece).ok());
+      expect += piece;
+      CHECK(Slurp(path) == "old");  // nothing visible before Commit
+    }
+    CHECK(w->bytes_written() == expect.size());
+    CHECK(Names(t.path).size() == 2);  // the file and one temp
+    REQUIRE(w->Commit().ok());
+    CHECK_FALSE(w->Commit().ok());  // a second Commit is an error, not a second rename
+    CHECK_FALSE(w->Append("x").ok());
+  }
+  CHECK(Slurp(path) == expect);
+  CHECK(Names(t.path) == std::vector<std::string>{"streamed.bin"});
+  {
+    auto w = AtomicFileWriter::Create(path);
+    REQUIRE(w.ok());
+    REQUIRE(w->Append("abandoned").ok());
+    AtomicFileWriter moved = std::move(*w);  // the temp follows the move, removed once
+    CHECK(Names(t.path).size() == 2);
+  }
+  CHECK(Slurp(path) == expect);
+  CHECK(Names(t.path) == std::vector<std::string>{"streamed.bin"});
+  auto missing = AtomicFileWriter::Create(t.path + "/nodir/x");
+  REQUIRE_FALSE(missing.ok());
+  CHECK_THAT(missing.status().message(), Catch::Contains("nodir/x"));
+}
+
 TEST_CASE("ReadFile reads whole files and reports absence as kNotFound") {
   TempDir t;
   std::string data(100000, 'q');
