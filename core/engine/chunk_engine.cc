@@ -19,7 +19,6 @@ constexpr uint32_t kFlagEmpty = 1;
 constexpr int kMaxBaseDistance = 4;
 constexpr int kMinFillLevel = 2;  // see ComputeUnit  // look for cached chunks at most this many levels below
 constexpr uint64_t kMaxRawChunkBytes = 1ull << 30;
-constexpr uint64_t kWriteQueueBytes = 64ull << 20;  // cache writes in flight
 
 bool AllZero(const uint8_t* p, size_t n) {
   size_t i = 0;
@@ -72,7 +71,7 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
       pyramid_(std::move(pyramid)),
       codec_(std::move(codec)),
       work_budget_(config.work_memory),
-      buffers_(config.work_memory / 2),
+      buffers_(config.work_memory / 4),
       hot_(config.hot_bytes) {
   const Options& o = config_.options;
   raw_bytes_ = static_cast<uint64_t>(o.chunk * o.chunk * o.chunk) * DTypeSize(level0_->dtype());
@@ -299,7 +298,8 @@ void ChunkEngine::QueueCachePut(const Key& k, uint32_t flags, ChunkBytes bytes) 
   if (!config_.cache) return;
   const uint64_t size = bytes ? bytes->size() : 0;
   MutexLock l(write_mu_);
-  while (!write_queue_.empty() && write_queue_bytes_ + size > kWriteQueueBytes) write_space_cv_.wait(write_mu_);
+  while (!write_queue_.empty() && write_queue_bytes_ + size > config_.write_queue_bytes)
+    write_space_cv_.wait(write_mu_);
   write_queue_.push_back(PendingWrite{k, flags, bytes});
   write_queue_bytes_ += size;
   pending_[k] = bytes;
@@ -393,9 +393,10 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
     const size_t bpv = DTypeSize(dtype());
     Status st;
     PooledBuffer buf(buffers_, 0);
+    std::unique_ptr<MemoryReservation> reservation;  // until the chunks are cut from buf
     try {
-      buf.resize(static_cast<size_t>(box.volume()) * bpv);
-      st = ComputeRowUnit(u, config_.cache != nullptr, buf.data());
+      st = ComputeRowUnit(u, config_.cache != nullptr, nullptr, &buf, &reservation);
+      if (st.ok() && buf.size() != static_cast<size_t>(box.volume()) * bpv) st = InternalError("row unit size");
     } catch (const std::bad_alloc&) {
       st = ResourceExhaustedError("out of memory computing chunk row " + std::to_string(z) + "/" + std::to_string(y));
     }
@@ -723,7 +724,8 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
   return OkStatus();
 }
 
-Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out) {
+Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out, PooledBuffer* alloc,
+                                   std::unique_ptr<MemoryReservation>* held) {
   UnitRun run;
   const int base = use_cache ? ChooseBase(u) : -1;
   run.from_source = base < 0;
@@ -745,8 +747,14 @@ Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out) 
                           std::min<int64_t>(pyramid_.chunk(), kb.shape()[1]) * kb.shape()[2] * bpv;
     need += pyramid_.chunk() % 2 ? unit * 5 : unit + unit / 8;
   }
-  MemoryReservation reservation(work_budget_, need);
-  return ComputeUnit(u, run, out);
+  auto reservation = std::make_unique<MemoryReservation>(work_budget_, need);
+  if (alloc) {
+    alloc->resize(static_cast<size_t>(box.volume()) * bpv);
+    out = alloc->data();
+  }
+  Status st = ComputeUnit(u, run, out);
+  if (held) *held = std::move(reservation);
+  return st;
 }
 
 std::vector<uint8_t> ChunkEngine::CutChunk(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) const {

@@ -47,11 +47,12 @@ namespace oz {
 
 struct ChunkEngineConfig {
   Options options;
-  DiskCache* cache = nullptr;           // not owned; nullptr = no disk cache
-  ThreadPool* pool = nullptr;           // not owned; required
-  Stats* stats = nullptr;               // not owned; required
-  uint64_t work_memory = 512ull << 20;  // bound on working buffers of all computations together
-  uint64_t hot_bytes = 64ull << 20;     // in-memory LRU of recently served chunk bytes
+  DiskCache* cache = nullptr;                // not owned; nullptr = no disk cache
+  ThreadPool* pool = nullptr;                // not owned; required
+  Stats* stats = nullptr;                    // not owned; required
+  uint64_t work_memory = 512ull << 20;       // bound on working buffers of all computations together
+  uint64_t hot_bytes = 64ull << 20;          // in-memory LRU of recently served chunk bytes
+  uint64_t write_queue_bytes = 64ull << 20;  // encoded chunks waiting for the disk-cache writer
   // The codec settings (compression and its parameters) when they are not options' own: a format
   // whose files are derived from the engine's chunks keeps them lossless (FormatSpec).
   std::optional<Options> codec_options;
@@ -199,8 +200,12 @@ class ChunkEngine {
   // Highest level below u.level (at most kMaxBaseDistance below) whose chunks covering the unit
   // are all available, or -1 (compute from the source).
   int ChooseBase(const Unit& u);
-  // Computes a unit (dense, UnitBox shape) from the chosen base, reserving working memory.
-  Status ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out);
+  // Computes a unit (dense, UnitBox shape) from the chosen base, reserving working memory (the
+  // unit's own buffer included). With `alloc`, the unit is computed into *alloc, sized only once
+  // the memory is reserved (out is ignored); with `held`, the reservation is handed to the caller
+  // so it also covers what the caller does with the unit afterwards (cutting it into chunks).
+  Status ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out, PooledBuffer* alloc = nullptr,
+                        std::unique_ptr<MemoryReservation>* held = nullptr);
   Status ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out);
   // True if unit u is read straight from level 0 with a strided read (algorithm=nearest,
   // computing from the source): its cost is the chunk's, not its level-0 box's.
@@ -242,7 +247,7 @@ class ChunkEngine {
   uint64_t raw_bytes_;
   std::string key_prefix_;
   MemoryBudget work_budget_;
-  BufferPool buffers_;  // unit buffers, reused across computations (bounded by work_memory / 2)
+  BufferPool buffers_;  // unit buffers, reused across computations (bounded by work_memory / 4)
 
   Mutex mu_;
   std::unordered_map<Key, Info, KeyHash> known_ OZ_GUARDED_BY(mu_);

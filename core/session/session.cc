@@ -90,10 +90,14 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   ec.cache = s->cache.get();
   ec.pool = s->pool.get();
   ec.stats = &s->stats;
-  // memory = decoded strips (3/8) + working buffers of computations (3/8) + recently served
-  // chunks (1/4, so a few chunk rows in flight are served without re-reading the disk cache).
+  // memory = decoded strips (3/8) + working buffers of computations (3/8, of which at most a
+  // quarter kept free for reuse) + recently served chunks (1/8, so a chunk row in flight is
+  // served without re-reading the disk cache) + chunks queued for the disk-cache writer (1/8, at
+  // most 64 MiB). With layers= the last two are halved for the layer TIFFs' eighth.
   ec.work_memory = std::max<uint64_t>(options.memory * 3 / 8, 8ull << 20);
-  ec.hot_bytes = options.layers.empty() ? options.memory / 4 : options.memory / 8;
+  const uint64_t eighth = options.layers.empty() ? options.memory / 8 : options.memory / 16;
+  ec.hot_bytes = eighth;
+  ec.write_queue_bytes = std::clamp<uint64_t>(eighth, 4ull << 20, 64ull << 20);
   if (format->codec_options) ec.codec_options = format->codec_options(options);
   auto engine = ChunkEngine::Make(s->view, ec);
   if (!engine.ok()) return engine.status();
@@ -102,8 +106,8 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   AttachBase(*s);
   s->mount = std::make_unique<MountTree>(s->tree.get());
   if (!options.layers.empty()) {
-    // Layer TIFFs keep decoded chunks and computed bands in memory/8, taken from the budget of
-    // recently served chunks above, so the total stays within memory=.
+    // Layer TIFFs keep decoded chunks and computed bands in memory/8, taken from the budgets of
+    // recently served and queued chunks above, so the total stays within memory=.
     auto ppm = PpmFile::Open(options.layers);
     if (!ppm.ok()) return ppm.status().WithContext("layers=" + options.layers);
     LayerTiffsParams lp;

@@ -56,6 +56,7 @@ class PooledBuffer {
   PooledBuffer(const PooledBuffer&) = delete;
   PooledBuffer& operator=(const PooledBuffer&) = delete;
   uint8_t* data() { return buf_.data(); }
+  size_t size() const { return buf_.size(); }
   // Contents are not preserved when the buffer must grow (a bigger pooled buffer is swapped in).
   void resize(size_t n) {
     if (n > buf_.capacity()) {
