@@ -163,6 +163,13 @@ int main(int argc, char** argv) {
   mo.min_level = lo;
   mo.max_level = hi;
 
+  if (options.prebuild >= 0) {
+    Err("-o prebuild=" + std::to_string(options.prebuild) +
+        " is a mount option (a background build into the mount's cache); omezarr-materialize writes levels "
+        "itself: use --levels " +
+        std::to_string(options.prebuild) + "-B instead");
+    return 2;
+  }
   oz::SessionParams sp;
   sp.source = source;
   sp.options = options;

@@ -12,6 +12,7 @@
 #include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -180,6 +181,8 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
     notify(0);
   }
   NotifySystemdReady(systemd_socket);
+  // From the moment the mount answers: -o prebuild=K (checked at OpenSession already).
+  if (oz::Status ps = oz::StartPrebuild(s); !ps.ok()) oz::LogError(ps.message());
   // A signal or an unmount ends the session, but libfuse returns from its loop only once the
   // requests in flight are answered, and computing a coarse chunk can take minutes: cancel the
   // computations as soon as the session is over (they fail at their next unit).
@@ -193,6 +196,7 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
     while (!loop_done.load()) {
       if (fuse_session_exited(se)) {
         mark_exiting();
+        if (s.prebuild) s.prebuild->RequestStop();
         s.engine->Cancel();
         return;
       }
@@ -212,6 +216,7 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
   mark_exiting();
   loop_done = true;
   watcher.join();
+  if (s.prebuild) s.prebuild->Stop();  // before the mount goes: it stops at its next unit
   fuse_remove_signal_handlers(se);
   fuse_unmount(f);
   fuse_destroy(f);
@@ -226,9 +231,37 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
   return kExitOk;
 }
 
+// `omezarrfs status MNT`: the mount's stats xattr, for a person (oz::FormatStatusReport).
+int Status(const char* mnt) {
+  std::string text(1 << 16, '\0');
+  const ssize_t n = getxattr(mnt, oz::kStatsXattr, text.data(), text.size());
+  if (n < 0) {
+    const int e = errno;
+    if (e == ENODATA || e == ENOTSUP)
+      Err(std::string(mnt) + " is not an omezarrfs mount (it has no " + oz::kStatsXattr +
+          " attribute); give the mountpoint of a running omezarrfs (see: findmnt -t fuse.omezarrfs)");
+    else if (e == ENOTCONN || e == ECONNABORTED)
+      Err(std::string(mnt) + " is a stale mount left by a daemon that died; run: fusermount3 -u " + mnt);
+    else
+      Err(std::string(mnt) + ": " + std::strerror(e));
+    return kExitStartFailed;
+  }
+  text.resize(static_cast<size_t>(n));
+  std::fputs(oz::FormatStatusReport(mnt, text).c_str(), stdout);
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A subcommand (a source directory named "status" is given as ./status).
+  if (argc >= 2 && std::strcmp(argv[1], "status") == 0) {
+    if (argc != 3) {
+      Err("usage: omezarrfs status MOUNTPOINT");
+      return kExitUsage;
+    }
+    return Status(argv[2]);
+  }
   // Chunks are multi-MiB buffers allocated and freed on many threads: a few arenas and a high
   // mmap threshold let freed buffers be reused instead of re-faulted from the kernel each time,
   // and keep per-thread arenas from holding on to memory beyond -o memory.

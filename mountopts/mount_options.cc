@@ -446,6 +446,9 @@ Status ApplyBase(std::string_view n, std::string_view v, Options* o, MountFlags*
   o->base_dir = std::string(v);
   return OkStatus();
 }
+Status ApplyPrebuild(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseIntInto(n, v, 0, 31, "a level number K (levels K..top are built in the background)", &o->prebuild);
+}
 Status ApplyCacheSize(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseSizeInto(n, v, 0, "0", "", &o->cache_size);
 }
@@ -619,6 +622,8 @@ constexpr OptionSpec kOptionTable[] = {
      "directory of the persistent chunk cache", ApplyCache},
     {"base", true, Section::kResources, "base=DEST", "none",
      "serve the chunks of a materialize DEST of these options (read only)", ApplyBase},
+    {"prebuild", true, Section::kResources, "prebuild=K", "off", "build levels K..top into the cache in the background",
+     ApplyPrebuild},
     {"cache_size", true, Section::kResources, "cache_size=SIZE", "10G",
      "disk cache budget, LRU eviction; 0 = store nothing", ApplyCacheSize},
     {"memory", true, Section::kResources, "memory=SIZE", "1G", "budget for decoded source data, at least 16M",
@@ -910,6 +915,7 @@ std::string OptionsHelpText() {
   constexpr size_t kWidth = 100;  // longest line
   std::string out =
       "Usage: omezarrfs SOURCE MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [-s]\n"
+      "       omezarrfs status MOUNTPOINT   (prebuild progress and key counters of a mount)\n"
       "       omezarrfs -h|--help\n"
       "       omezarrfs -V|--version\n"
       "\n"

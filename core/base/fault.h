@@ -12,6 +12,7 @@
 //   SITE.written       all bytes written, before fsync (if any) and close
 //   SITE.renamed       renamed to the final name, before the directory fsync (if any)
 //   source.read        before each strip/tile (or row range) read from a TIFF slice
+//   prebuild.unit      before each unit the background prebuild (-o prebuild=K) computes
 //
 // Threading: thread-safe. Cost when OMEZARRFS_FAULT is unset: one load of a flag per point.
 #pragma once

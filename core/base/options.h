@@ -95,6 +95,8 @@ struct Options {
   uint64_t cache_size = 10ull << 30;  // bytes
   uint64_t memory = 1ull << 30;       // bytes of decoded source data held in memory
   int threads = 0;                    // 0 = number of CPUs
+  // -o prebuild=K: mounts build levels K..top into the disk cache in the background (-1 = off).
+  int prebuild = -1;
   // Remote sources.
   HttpOptions http;
 

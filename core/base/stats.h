@@ -4,6 +4,9 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace oz {
 
@@ -34,9 +37,24 @@ struct Stats {
   std::atomic<uint64_t> http_requests{0};      // HTTP requests sent (retries and redirect hops included)
   std::atomic<uint64_t> http_retries{0};       // attempts after the first, over all reads
   std::atomic<uint64_t> http_errors{0};        // reads that failed (after their retries)
+  // -o prebuild=K (core/session/prebuild.h): chunks of levels K..top, those handed to the cache
+  // so far (computed or found there), of them found cached already, the builder's pauses for
+  // foreground requests, and 1 if the pass stopped on an error.
+  std::atomic<uint64_t> prebuild_chunks_total{0};
+  std::atomic<uint64_t> prebuild_chunks_done{0};
+  std::atomic<uint64_t> prebuild_chunks_reused{0};
+  std::atomic<uint64_t> prebuild_yields{0};
+  std::atomic<uint64_t> prebuild_failed{0};
 
   // "name value\n" lines, stable order.
   std::string ToText() const;
 };
+
+// Parses ToText()'s format (e.g. the stats xattr of a mount): name -> value. Lines that are not
+// "name value" with a decimal value are skipped. Never throws.
+std::vector<std::pair<std::string, uint64_t>> ParseStatsText(std::string_view text);
+
+// `omezarrfs status`: prebuild progress (done/total, %) and a few key counters, for a person.
+std::string FormatStatusReport(const std::string& mountpoint, std::string_view stats_text);
 
 }  // namespace oz

@@ -38,6 +38,19 @@ std::string SliceText(const SliceRange& r) {
 
 }  // namespace
 
+// Counts a foreground request for the time of its call (see foreground_requests()).
+struct ChunkEngine::ForegroundScope {
+  ChunkEngine* e;
+  explicit ForegroundScope(ChunkEngine* engine) : e(engine) { e->foreground_.fetch_add(1, std::memory_order_relaxed); }
+  ~ForegroundScope() {
+    e->foreground_end_ns_.store(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count(),
+        std::memory_order_relaxed);
+    e->foreground_.fetch_sub(1, std::memory_order_relaxed);
+  }
+};
+
 struct ChunkEngine::Flight {
   std::mutex mu;
   std::condition_variable cv;
@@ -152,6 +165,7 @@ bool ChunkEngine::ProvablyEmpty(int level, const Vec3& idx) {
 }
 
 Result<ChunkBytes> ChunkEngine::GetChunk(int level, const Vec3& idx) {
+  ForegroundScope fg(this);
   config_.stats->chunk_requests++;
   if (!pyramid_.ValidChunk(level, idx))
     return NotFoundError("no chunk " + ToString(idx) + " at level " + std::to_string(level));
@@ -349,6 +363,7 @@ Result<uint64_t> ChunkEngine::ChunkSize(int level, const Vec3& idx) {
 }
 
 Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t y, int64_t x0, int64_t x1) {
+  ForegroundScope fg(this);
   if (level < 0 || level >= pyramid_.levels() || !pyramid_.ValidChunk(level, {z, y, 0}))
     return NotFoundError("no chunk row " + std::to_string(z) + "/" + std::to_string(y) + " at level " +
                          std::to_string(level));
@@ -500,7 +515,8 @@ struct ChunkEngine::UnitRun {
   int top_level = 0;                // chunks of this level are owned by the caller, never emitted here
   const ChunkSink* sink = nullptr;  // materialize: every unit at sink_min_level or above goes here
   int sink_min_level = 0;
-  ChunkProvider* provider = nullptr;  // materialize: existing chunks to copy or to build upon
+  ChunkProvider* provider = nullptr;                     // materialize: existing chunks to copy or to build upon
+  const std::function<Status()>* before_unit = nullptr;  // ComputeTree's hook (prebuild)
   // Progress of the base level, for the log.
   int64_t base_total = 1;
   int64_t base_done = 0;
@@ -572,6 +588,8 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
       out = own.data();
     }
   }
+
+  if (run.before_unit) OZ_RETURN_IF_ERROR((*run.before_unit)());
 
   // Claim this unit's chunks so concurrent readers wait for them instead of computing them again;
   // chunks already known, cached or owned by someone else are left alone.
@@ -882,10 +900,11 @@ Result<bool> ChunkEngine::UnitFromProvider(const Unit& u, UnitRun& run, uint8_t*
 }
 
 Status ChunkEngine::ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink,
-                                ChunkProvider* provider) {
+                                ChunkProvider* provider, const std::function<Status()>* before_unit) {
   const Unit u{level, zc, yc, 0, pyramid_.grid(level)[2]};
   UnitRun run;
   run.provider = provider;
+  run.before_unit = before_unit;
   run.from_source = true;
   run.base = 0;
   run.emit = false;
@@ -899,6 +918,23 @@ Status ChunkEngine::ComputeTree(int level, int64_t zc, int64_t yc, int min_level
   if (provider) return ComputeUnit(u, run, nullptr);  // allocates the top unit only if it computes it
   PooledBuffer out(buffers_, static_cast<size_t>(box.volume()) * DTypeSize(dtype()));
   return ComputeUnit(u, run, out.data());
+}
+
+void ChunkEngine::Adopt(int level, const Vec3& idx, const Result<ChunkBytes>& chunk) {
+  const Key k{level, idx};
+  bool empty = !chunk.ok();
+  if (!chunk.ok() && chunk.status().code() != ErrorCode::kNotFound) return;
+  if (chunk.ok()) {
+    MutexLock l(mu_);
+    empty = *chunk == empty_bytes_;  // EmptyResult()'s bytes (empty=keep)
+  }
+  if (empty) {
+    Record(k, State::kEmpty, 0);
+    QueueCachePut(k, kFlagEmpty, nullptr);
+    return;
+  }
+  Record(k, State::kPresent, (*chunk)->size());
+  QueueCachePut(k, 0, *chunk);
 }
 
 namespace {

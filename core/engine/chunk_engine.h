@@ -129,8 +129,24 @@ class ChunkEngine {
   // source, and levels it holds are never recomputed. Chunks outside the view's data region count
   // as provided (empty, origin 0). A unit taken whole relies on the provider's own check of its
   // bytes (checksums) plus decoding to a full chunk; the bytes written are the same either way.
+  // before_unit (optional): called on the calling thread before each unit the walk computes
+  // (not for units taken from the provider); a non-OK status stops the walk with it. The
+  // background prebuild (core/session/prebuild.h) waits there for foreground requests and stops.
   Status ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink,
-                     ChunkProvider* provider = nullptr);
+                     ChunkProvider* provider = nullptr, const std::function<Status()>* before_unit = nullptr);
+
+  // Takes a chunk produced by ComputeTree (its sink's argument, origin 0) as if GetChunk had
+  // computed it: records its state and queues its disk-cache put (the same writer, keys and
+  // entries as GetChunk's). kNotFound (empty, empty=omit) and the empty chunk's bytes are stored
+  // as empty entries; other errors are ignored (never cached). Thread-safe.
+  void Adopt(int level, const Vec3& idx, const Result<ChunkBytes>& chunk);
+
+  // Foreground requests (GetChunk, ChunkSize, ListRow) in progress now, and the steady-clock
+  // time (ns) the last one ended: a background pass yields while these are recent.
+  int64_t foreground_requests() const { return foreground_.load(std::memory_order_relaxed); }
+  int64_t last_foreground_end_ns() const { return foreground_end_ns_.load(std::memory_order_relaxed); }
+  // True once Cancel() was called.
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
 
   // -o base=DEST: chunks `base` holds are served from it (checked by it, and decoded to a full
   // chunk here) instead of being computed; a chunk it lacks or fails is computed as usual. Call
@@ -269,6 +285,8 @@ class ChunkEngine {
   bool stop_writer_ OZ_GUARDED_BY(write_mu_) = false;
   std::thread writer_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<int64_t> foreground_{0}, foreground_end_ns_{0};
+  struct ForegroundScope;
   ChunkProvider* base_ = nullptr;  // -o base=DEST (not owned)
 };
 

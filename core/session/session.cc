@@ -19,6 +19,12 @@
 
 namespace oz {
 
+Status StartPrebuild(Session& s) {
+  if (s.options.prebuild < 0 || s.prebuild) return OkStatus();
+  OZ_ASSIGN_OR_RETURN(s.prebuild, Prebuilder::Start(s.engine.get(), &s.stats, s.options.prebuild));
+  return OkStatus();
+}
+
 Result<std::string> ResolveCacheDir(const std::string& abs_source, const Options& options) {
   if (!options.cache_dir.empty()) return options.cache_dir;
   OZ_ASSIGN_OR_RETURN(std::string root, DefaultCacheRoot());
@@ -103,6 +109,24 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   if (!engine.ok()) return engine.status();
   s->engine = std::move(engine).value();
   s->tree = format->make_tree(s->engine.get(), s->source);
+  if (options.prebuild >= 0 && params.use_cache) {
+    OZ_RETURN_IF_ERROR(Prebuilder::Check(*s->engine, options.prebuild));
+    if (options.cache_size == 0)
+      return InvalidArgumentError("prebuild=" + std::to_string(options.prebuild) +
+                                  " builds into the disk cache, but cache_size=0 stores nothing; give a cache_size= "
+                                  "that holds the levels (or drop prebuild=)");
+    const Pyramid& py = s->engine->pyramid();
+    const uint64_t most = Prebuilder::TotalChunks(py, options.prebuild) * s->engine->raw_chunk_bytes();
+    if (options.cache_size < most) {
+      const std::string w = "prebuild=" + std::to_string(options.prebuild) + ": levels " +
+                            std::to_string(options.prebuild) + "-" + std::to_string(py.levels() - 1) + " take up to " +
+                            std::to_string(most >> 20) +
+                            " MiB (uncompressed), more than cache_size=" + std::to_string(options.cache_size >> 20) +
+                            "M: the cache may evict them again; raise cache_size= or prebuild a higher level";
+      LogWarning(w);
+      s->warnings.push_back(w);
+    }
+  }
   AttachBase(*s);
   s->mount = std::make_unique<MountTree>(s->tree.get());
   if (!options.layers.empty()) {

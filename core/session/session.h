@@ -11,6 +11,7 @@
 #include "core/base/stats.h"
 #include "core/engine/chunk_engine.h"
 #include "core/format/format.h"
+#include "core/session/prebuild.h"
 #include "core/source/view.h"
 #include "core/store/disk_cache.h"
 #include "core/sync/thread_pool.h"
@@ -45,6 +46,9 @@ struct Session {
   // What a mount serves: `tree` plus extra directories (layers/ with -o layers=SEGMENT.ppm).
   std::unique_ptr<MountTree> mount;
   std::vector<std::string> warnings;
+  // -o prebuild=K: started by the mount once it is in place (StartPrebuild); destroyed first, so
+  // its thread stops before the engine goes.
+  std::unique_ptr<Prebuilder> prebuild;
 };
 
 // Opens everything. Errors are ready to print to a user: they name the source, the slice or
@@ -54,6 +58,10 @@ struct Session {
 // Memory split of options.memory: 3/8 decoded source strips or chunks, 3/8 working buffers, 1/4
 // recently served chunk bytes.
 Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params);
+
+// -o prebuild=K (options.prebuild >= 0): starts the background build of levels K..top. A no-op
+// without prebuild=. Errors: as Prebuilder::Check (also checked by OpenSession, before mounting).
+Status StartPrebuild(Session& session);
 
 // The cache directory a session would use: options.cache_dir, else
 // DefaultCacheRoot()/<hash of the absolute source path>.
