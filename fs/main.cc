@@ -194,6 +194,7 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
       if (fuse_session_exited(se)) {
         mark_exiting();
         s.engine->Cancel();
+        for (auto& label : s.labels) label->engine->Cancel();
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
