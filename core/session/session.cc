@@ -212,6 +212,9 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
     OZ_RETURN_IF_ERROR(s->mount->Add("layers", std::move(layers).value()));
   }
   if (!options.labels.empty()) {
+    if (!format->prepare_labels || !format->make_label_tree)
+      return InvalidArgumentError("labels=: format=" + options.format +
+                                  " has no label images; use format=ome-zarr-0.4, ome-zarr-0.5 or precomputed");
     std::vector<std::string> names;
     std::vector<std::pair<std::string, Tree*>> subtrees;
     for (const LabelSpec& spec : options.labels) {
