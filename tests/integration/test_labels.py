@@ -81,6 +81,10 @@ def fixture():
     oz.make_zarr(i16, lab16.astype(np.int16), (16, 16, 16))
     _FIX["i16_dir"] = i16
     _FIX["pyr16"] = mode_pyramid(_FIX["lab16"])
+    sparse = lab16.copy()
+    sparse[:, 16:, :] = 0  # level-0 chunk rows y=1 are empty (no files, directories only)
+    _FIX["sparse_dir"] = os.path.join(root, "sparse")
+    oz.make_stack(_FIX["sparse_dir"], volume=sparse)
     return _FIX
 
 
@@ -202,13 +206,16 @@ def window_and_bytes1_do_not_touch_label_ids():
 def materialize_writes_the_mount_bytes():
     f = fixture()
     for fmt in ("ome-zarr-0.4", "ome-zarr-0.5", "precomputed"):
-        o = opts(fmt, ("cells", f["lab16_dir"]), ("big", f["lab32_dir"]))
+        o = opts(fmt, ("cells", f["lab16_dir"]), ("big", f["lab32_dir"]), ("sparse", f["sparse_dir"]))
         dest = os.path.join(oz.tmpdir("dest"), "out")
         oz.materialize(f["img"], dest, o)
         with oz.Mount(f["img"], o) as m:
             diff = oz.tree_diff(m.path, dest)
             oz.check(not diff, "%s: materialized tree differs from the mount: %s" % (fmt, diff[:10]))
             oz.check(os.path.isdir(os.path.join(dest, "labels", "big")), "labels written")
+            if fmt == "ome-zarr-0.4":
+                row = os.path.join(m.path, "labels", "sparse", "0", "0", "1")
+                oz.check(os.path.isdir(row) and not os.listdir(row), "an empty chunk row in the mount")
 
 
 def refused(src, o, *needles):
