@@ -198,6 +198,7 @@ int Serve(const oz::CommandLine& cl, int notify_fd, const std::string& systemd_s
         mark_exiting();
         if (s.prebuild) s.prebuild->RequestStop();
         s.engine->Cancel();
+        for (auto& label : s.labels) label->engine->Cancel();
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -319,14 +319,28 @@ Status ApplyChunk(std::string_view n, std::string_view v, Options* o, MountFlags
 Status ApplyLevels(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseIntInto(n, v, 1, 32, "an integer", &o->levels);
 }
-Status ApplyAlgorithm(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+Status ParseAlgorithm(std::string_view n, std::string_view v, Algorithm* out) {
   return ParseChoiceInto<Algorithm>(n, v,
                                     {{"mean", Algorithm::kMean},
                                      {"nearest", Algorithm::kNearest},
                                      {"max", Algorithm::kMax},
                                      {"min", Algorithm::kMin},
                                      {"mode", Algorithm::kMode}},
-                                    &o->algorithm);
+                                    out);
+}
+Status ApplyAlgorithm(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  return ParseAlgorithm(n, v, &o->algorithm);
+}
+// Accepted only as "mode": it exists so that a label-specific algorithm is refused by name
+// instead of silently applied (averaging ids makes ids that label nothing).
+Status ApplyLabelAlgorithm(std::string_view n, std::string_view v, Options*, MountFlags*) {
+  Algorithm a = Algorithm::kMode;
+  OZ_RETURN_IF_ERROR(ParseAlgorithm(n, v, &a));
+  if (a != Algorithm::kMode)
+    return Bad(n, v,
+               "label images (labels=) are always downsampled with mode: " + std::string(AlgorithmName(a)) +
+                   " of label ids makes ids that label nothing; drop label_algorithm= (algorithm= sets the image's)");
+  return OkStatus();
 }
 Status ApplyBytes(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseChoiceInto<bool>(n, v, {{"1", true}, {"2", false}}, &o->bytes1);
@@ -436,6 +450,30 @@ Status ApplyLayersCount(std::string_view n, std::string_view v, Options* o, Moun
 }
 Status ApplyStackCount(std::string_view n, std::string_view v, Options* o, MountFlags*) {
   return ParseIntInto(n, v, 0, 999, "an integer", &o->stack_count);
+}
+// NAME:SOURCE, NAME a single safe path component (it becomes labels/NAME).
+Status ApplyLabels(std::string_view n, std::string_view v, Options* o, MountFlags*) {
+  const size_t colon = v.find(':');
+  if (colon == std::string_view::npos)
+    return Bad(n, v, "expected NAME:SOURCE (e.g. labels=cells:/data/cells_tiffs), the ':' is missing");
+  const std::string name(v.substr(0, colon));
+  const std::string source(v.substr(colon + 1));
+  if (name.empty()) return Bad(n, v, "the NAME before ':' is empty; expected NAME:SOURCE");
+  if (name.size() > 255 || name == "." || name == ".." ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != std::string::npos)
+    return Bad(n, v,
+               "NAME '" + name +
+                   "' must be one path component of letters, digits, '_', '-' and '.' (not '.' or '..'), at most 255 "
+                   "bytes; it becomes the directory labels/" +
+                   name);
+  if (source.empty()) return Bad(n, v, "the SOURCE after ':' is empty; expected NAME:SOURCE");
+  for (const LabelSpec& l : o->labels)
+    if (l.name == name)
+      return Bad(n, v,
+                 "label NAME '" + name + "' is given twice (labels=" + l.name + ":" + l.source +
+                     "); give each label image its own name");
+  o->labels.push_back({name, source});
+  return OkStatus();
 }
 Status ApplyCache(std::string_view, std::string_view v, Options* o, MountFlags*) {
   o->cache_dir = std::string(v);
@@ -553,7 +591,7 @@ Status ApplyFuseString(std::string_view n, std::string_view v, Options*, MountFl
 // ---------------------------------------------------------------------------------------------
 // The option table: parser and help text in one place.
 
-enum class Section { kPyramid, kView, kLayers, kEncoding, kMetadata, kResources, kRemote, kLogging, kFuse };
+enum class Section { kPyramid, kView, kLayers, kLabels, kEncoding, kMetadata, kResources, kRemote, kLogging, kFuse };
 
 struct OptionSpec {
   std::string_view name;
@@ -597,6 +635,10 @@ constexpr OptionSpec kOptionTable[] = {
      ApplyLayersCount},
     {"stack_count", true, Section::kLayers, "stack_count=N", "25",
      "stack.tif: max of 2*(N/2)+1 inner layers; <= layers_count", ApplyStackCount},
+    {"labels", true, Section::kLabels, "labels=NAME:SOURCE", "none",
+     "serve SOURCE as the label image labels/NAME (repeatable; mode)", ApplyLabels},
+    {"label_algorithm", true, Section::kLabels, "label_algorithm=mode", "mode",
+     "label images are always downsampled with mode (others refused)", ApplyLabelAlgorithm},
     {"compression", true, Section::kEncoding, "compression=none|blosc|zlib|gzip|zstd|jpeg", "none",
      "served chunks' compressor (jpeg: precomputed); zarr SOURCE: below", ApplyCompression},
     {"blosc_cname", true, Section::kEncoding, "blosc_cname=blosclz|lz4|lz4hc|zlib|zstd", "lz4",
@@ -776,6 +818,7 @@ std::string_view SectionTitle(Section s) {
     case Section::kPyramid: return "Pyramid options:";
     case Section::kView: return "View options:";
     case Section::kLayers: return "Layer TIFF options (MNT/layers/ sampled along a .ppm surface):";
+    case Section::kLabels: return "Label image options (MNT/labels/NAME, OME-NGFF image-label):";
     case Section::kEncoding: return "Chunk encoding options:";
     case Section::kMetadata: return "Metadata options:";
     case Section::kResources: return "Resource options:";

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/base/dtype.h"
 
@@ -41,6 +42,13 @@ struct HttpOptions {
   std::string cacert;               // CA bundle for TLS verification; empty = system default
 
   bool operator==(const HttpOptions&) const = default;
+};
+
+// -o labels=NAME:SOURCE: a label volume served as the OME-NGFF label image labels/NAME.
+struct LabelSpec {
+  std::string name;    // one path component: letters, digits, '_', '-', '.' (not "." or "..")
+  std::string source;  // any SOURCE the image accepts (TIFF stack, zarr, URL, volume grid)
+  bool operator==(const LabelSpec&) const = default;
 };
 
 struct Options {
@@ -89,6 +97,9 @@ struct Options {
   std::string layers;
   int layers_count = 65;
   int stack_count = 25;
+  // Label images (core/format/labels.h), in the order given; names are unique. Always downsampled
+  // with mode on the image's pyramid, ids passed through unchanged (no window/dtype/bytes= map).
+  std::vector<LabelSpec> labels;
   // Resources.
   std::string cache_dir;              // empty = default ($XDG_CACHE_HOME or ~/.cache)
   std::string base_dir;               // -o base=DEST: an earlier materialize destination to serve from

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/base/options.h"
@@ -72,6 +73,19 @@ struct FormatSpec {
   // engine's own codec (ChunkEngineConfig::codec_options) for a format whose files are derived
   // from the engine's chunks, e.g. lossless chunks under precomputed's jpeg files.
   Options (*codec_options)(const Options& options) = nullptr;
+
+  // Label images (-o labels=NAME:SOURCE; served under labels/NAME, see core/format/ome/labels.h).
+  // prepare_labels: checks and fills a label engine's options (the image's options after
+  // `prepare`, with algorithm=mode and no value map) for ids of type `ids` (an integer type).
+  // Errors (kInvalidArgument) name the option and the fix; the caller adds "labels=NAME:".
+  Status (*prepare_labels)(Options* options, DType ids) = nullptr;
+  // The tree of label image `name` over `engine` (the label engine, which must outlive it);
+  // `source` is the label SOURCE, recorded in the metadata.
+  std::unique_ptr<FormatTree> (*make_label_tree)(ChunkEngine* engine, const std::string& name,
+                                                 const std::string& source) = nullptr;
+  // The documents of the labels/ directory itself (file name, bytes) listing `names` in order.
+  std::vector<std::pair<std::string, std::string>> (*labels_group_docs)(const std::vector<std::string>& names) =
+      nullptr;
 };
 
 // Every format, the default (ome-zarr-0.4) first.

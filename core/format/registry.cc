@@ -8,10 +8,12 @@ namespace oz {
 
 const std::vector<FormatSpec>& Formats() {
   static const std::vector<FormatSpec> kFormats = {
-      {"ome-zarr-0.4", "zarr v2, OME-NGFF 0.4 (khartes, napari, every zarr reader)", PrepareZarr2, MakeZarr2Tree},
-      {"ome-zarr-0.5", "zarr v3, OME-NGFF 0.5, sharded with shard=N", PrepareZarr3, MakeZarr3Tree},
+      {"ome-zarr-0.4", "zarr v2, OME-NGFF 0.4 (khartes, napari, every zarr reader)", PrepareZarr2, MakeZarr2Tree,
+       nullptr, PrepareZarr2Labels, MakeZarr2LabelTree, Zarr2LabelsGroupDocs},
+      {"ome-zarr-0.5", "zarr v3, OME-NGFF 0.5, sharded with shard=N", PrepareZarr3, MakeZarr3Tree, nullptr,
+       PrepareZarr3Labels, MakeZarr3LabelTree, Zarr3LabelsGroupDocs},
       {"precomputed", "Neuroglancer precomputed: raw, gzip or jpeg chunks", PreparePrecomputed, MakePrecomputedTree,
-       PrecomputedCodecOptions},
+       PrecomputedCodecOptions, PreparePrecomputedLabels, MakePrecomputedLabelTree, nullptr},
   };
   return kFormats;
 }

@@ -22,7 +22,7 @@ size_t ZarrTree::ShardKeyHash::operator()(const ShardKey& k) const {
 ZarrTree::ZarrTree(ChunkEngine* engine, ZarrLayout layout)
     : FormatTree(engine),
       layout_(std::move(layout)),
-      plain_array_(engine->pyramid().levels() == 1),
+      plain_array_(engine->pyramid().levels() == 1 && !layout_.always_group),
       shard_indexes_(kShardIndexBudget) {}
 
 Vec3 FormatTree::FileGrid(int level) const {

@@ -29,6 +29,9 @@ struct ZarrLayout {
   std::string key_prefix;                                     // "" or "c" (zarr v3 default keys)
   int64_t shard = 1;
   std::string tag;  // LayoutTag()
+  // True: a group with level directories also when levels == 1 (label images are always
+  // multiscales groups); false: levels == 1 makes the root a plain array.
+  bool always_group = false;
 };
 
 class ZarrTree final : public FormatTree {

@@ -1,15 +1,71 @@
-// Extra files are few and small beside the image tree, so they are simply rewritten by every run
-// (no manifest): their bytes depend only on the surface, the view and the options.
+// Extra files (layer TIFFs, label images) are rewritten by every run (no manifest): their bytes
+// depend only on the surface or label source, the view and the options.
 #include "core/session/extra_files.h"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "core/store/atomic_file.h"
 
 namespace oz {
 
+namespace {
+
+Status WriteOne(const std::string& dest, const std::string& rel, const std::string& data, uint64_t* bytes_written) {
+  const std::string path = dest + "/" + rel;
+  OZ_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/'))));
+  AtomicWriteOptions wo;
+  wo.fault_site = "materialize";
+  OZ_RETURN_IF_ERROR(WriteFileAtomic(path, data, wo));
+  *bytes_written += data.size();
+  return OkStatus();
+}
+
+}  // namespace
+
 Status WriteExtraFiles(MountTree& mount, const std::string& dest, uint64_t* bytes_written) {
-  OZ_ASSIGN_OR_RETURN(std::vector<std::string> files, mount.ExtraFiles());
+  std::vector<std::string> dirs;
+  OZ_ASSIGN_OR_RETURN(std::vector<std::string> all, mount.ExtraFiles(&dirs));
+  // Every directory, also those without files (a label row of empty chunks), as the mount shows.
+  for (const std::string& d : dirs) OZ_RETURN_IF_ERROR(MakeDirs(dest + "/" + d));
+  // Label images (labels/): many small chunk files, each computed by its engine; each read and
+  // written on its own, so memory is one file per thread, not the tree.
+  std::vector<std::string> files, label_files;
+  for (const std::string& rel : all) (rel.rfind("labels/", 0) == 0 ? label_files : files).push_back(rel);
+  // Label files on a few threads taking files in listing order (neighbours computed together);
+  // the first error stops every thread at its next file.
+  {
+    std::atomic<size_t> next{0};
+    std::atomic<uint64_t> written{0};
+    std::mutex mu;
+    Status first = OkStatus();
+    std::atomic<bool> failed{false};
+    auto work = [&] {
+      for (size_t i; !failed.load() && (i = next.fetch_add(1)) < label_files.size();) {
+        uint64_t n = 0;
+        Status st = [&]() -> Status {
+          OZ_ASSIGN_OR_RETURN(ChunkBytes bytes, mount.Read("/" + label_files[i]));
+          return WriteOne(dest, label_files[i], *bytes, &n);
+        }();
+        written += n;
+        if (!st.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (first.ok()) first = st;
+          failed = true;
+        }
+      }
+    };
+    const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    *bytes_written += written.load();
+    OZ_RETURN_IF_ERROR(first);
+  }
   // Files are written in groups (bounded open descriptors); within a group they are read
   // round-robin, one piece of every file in turn, so that files computed together (every layer
   // TIFF of a band of rows) are read together and computed once. Each piece goes straight to its

@@ -16,6 +16,7 @@
 #include "core/source/value_map.h"
 #include "core/store/http_store.h"
 #include "core/surface/layer_tiffs.h"
+#include "core/tree/group_tree.h"
 
 namespace oz {
 
@@ -30,6 +31,87 @@ Result<std::string> ResolveCacheDir(const std::string& abs_source, const Options
   OZ_ASSIGN_OR_RETURN(std::string root, DefaultCacheRoot());
   return root + "/src-" + Hash128Hex(abs_source).substr(0, 16);
 }
+
+namespace {
+
+std::string LabelOption(const LabelSpec& l) { return "labels=" + l.name + ":" + l.source; }
+
+// Opens label image `spec` of session `s` (whose image engine is made) in format `format`.
+Result<std::unique_ptr<LabelImage>> OpenLabel(Session& s, const LabelSpec& spec, const FormatSpec& format) {
+  auto li = std::make_unique<LabelImage>();
+  li->spec = spec;
+  const std::string what = LabelOption(spec);
+  if (IsHttpUrl(spec.source)) {
+    li->source = spec.source;
+  } else {
+    char buf[PATH_MAX];
+    if (!realpath(spec.source.c_str(), buf)) return ErrnoError(errno, what + ": label source " + spec.source);
+    li->source = buf;
+  }
+  // The image's page=/channel=/t=/source_level= choose within the image's source, not this one;
+  // the label source's own defaults (a zarr's chunk and compressor) do not change the tree.
+  li->source_options = s.options;
+  li->source_options.tiff_page = li->source_options.channel = li->source_options.time_point = -1;
+  li->source_options.source_level = 0;
+  li->source_options.memory = std::max<uint64_t>(s.options.memory / 4, 32ull << 20);
+  SourceEnv env;
+  env.options = &li->source_options;
+  env.stats = &s.stats;
+  env.pool = s.pool.get();
+  env.open_cache = [] { return OkStatus(); };  // the session's cache is open already
+  env.cache = &s.cache;
+  env.fetch_pool = &li->fetch_pool;
+  env.warnings = &s.warnings;
+  auto volume = OpenSourceVolume(li->source, env);
+  if (!volume.ok()) return volume.status().WithContext(what);
+  li->volume = std::move(volume).value();
+  const DType ids = li->volume->dtype();
+  if (!DTypeIsInteger(ids))
+    return InvalidArgumentError(what + ": the label source is " + std::string(DTypeName(ids)) +
+                                "; label ids must be an integer type (uint8, uint16, uint32, uint64 or int16): "
+                                "give a segmentation volume, not an image");
+  const Vec3 image_shape = s.engine->pyramid().shape(0);
+  if (li->volume->shape() != image_shape)
+    return InvalidArgumentError(what + ": the label volume's shape (z, y, x) " + ToString(li->volume->shape()) +
+                                " differs from the image's level-0 shape " + ToString(image_shape) +
+                                " (after window=/shift=); a label image must cover the image voxel for voxel");
+  // The image's pyramid and encoding, mode, and ids as they are: no window, dtype, range or bytes=.
+  Options& o = li->options;
+  o = s.options;
+  o.algorithm = Algorithm::kMode;
+  o.window = {};
+  o.shift = {0, 0, 0};
+  o.bytes1 = false;
+  o.out_dtype.reset();
+  o.range_given = o.range_auto = false;
+  o.range_lo = o.range_hi = 0;
+  o.labels.clear();
+  o.layers.clear();
+  o.base_dir.clear();
+  if (Status st = format.prepare_labels(&o, ids); !st.ok()) return st.WithContext(what);
+  auto geometry = ComputeViewGeometry(li->volume->shape(), o);
+  if (!geometry.ok()) return geometry.status().WithContext(what);
+  auto value_map = MakeValueMap(ids, o);
+  if (!value_map.ok()) return value_map.status().WithContext(what);
+  li->view = std::make_shared<ViewVolume>(li->volume, *geometry, *value_map);
+  ChunkEngineConfig ec;
+  ec.options = o;
+  ec.cache = s.cache.get();
+  ec.pool = s.pool.get();
+  ec.stats = &s.stats;
+  ec.work_memory = std::max<uint64_t>(s.options.memory * 3 / 16, 8ull << 20);
+  ec.hot_bytes = s.options.memory / 16;
+  auto engine = ChunkEngine::Make(li->view, ec);
+  if (!engine.ok()) return engine.status().WithContext(what);
+  li->engine = std::move(engine).value();
+  if (li->engine->pyramid().levels() != s.engine->pyramid().levels() ||
+      li->engine->pyramid().chunk() != s.engine->pyramid().chunk())
+    return InternalError(what + ": the label pyramid differs from the image's");
+  li->tree = format.make_label_tree(li->engine.get(), spec.name, li->source);
+  return li;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
   auto s = std::make_unique<Session>();
@@ -156,6 +238,29 @@ Result<std::unique_ptr<Session>> OpenSession(const SessionParams& params) {
       s->warnings.push_back(w);
     }
     OZ_RETURN_IF_ERROR(s->mount->Add("layers", std::move(layers).value()));
+  }
+  if (!options.labels.empty()) {
+    if (!format->prepare_labels || !format->make_label_tree)
+      return InvalidArgumentError("labels=: format=" + options.format +
+                                  " has no label images; use format=ome-zarr-0.4, ome-zarr-0.5 or precomputed");
+    std::vector<std::string> names;
+    std::vector<std::pair<std::string, Tree*>> subtrees;
+    for (const LabelSpec& spec : options.labels) {
+      OZ_ASSIGN_OR_RETURN(std::unique_ptr<LabelImage> li, OpenLabel(*s, spec, *format));
+      names.push_back(spec.name);
+      subtrees.emplace_back(spec.name, li->tree.get());
+      s->labels.push_back(std::move(li));
+    }
+    std::vector<std::pair<std::string, ChunkBytes>> docs;
+    if (format->labels_group_docs)
+      for (auto& [name, bytes] : format->labels_group_docs(names)) {
+        for (const std::string& n : names)
+          if (n == name)
+            return InvalidArgumentError("labels=" + n + ":...: the name " + n +
+                                        " is a document of the labels group; choose another name");
+        docs.emplace_back(name, std::make_shared<const std::string>(std::move(bytes)));
+      }
+    OZ_RETURN_IF_ERROR(s->mount->Add("labels", std::make_unique<GroupTree>(std::move(docs), std::move(subtrees))));
   }
   return s;
 }

@@ -27,6 +27,20 @@ struct SessionParams {
   bool use_cache = true;  // false: no disk cache (e.g. tools that only print metadata)
 };
 
+// One label image (-o labels=NAME:SOURCE): its own source, view and engine (the image's pyramid,
+// algorithm=mode, no value map; its own cache keys in the session's disk cache) and tree.
+struct LabelImage {
+  LabelSpec spec;
+  std::string source;                      // absolute path, or the URL
+  Options source_options;                  // what its source was opened with (the volume may refer to it)
+  Options options;                         // the label engine's
+  std::unique_ptr<ThreadPool> fetch_pool;  // a remote label source's fetch threads
+  std::shared_ptr<Volume> volume;
+  std::shared_ptr<ViewVolume> view;
+  std::unique_ptr<ChunkEngine> engine;
+  std::unique_ptr<FormatTree> tree;  // served as labels/NAME
+};
+
 // Member order is destruction order in reverse: the pool outlives everything that uses it.
 struct Session {
   // params.options with the source's defaults filled in (a zarr source's chunk and compression
@@ -42,8 +56,10 @@ struct Session {
   std::shared_ptr<ViewVolume> view;
   std::unique_ptr<ChunkProvider> base;  // -o base=DEST (before engine: it outlives the engine's use)
   std::unique_ptr<ChunkEngine> engine;
-  std::unique_ptr<FormatTree> tree;  // of options.format
-  // What a mount serves: `tree` plus extra directories (layers/ with -o layers=SEGMENT.ppm).
+  std::unique_ptr<FormatTree> tree;                 // of options.format
+  std::vector<std::unique_ptr<LabelImage>> labels;  // options.labels, in order
+  // What a mount serves: `tree` plus extra directories (layers/ with -o layers=SEGMENT.ppm,
+  // labels/ with -o labels=NAME:SOURCE).
   std::unique_ptr<MountTree> mount;
   std::vector<std::string> warnings;
   // -o prebuild=K: started by the mount once it is in place (StartPrebuild); destroyed first, so

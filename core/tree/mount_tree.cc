@@ -47,13 +47,14 @@ Result<std::shared_ptr<FileContent>> MountTree::Open(std::string_view path) {
   return base_->Open(path);
 }
 
-Result<std::vector<std::string>> MountTree::ExtraFiles() {
+Result<std::vector<std::string>> MountTree::ExtraFiles(std::vector<std::string>* all_dirs) {
   std::vector<std::string> out;
   for (auto& [n, t] : extra_) {
     std::vector<std::string> dirs = {""};
     while (!dirs.empty()) {
       std::string d = dirs.back();
       dirs.pop_back();
+      if (all_dirs) all_dirs->push_back(d.empty() ? n : n + "/" + d);
       OZ_ASSIGN_OR_RETURN(std::vector<DirEntry> entries, t->List("/" + d));
       for (const DirEntry& e : entries) {
         std::string rel = d.empty() ? e.name : d + "/" + e.name;

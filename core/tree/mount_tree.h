@@ -24,8 +24,10 @@ class MountTree final : public Tree {
   Result<std::vector<DirEntry>> List(std::string_view path) override;
   Result<std::shared_ptr<FileContent>> Open(std::string_view path) override;
 
-  // Relative paths ("layers/00.tif") of every file of the extra subtrees, for materialize.
-  Result<std::vector<std::string>> ExtraFiles();
+  // Relative paths ("layers/00.tif") of every file of the extra subtrees, for materialize; with
+  // `dirs`, also every directory ("labels/cells/0/3"), parents first, so that materialize makes
+  // the empty ones a mount shows too.
+  Result<std::vector<std::string>> ExtraFiles(std::vector<std::string>* dirs = nullptr);
 
  private:
   // The extra tree `path` is in and the path inside it; nullptr if it is the base's.

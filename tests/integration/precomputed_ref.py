@@ -10,6 +10,11 @@ published spec (src/datasource/precomputed/volume.md), numpy only, for the integ
                                         rows are the Fortran-order voxels)
   read_scale(root, info, i, opener)     the whole scale as (z, y, x), chunk by chunk; absent
                                         chunks (no file) read as 0 and are listed
+                                        or compressed_segmentation (decode_compressed_segmentation)
+  decode_compressed_segmentation(data, shape_xyz, block_xyz, dtype)
+                                        one channel per the format's README (neuroglancer
+                                        src/neuroglancer/sliceview/compressed_segmentation/), in
+                                        plain Python loops over blocks: (z, y, x) array
 A gzip-holding chunk (the file's bytes gzip, served with Content-Encoding: gzip) is unwrapped
 by the caller (gunzip=True in read_scale).
 """
@@ -93,9 +98,51 @@ def decode_chunk(data, scale, info, box):
         if w * h != nx * ny * nz * nc:
             raise ValueError("jpeg chunk %s: %dx%d pixels for %d voxels" % (box[0], w, h, nx * ny * nz))
         a = px.reshape((nc, nz, ny, nx))
+    elif enc == "compressed_segmentation":
+        if nc != 1:
+            raise ValueError("compressed_segmentation: one channel only here")
+        a = decode_compressed_segmentation(data, (nx, ny, nz), scale["compressed_segmentation_block_size"],
+                                           dtype)[None]
     else:
         raise ValueError("encoding %r not supported here" % enc)
     return a[0]
+
+
+def decode_compressed_segmentation(data, shape_xyz, block_xyz, dtype):
+    """One channel: uint32 word 0 = offset of the channel's data; there, a 64-bit header per block
+    (x fastest over the block grid): lookup table offset (24 bits), encoded bits (8 bits), encoded
+    values offset, all offsets in 32-bit words from the channel's start; a block's value at
+    (x, y, z) is table[index], index = bits at encodedBits * (x + bx * (y + by * z))."""
+    if len(data) % 4:
+        raise ValueError("compressed_segmentation: %d bytes is not whole words" % len(data))
+    w = np.frombuffer(data, dtype="<u4")
+    base = int(w[0])
+    nx, ny, nz = shape_xyz
+    bx, by, bz = block_xyz
+    gx, gy, gz = -(-nx // bx), -(-ny // by), -(-nz // bz)
+    per = 2 if np.dtype(dtype).itemsize == 8 else 1
+    out = np.zeros((nz, ny, nx), dtype=dtype)
+    for kz in range(gz):
+        for ky in range(gy):
+            for kx in range(gx):
+                h = base + 2 * (kx + gx * (ky + gy * kz))
+                table, bits, values = int(w[h]) & 0xFFFFFF, int(w[h]) >> 24, int(w[h + 1])
+                if bits not in (0, 1, 2, 4, 8, 16, 32):
+                    raise ValueError("block %s: encoded bits %d" % ((kx, ky, kz), bits))
+                ex, ey, ez = min(bx, nx - kx * bx), min(by, ny - ky * by), min(bz, nz - kz * bz)
+                pos = np.arange(bx * by * bz, dtype=np.int64).reshape(bz, by, bx)[:ez, :ey, :ex]
+                if bits:
+                    bit = pos * bits
+                    words = w[base + values + bit // 32].astype(np.int64)
+                    idx = (words >> (bit % 32)) & ((1 << bits) - 1)
+                else:
+                    idx = np.zeros(pos.shape, np.int64)
+                at = base + table + idx * per
+                v = w[at].astype(np.uint64)
+                if per == 2:
+                    v |= w[at + 1].astype(np.uint64) << np.uint64(32)
+                out[kz * bz:kz * bz + ez, ky * by:ky * by + ey, kx * bx:kx * bx + ex] = v.astype(dtype)
+    return out
 
 
 def default_opener(root):

@@ -155,6 +155,89 @@ def neuroglancer_renders_precomputed_gzip_and_absent_chunks():
              "no gzip chunk served: %r" % reqs)
 
 
+def segment_colours(ng, png, report):
+    """Colours (quantized to 16 levels per channel) of the inner 80% of the data panels that are
+    not grey (channel spread > 40) and cover >= 1% of it: {colour: fraction}."""
+    w, h, bpp, rows = _read_png(ng, png)
+    with open(report) as f:
+        boxes = json.load(f).get("panels") or [{"x": 0, "y": 0, "width": w, "height": h}]
+    counts, n = {}, 0
+    for b in boxes:
+        mx, my = 0.1 * b["width"], 0.1 * b["height"]
+        x0, y0 = max(0, int(b["x"] + mx)), max(0, int(b["y"] + my))
+        x1, y1 = min(w, int(b["x"] + b["width"] - mx)), min(h, int(b["y"] + b["height"] - my))
+        for y in range(y0, y1):
+            r = rows[y]
+            for x in range(x0, x1):
+                n += 1
+                px = r[x * bpp:x * bpp + 3]
+                if max(px) - min(px) > 40:
+                    key = tuple(v // 16 for v in px)
+                    counts[key] = counts.get(key, 0) + 1
+    return {k: c / n for k, c in counts.items() if n and c >= 0.01 * n}
+
+
+def _read_png(ng, path):
+    """ngcheck's own stdlib PNG decoder."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("check_png", os.path.join(ng, "check_png.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.read_png(path)
+
+
+@S.case
+def neuroglancer_shows_a_label_image_as_a_segmentation_layer():
+    """-o labels=cells:LABELS with format=precomputed: MNT/labels/cells is a precomputed
+    segmentation (compressed_segmentation chunks); Neuroglancer opens it as a segmentation layer
+    and paints its segments in distinct (non-grey) colours."""
+    ng = ngcheck_copy()
+    # ngcheck's state builder makes an image layer; let the environment choose the layer type
+    # (and extra layer members) in this copy.
+    p = os.path.join(ng, "ngstate.py")
+    with open(p) as f:
+        text = f.read()
+    old = '"layers": [{"type": "image", "source": a.source, "name": "data"}],'
+    if old in text:
+        text = text.replace(old, '"layers": [dict({"type": os.environ.get("NGCHECK_LAYER_TYPE", "image"), '
+                                 '"source": a.source, "name": "data"}, '
+                                 '**json.loads(os.environ.get("NGCHECK_LAYER_EXTRA", "{}")))],')
+        with open(p, "w") as f:
+            f.write(text)
+    oz.check("NGCHECK_LAYER_TYPE" in text, "could not make ngcheck's layer a segmentation layer")
+    src, lab = oz.tmpdir("src"), oz.tmpdir("lab")
+    oz.make_stack(src, volume=test_volume(64))
+    z, y, x = np.meshgrid(*(np.arange(64),) * 3, indexing="ij")
+    cells = np.zeros((64, 64, 64), np.uint16)
+    cells[(x - 20) ** 2 + (y - 22) ** 2 < 150] = 1
+    cells[(x - 44) ** 2 + (y - 40) ** 2 < 200] = 2
+    cells[(x < 16) & (y > 44)] = 3
+    oz.make_stack(lab, volume=cells)
+    serve_root = oz.tmpdir("www")
+    mnt = os.path.join(serve_root, "scroll.zarr")
+    os.mkdir(mnt)
+    out = oz.tmpdir("ngcheck-out")
+    with oz.Mount(src, {"chunk": 32, "levels": 2, "format": "precomputed", "labels": "cells:" + lab},
+                  mountpoint=mnt):
+        env = dict(os.environ, NGCHECK_NO_SETUP="1", NGCHECK_TIMEOUT="120", NGCHECK_SCHEME="precomputed",
+                   NGCHECK_LAYER_TYPE="segmentation", NGCHECK_LAYER_EXTRA=json.dumps({"segments": ["1", "2", "3"]}))
+        r = subprocess.run([os.path.join(ng, "run.sh"), serve_root, "scroll.zarr/labels/cells", out], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+        log = (r.stdout + r.stderr)[-4000:]
+        oz.check(r.returncode == 0 and "NGCHECK PASS" in r.stdout, "ngcheck failed (exit %d): %s" % (r.returncode, log))
+    with open(os.path.join(out, "shot.json")) as f:
+        shot = json.load(f)
+    oz.check("segmentation" in json.dumps(shot.get("final_state", shot)), "no segmentation layer in the state")
+    colours = segment_colours(ng, os.path.join(out, "shot.png"), os.path.join(out, "shot.json"))
+    sys.stderr.write("# segment colours on screen (r, g, b // 16: fraction): %r\n" % colours)
+    oz.check(len(colours) >= 2, "segment colours on screen: %r (want >= 2 distinct non-grey colours)" % colours)
+    with open(os.path.join(out, "requests.log")) as f:
+        reqs = [line.split() for line in f if line.strip()]
+    chunks = [(pth, c) for _, pth, c, *_ in reqs if PRECOMPUTED_CHUNK.fullmatch(pth.rsplit("/", 1)[-1])]
+    oz.check(any("/labels/cells/" in pth and c == "200" for pth, c in chunks),
+             "no compressed_segmentation chunk served: %r" % reqs)
+
+
 @S.case
 def neuroglancer_renders_a_password_protected_remote_store_without_credentials():
     """A zarr store behind basic auth on a loopback server, mounted with a credentials file;

@@ -47,7 +47,9 @@ double NanometresPerUnit(std::string_view unit) {
   return 0;
 }
 
-std::string PrecomputedInfoJson(const Pyramid& p, DType dtype, const Options& o, const std::string& source) {
+namespace {
+
+json InfoJson(const Pyramid& p, DType dtype, const Options& o, const std::string& source) {
   const double nm = NanometresPerUnit(o.unit);
   json scales = json::array();
   for (int l = 0; l < p.levels(); ++l) {
@@ -83,7 +85,13 @@ std::string PrecomputedInfoJson(const Pyramid& p, DType dtype, const Options& o,
       {"scales", scales},
       {"omezarrfs", meta},
   };
-  return info.dump(2) + "\n";
+  return info;
+}
+
+}  // namespace
+
+std::string PrecomputedInfoJson(const Pyramid& p, DType dtype, const Options& o, const std::string& source) {
+  return InfoJson(p, dtype, o, source).dump(2) + "\n";
 }
 
 Status PreparePrecomputed(Options* o, DType served) {
@@ -146,6 +154,45 @@ std::unique_ptr<FormatTree> MakePrecomputedTree(ChunkEngine* engine, const std::
                                                                   : PrecomputedEncoding::kRaw;
   return std::make_unique<PrecomputedTree>(engine, enc, o.jpeg_quality,
                                            PrecomputedInfoJson(engine->pyramid(), engine->dtype(), o, source));
+}
+
+}  // namespace oz
+
+namespace oz {
+
+Status PreparePrecomputedLabels(Options* o, DType ids) {
+  if (DTypeIsSigned(ids))
+    return InvalidArgumentError("the label ids are " + std::string(DTypeName(ids)) +
+                                ": Neuroglancer segmentation ids are unsigned (uint32 or uint64); give a label "
+                                "volume of uint8, uint16, uint32 or uint64, or use format=ome-zarr-0.4 or 0.5");
+  if (o->chunk > 128)
+    return InvalidArgumentError("chunk=" + std::to_string(o->chunk) +
+                                " with labels= and format=precomputed: compressed_segmentation addresses a chunk's "
+                                "lookup tables with 24-bit offsets, which chunks above 128 can overflow; use "
+                                "chunk=128 or less (64 is usual)");
+  o->shard = 1;
+  o->compression = Compression::kNone;  // the engine's chunks are raw; the files are re-encoded
+  if (!o->given.empty) o->empty = EmptyPolicy::kKeep;
+  return OkStatus();
+}
+
+std::unique_ptr<FormatTree> MakePrecomputedLabelTree(ChunkEngine* engine, const std::string& name,
+                                                     const std::string& source) {
+  const Options& o = engine->options();
+  json info = InfoJson(engine->pyramid(), engine->dtype(), o, source);
+  info["type"] = "segmentation";
+  info["data_type"] = engine->dtype() == DType::kUint64 ? "uint64" : "uint32";
+  for (json& scale : info["scales"]) {
+    scale["encoding"] = "compressed_segmentation";
+    scale["compressed_segmentation_block_size"] = {kSegmentationBlock, kSegmentationBlock, kSegmentationBlock};
+  }
+  json& meta = info["omezarrfs"];
+  meta["options"]["compression"] = "compressed_segmentation";
+  meta["label"] = {{"name", name}, {"ids", std::string(DTypeName(engine->dtype()))}};
+  if (engine->dtype() != DType::kUint64 && engine->dtype() != DType::kUint32)
+    meta["label"]["widened"] = std::string(DTypeName(engine->dtype())) + " ids served as uint32, values unchanged";
+  return std::make_unique<PrecomputedTree>(engine, PrecomputedEncoding::kCompressedSegmentation, o.jpeg_quality,
+                                           info.dump(2) + "\n");
 }
 
 }  // namespace oz

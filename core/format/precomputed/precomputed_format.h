@@ -52,5 +52,14 @@ std::string PrecomputedInfoJson(const Pyramid& pyramid, DType dtype, const Optio
 Status PreparePrecomputed(Options* options, DType served);
 Options PrecomputedCodecOptions(const Options& options);
 std::unique_ptr<FormatTree> MakePrecomputedTree(ChunkEngine* engine, const std::string& source);
+// Label images: labels/NAME is its own precomputed volume, "type": "segmentation", data_type
+// uint32 (uint8/uint16/uint32 ids, widened unchanged: Neuroglancer segmentations are uint32 or
+// uint64) or uint64, every scale "encoding": "compressed_segmentation" with
+// "compressed_segmentation_block_size": [8, 8, 8]. The label engine keeps raw chunks (whatever
+// compression= says for the image). Refused: signed ids (int16), chunk > 128 (the format's
+// 24-bit lookup table offsets). No labels/ group documents (Neuroglancer opens each volume).
+Status PreparePrecomputedLabels(Options* options, DType ids);
+std::unique_ptr<FormatTree> MakePrecomputedLabelTree(ChunkEngine* engine, const std::string& name,
+                                                     const std::string& source);
 
 }  // namespace oz

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/base/log.h"
+#include "core/codec/compressed_segmentation.h"
 #include "core/codec/jpeg.h"
 #include "core/codec/zarr_codec.h"
 
@@ -34,6 +35,8 @@ std::string PrecomputedTree::LayoutTag() const {
     case PrecomputedEncoding::kRaw: return "precomputed:raw";
     case PrecomputedEncoding::kGzip: return "precomputed:gzip";
     case PrecomputedEncoding::kJpeg: return "precomputed:jpeg:q=" + std::to_string(jpeg_quality_);
+    case PrecomputedEncoding::kCompressedSegmentation:
+      return "precomputed:compressed_segmentation:" + std::to_string(kSegmentationBlock);
   }
   return "precomputed";
 }
@@ -112,7 +115,8 @@ Result<PrecomputedTree::Parsed> PrecomputedTree::Parse(std::string_view path) {
 }
 
 bool PrecomputedTree::Identity(int level, const Vec3& idx) const {
-  if (encoding_ == PrecomputedEncoding::kJpeg) return false;
+  if (encoding_ == PrecomputedEncoding::kJpeg || encoding_ == PrecomputedEncoding::kCompressedSegmentation)
+    return false;
   const int64_t c = engine_->pyramid().chunk();
   return engine_->pyramid().ChunkBox(level, idx).shape() == Vec3{c, c, c};
 }
@@ -163,6 +167,11 @@ Result<ChunkBytes> PrecomputedTree::FileBytes(int level, const Vec3& idx, const 
       OZ_ASSIGN_OR_RETURN(std::string jpg, JpegEncodeGray(data, static_cast<uint32_t>(s[2]),
                                                           static_cast<uint32_t>(s[1] * s[0]), jpeg_quality_));
       return std::make_shared<const std::string>(std::move(jpg));
+    }
+    case PrecomputedEncoding::kCompressedSegmentation: {
+      OZ_ASSIGN_OR_RETURN(std::string cs,
+                          EncodeCompressedSegmentation(data, s, bytes, bytes == 8 ? 8 : 4, kSegmentationBlock));
+      return std::make_shared<const std::string>(std::move(cs));
     }
   }
   return InternalError("unknown precomputed encoding");

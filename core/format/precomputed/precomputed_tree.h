@@ -27,7 +27,12 @@
 
 namespace oz {
 
-enum class PrecomputedEncoding { kRaw, kGzip, kJpeg };
+// kCompressedSegmentation: label images (type segmentation), block 8^3, ids as uint32 (uint8,
+// uint16 and uint32 ids, widened unchanged) or uint64; every file is derived (never identity).
+enum class PrecomputedEncoding { kRaw, kGzip, kJpeg, kCompressedSegmentation };
+
+// compressed_segmentation_block_size of the label trees.
+inline constexpr int64_t kSegmentationBlock = 8;
 
 class PrecomputedTree final : public FormatTree {
  public:

@@ -2,6 +2,7 @@
 // These bytes are pinned by tests/golden (the tree must not change across refactors).
 #include "core/format/zarr2/zarr2_format.h"
 
+#include "core/format/ome/labels.h"
 #include "core/format/ome/multiscales.h"
 #include "core/format/zarr_tree.h"
 
@@ -53,16 +54,42 @@ Status PrepareZarr2(Options* options, DType) {
   return OkStatus();
 }
 
-std::unique_ptr<FormatTree> MakeZarr2Tree(ChunkEngine* engine, const std::string& source) {
+namespace {
+
+ZarrLayout Zarr2Layout(ChunkEngine* engine, std::string zattrs) {
   const Pyramid& p = engine->pyramid();
   ZarrLayout l;
-  l.root_docs = {{".zgroup", Doc(ZgroupJson())},
-                 {".zattrs", Doc(ZattrsJson(p, engine->options(), source, engine->dtype()))}};
+  l.root_docs = {{".zgroup", Doc(ZgroupJson())}, {".zattrs", Doc(std::move(zattrs))}};
   l.array_doc_name = ".zarray";
   for (int level = 0; level < p.levels(); ++level)
     l.array_docs.push_back(
         Doc(ZarrayJson(p.shape(level), p.chunk(), engine->dtype(), engine->codec().CompressorJson())));
+  return l;
+}
+
+}  // namespace
+
+std::unique_ptr<FormatTree> MakeZarr2Tree(ChunkEngine* engine, const std::string& source) {
+  return std::make_unique<ZarrTree>(
+      engine, Zarr2Layout(engine, ZattrsJson(engine->pyramid(), engine->options(), source, engine->dtype())));
+}
+
+Status PrepareZarr2Labels(Options* options, DType ids) { return PrepareZarr2(options, ids); }
+
+std::unique_ptr<FormatTree> MakeZarr2LabelTree(ChunkEngine* engine, const std::string& name,
+                                               const std::string& source) {
+  json ms = MultiscaleJson(engine->pyramid(), engine->options(), source);
+  ms["name"] = name;
+  ms["version"] = "0.4";
+  const json doc = {{"multiscales", json::array({ms})}, {"image-label", ImageLabelJson("0.4")}};
+  ZarrLayout l = Zarr2Layout(engine, doc.dump(4) + "\n");
+  l.always_group = true;
+  l.tag = "label";
   return std::make_unique<ZarrTree>(engine, std::move(l));
+}
+
+std::vector<std::pair<std::string, std::string>> Zarr2LabelsGroupDocs(const std::vector<std::string>& names) {
+  return {{".zgroup", ZgroupJson()}, {".zattrs", LabelsListJson(names).dump(4) + "\n"}};
 }
 
 }  // namespace oz

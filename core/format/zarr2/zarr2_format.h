@@ -6,6 +6,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,5 +32,10 @@ std::string ZattrsJson(const Pyramid& pyramid, const Options& options, const std
 // Registry hooks.
 Status PrepareZarr2(Options* options, DType served);
 std::unique_ptr<FormatTree> MakeZarr2Tree(ChunkEngine* engine, const std::string& source);
+// Label images (core/format/ome/labels.h): labels/NAME is a group (also with levels=1) whose
+// .zattrs has the multiscales entry (name NAME) and image-label version 0.4.
+Status PrepareZarr2Labels(Options* options, DType ids);
+std::unique_ptr<FormatTree> MakeZarr2LabelTree(ChunkEngine* engine, const std::string& name, const std::string& source);
+std::vector<std::pair<std::string, std::string>> Zarr2LabelsGroupDocs(const std::vector<std::string>& names);
 
 }  // namespace oz

@@ -2,6 +2,7 @@
 // key encoding), its codec specs (bytes, blosc, gzip, crc32c, sharding_indexed) and OME-NGFF 0.5.
 #include "core/format/zarr3/zarr3_format.h"
 
+#include "core/format/ome/labels.h"
 #include "core/format/ome/multiscales.h"
 #include "core/format/zarr_tree.h"
 
@@ -82,15 +83,14 @@ Status PrepareZarr3(Options* o, DType served) {
   return OkStatus();
 }
 
-std::unique_ptr<FormatTree> MakeZarr3Tree(ChunkEngine* engine, const std::string& source) {
+namespace {
+
+// The tree with root attributes.ome `ome`.
+ZarrLayout Zarr3Layout(ChunkEngine* engine, json ome) {
   const Pyramid& p = engine->pyramid();
   const Options& o = engine->options();
   const int64_t n = o.shard;
   ZarrLayout l;
-  json ms = MultiscaleJson(p, o, source);
-  ms["metadata"]["options"]["shard"] = n;
-  json ome = {{"version", "0.5"}, {"multiscales", {ms}}};
-  if (json omero = OmeroJson(engine->dtype(), o); !omero.is_null()) ome["omero"] = std::move(omero);
   l.root_docs = {
       {"zarr.json", Doc({{"zarr_format", 3}, {"node_type", "group"}, {"attributes", {{"ome", std::move(ome)}}}})}};
   l.array_doc_name = "zarr.json";
@@ -112,7 +112,41 @@ std::unique_ptr<FormatTree> MakeZarr3Tree(ChunkEngine* engine, const std::string
   l.key_prefix = "c";
   l.shard = n;
   l.tag = "ome-zarr-0.5:shard=" + std::to_string(n);
+  return l;
+}
+
+json Zarr3Multiscale(ChunkEngine* engine, const std::string& source) {
+  json ms = MultiscaleJson(engine->pyramid(), engine->options(), source);
+  ms["metadata"]["options"]["shard"] = engine->options().shard;
+  return ms;
+}
+
+}  // namespace
+
+std::unique_ptr<FormatTree> MakeZarr3Tree(ChunkEngine* engine, const std::string& source) {
+  json ome = {{"version", "0.5"}, {"multiscales", {Zarr3Multiscale(engine, source)}}};
+  if (json omero = OmeroJson(engine->dtype(), engine->options()); !omero.is_null()) ome["omero"] = std::move(omero);
+  return std::make_unique<ZarrTree>(engine, Zarr3Layout(engine, std::move(ome)));
+}
+
+Status PrepareZarr3Labels(Options* options, DType ids) { return PrepareZarr3(options, ids); }
+
+std::unique_ptr<FormatTree> MakeZarr3LabelTree(ChunkEngine* engine, const std::string& name,
+                                               const std::string& source) {
+  json ms = Zarr3Multiscale(engine, source);
+  ms["name"] = name;
+  json ome = {{"version", "0.5"}, {"multiscales", {ms}}, {"image-label", ImageLabelJson("")}};
+  ZarrLayout l = Zarr3Layout(engine, std::move(ome));
+  l.always_group = true;
+  l.tag += ":label";
   return std::make_unique<ZarrTree>(engine, std::move(l));
+}
+
+std::vector<std::pair<std::string, std::string>> Zarr3LabelsGroupDocs(const std::vector<std::string>& names) {
+  json ome = LabelsListJson(names);
+  ome["version"] = "0.5";
+  const json doc = {{"zarr_format", 3}, {"node_type", "group"}, {"attributes", {{"ome", ome}}}};
+  return {{"zarr.json", doc.dump(2) + "\n"}};
 }
 
 }  // namespace oz

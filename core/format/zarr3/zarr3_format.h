@@ -12,6 +12,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -31,5 +33,10 @@ nlohmann::json Zarr3CodecsJson(const ChunkCodec& codec, int64_t chunk, int64_t s
 // Registry hooks.
 Status PrepareZarr3(Options* options, DType served);
 std::unique_ptr<FormatTree> MakeZarr3Tree(ChunkEngine* engine, const std::string& source);
+// Label images (core/format/ome/labels.h): labels/NAME/zarr.json is a group (also with levels=1)
+// whose attributes.ome has version 0.5, the multiscales entry (name NAME) and image-label.
+Status PrepareZarr3Labels(Options* options, DType ids);
+std::unique_ptr<FormatTree> MakeZarr3LabelTree(ChunkEngine* engine, const std::string& name, const std::string& source);
+std::vector<std::pair<std::string, std::string>> Zarr3LabelsGroupDocs(const std::vector<std::string>& names);
 
 }  // namespace oz
