@@ -356,18 +356,12 @@ const KernelInfo& KernelFor(Algorithm a) {
   return kKernels[0];
 }
 
+// exp(-d^2 / 2) / sum, the sum taken left to right in double, written out so that no libm's exp
+// (nor numpy's pairwise sum, which differs in the last bit of w[2]) can change a result.
 const std::array<double, kGaussianTaps>& GaussianWeights() {
-  static const std::array<double, kGaussianTaps> w = [] {
-    std::array<double, kGaussianTaps> g;
-    double sum = 0;
-    for (int t = 0; t < kGaussianTaps; ++t) {
-      const double d = t - 2.5;
-      g[t] = std::exp(-d * d / 2);
-    }
-    for (int t = 0; t < kGaussianTaps; ++t) sum += g[t];
-    for (auto& v : g) v /= sum;
-    return g;
-  }();
+  static constexpr std::array<double, kGaussianTaps> w = {0x1.1fb1f0083f219p-6, 0x1.09b970aa64d06p-3,
+                                                          0x1.692828aa49a5bp-2, 0x1.692828aa49a5bp-2,
+                                                          0x1.09b970aa64d06p-3, 0x1.1fb1f0083f219p-6};
   return w;
 }
 

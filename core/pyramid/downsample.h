@@ -21,7 +21,9 @@
 //    Separable; per axis, output voxel i of level l+1 is sum_t w[t] * v(2i - 2 + t), t = 0..5:
 //    six taps at offsets d = t - 2.5 = -2.5 .. +2.5 from the block centre 2i + 0.5, so gaussian and
 //    mean sit on the same grid. w[t] = g[t] / sum(g), g[t] = exp(-d^2 / 2): sigma = 1 level-l
-//    voxel, truncated at 2.5 sigma (GaussianWeights() holds the doubles). Edges: half-sample
+//    voxel, truncated at 2.5 sigma, the sum taken left to right; GaussianWeights() holds the
+//    exact doubles (0x1.1fb1f0083f219p-6, 0x1.09b970aa64d06p-3, 0x1.692828aa49a5bp-2, mirrored),
+//    not recomputed with a libm. Edges: half-sample
 //    symmetric mirroring (numpy.pad mode='symmetric', scipy.ndimage mode='reflect': d c b a | a b
 //    c d), repeated for axes shorter than the footprint (an axis of 1 voxel is constant).
 //    Arithmetic, in double: values converted exactly (uint64: to the nearest double), the x pass

@@ -6,6 +6,7 @@ agrees with scipy.ndimage.correlate1d (mode='reflect') to within rounding; zarr 
 dtype; a coarsest-first cold read equals a finest-first one; materialize writes the mount's bytes."""
 
 import functools
+import math
 import os
 import sys
 
@@ -18,10 +19,16 @@ import zarr3_ref  # noqa: E402
 
 S = oz.Suite(__file__)
 
-# Weights: sigma 1, taps at offsets -2.5 .. 2.5 from the block centre, normalised.
-D = np.arange(6) - 2.5
-G = np.exp(-D * D / 2.0)
-W = G / G.sum()
+# Weights: sigma 1, taps at offsets -2.5 .. 2.5 from the block centre, exp(-d^2/2) over their
+# sum taken left to right (numpy's pairwise g.sum() differs in the last bit of the middle tap).
+_G = [math.exp(-(t - 2.5) ** 2 / 2.0) for t in range(6)]
+_S = 0.0
+for _g in _G:
+    _S += _g
+W = np.array([g / _S for g in _G])
+# The README's literals.
+assert [float(x).hex() for x in W[:3]] == ["0x1.1fb1f0083f219p-6", "0x1.09b970aa64d06p-3",
+                                           "0x1.692828aa49a5bp-2"], [float(x).hex() for x in W]
 
 
 def _axis_pass(a, axis):
@@ -52,15 +59,20 @@ def gaussian_down(a):
 
 
 def scipy_down(a):
-    """The same filter through scipy (other summation order): within rounding of gaussian_down."""
+    """The same filter through scipy (another summation order): within rounding of ours."""
     acc = a.astype(np.float64)
     for ax in (2, 1, 0):
-        # correlate1d centres an even kernel of 6 at index 3: sample k of the result is
-        # sum_t W[t] * a[k - 3 + t]; taking k = 2i + 1 gives a[2i - 2 + t].
-        acc = scipy.ndimage.correlate1d(acc, W, axis=ax, mode="reflect")
+        n = acc.shape[ax]
+        m = (n + 1) // 2
+        pad = [(0, 0)] * 3
+        pad[ax] = (2, 3 + (n % 2))
+        p = np.pad(acc, pad, mode="symmetric")
+        # correlate1d centres a kernel of 6 at index 3: result k = sum_t W[t] * p[k - 3 + t],
+        # so k = 2i + 3 gives p[2i + t] = a[mirror(2i - 2 + t)].
+        c = scipy.ndimage.correlate1d(p, W, axis=ax, mode="constant")
         sl = [slice(None)] * 3
-        sl[ax] = slice(1, None, 2) if acc.shape[ax] > 1 else slice(0, 1)
-        acc = acc[tuple(sl)]
+        sl[ax] = slice(3, 3 + 2 * m, 2)
+        acc = c[tuple(sl)]
     return acc
 
 
@@ -78,6 +90,17 @@ def check_scipy(vol):
     theirs = scipy_down(vol)
     oz.check(ours.shape == theirs.shape, "scipy shape %s vs %s" % (theirs.shape, ours.shape))
     oz.check(np.allclose(ours, theirs, rtol=1e-12, atol=1e-9), "reference differs from scipy")
+    # Even lengths: scipy's own mode='reflect' edges, no padding of ours involved.
+    ev = vol[tuple(slice(0, s - s % 2 if s > 1 else 1) for s in vol.shape)].astype(np.float64)
+    if min(ev.shape) >= 2:
+        acc = ev
+        for ax in (2, 1, 0):
+            c = scipy.ndimage.correlate1d(acc, W, axis=ax, mode="reflect")
+            sl = [slice(None)] * 3
+            sl[ax] = slice(1, None, 2)
+            acc = c[tuple(sl)]
+        mine = _axis_pass(_axis_pass(_axis_pass(ev, 2), 1), 0)
+        oz.check(np.allclose(mine, acc, rtol=1e-12, atol=1e-9), "differs from scipy mode=reflect")
 
 
 @functools.lru_cache(None)

@@ -103,6 +103,11 @@ TEST_CASE("gaussian weights: sigma 1 at offsets -2.5..2.5, normalised, symmetric
   CHECK(std::abs(static_cast<double>(g[0] / total) - w[2]) < 1e-16);
   CHECK(std::abs(static_cast<double>(g[1] / total) - w[1]) < 1e-16);
   CHECK(std::abs(static_cast<double>(g[2] / total) - w[0]) < 1e-16);
+  // The literals are exp(-d^2/2) / sum in double, the sum left to right.
+  double e[6], es = 0;
+  for (int t = 0; t < 6; ++t) e[t] = std::exp(-(t - 2.5) * (t - 2.5) / 2);
+  for (int t = 0; t < 6; ++t) es += e[t];
+  for (int t = 0; t < 6; ++t) CHECK(std::abs(e[t] / es - w[t]) <= 1e-17);
   CHECK(std::abs(w[2] - 0.3526923) < 1e-7);
   CHECK(std::abs(w[0] - 0.0175595) < 1e-7);
   CHECK(KernelFor(Algorithm::kGaussian).halo == 2);
