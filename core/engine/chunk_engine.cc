@@ -567,7 +567,9 @@ void ChunkEngine::ParallelDownsampleBox(const uint8_t* in, const Box& in_box, in
   const size_t bpv = DTypeSize(dtype());
   const Vec3 os = out_box.shape();
   const int64_t out_plane = os[1] * os[2];
-  const int64_t tasks = std::min<int64_t>(os[0], 2 * config_.pool->size() + 1);
+  // One task per thread (the pool and the caller): each task smooths the input planes around its
+  // first output plane again, so more tasks than threads only add work.
+  const int64_t tasks = std::min<int64_t>(os[0], config_.pool->size() + 1);
   const int64_t per = CeilDiv(os[0], tasks);
   config_.pool->ParallelFor(static_cast<size_t>(tasks), [&](size_t t) {
     const int64_t z0 = static_cast<int64_t>(t) * per, z1 = std::min(z0 + per, os[0]);

@@ -268,15 +268,40 @@ void Gaussian(const T* in, const Box& ib, const Vec3& level, const Box& ob, T* o
   for (auto& p : slot) p.resize(static_cast<size_t>(oy * ox));
   const int64_t* tx = tap[2].data();
   const int64_t* ty = tap[1].data();
+  // Interior columns (no mirroring): taps at 2x - 2 + t - lo without the table.
+  int64_t x0 = 0, x1 = ox;
+  while (x0 < ox && 2 * (ob.lo[2] + x0) - kGaussianHalo < 0) ++x0;
+  while (x1 > x0 && 2 * (ob.lo[2] + x1 - 1) - kGaussianHalo + K > level[2]) --x1;
+  const int64_t shift = 2 * ob.lo[2] - kGaussianHalo - ib.lo[2];
+  std::vector<double> rd(static_cast<size_t>(ix));
   auto plane = [&](int64_t lz, double* dst) {
     const T* src = in + lz * iy * ix;
     for (int64_t y = 0; y < iy; ++y) {
       const T* row = src + y * ix;
+      for (int64_t x = 0; x < ix; ++x) rd[x] = static_cast<double>(row[x]);  // each voxel once
+      const double* r = rd.data();
       double* xr = xrows.data() + y * ox;
-      for (int64_t x = 0; x < ox; ++x) {
+      for (int64_t x = 0; x < x0; ++x) {
         const int64_t* tt = tx + x * K;
         double acc = 0.0;
-        for (int t = 0; t < K; ++t) acc += w[t] * static_cast<double>(row[tt[t]]);
+        for (int t = 0; t < K; ++t) acc += w[t] * r[tt[t]];
+        xr[x] = acc;
+      }
+      for (int64_t x = x0; x < x1; ++x) {
+        const double* q = r + 2 * x + shift;
+        double acc = 0.0;
+        acc += w[0] * q[0];
+        acc += w[1] * q[1];
+        acc += w[2] * q[2];
+        acc += w[3] * q[3];
+        acc += w[4] * q[4];
+        acc += w[5] * q[5];
+        xr[x] = acc;
+      }
+      for (int64_t x = x1; x < ox; ++x) {
+        const int64_t* tt = tx + x * K;
+        double acc = 0.0;
+        for (int t = 0; t < K; ++t) acc += w[t] * r[tt[t]];
         xr[x] = acc;
       }
     }
