@@ -155,7 +155,8 @@ TEST_CASE("gaussian kernel: constants stay, the extremes clamp, NaN and inf prop
   for (size_t i = 2 * 36; i < 4 * 36; ++i) CHECK(fo[i] == 1.5f);
 }
 
-TEST_CASE("DownsampleBox: any out box from its footprint (or a larger box) equals the whole level", "[gaussian]") {
+TEST_CASE("gaussian DownsampleBox: any out box from its footprint (or a larger box) equals the whole level",
+          "[gaussian]") {
   const Vec3 s{11, 9, 14};
   auto in = Random<uint16_t>(s, 5, 0, 65536);
   const Vec3 o = DownsampledShape(s);
@@ -194,7 +195,8 @@ TEST_CASE("DownsampleBox: any out box from its footprint (or a larger box) equal
   }
 }
 
-TEST_CASE("Pyramid::Footprint: 2 lo - h, 2 hi + h, clipped; through levels one at a time", "[gaussian]") {
+TEST_CASE("gaussian halo, Pyramid::Footprint: 2 lo - h, 2 hi + h, clipped; through levels one at a time",
+          "[gaussian]") {
   auto py = Pyramid::Make({100, 37, 9}, 5, 8);
   REQUIRE(py.ok());
   // shapes: (100,37,9) (50,19,5) (25,10,3) (13,5,2) (7,3,1)
