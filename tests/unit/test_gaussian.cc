@@ -3,6 +3,8 @@
 // paths (mount with a cache, without one, ComputeTree) against a brute-force pyramid.
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "core/engine/chunk_engine.h"
 #include "core/pyramid/downsample.h"
@@ -366,6 +369,70 @@ TEST_CASE("Engine gaussian: a coarse chunk through the cache reads level 0 about
   // 4 chunks (16 of level 0 each, plus the halo of 2 where it exists), nothing else.
   CHECK(mem->voxels_read.load() == 76 * 76 * 76);
   e->reset();  // drains the cache writes
+  cache->reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace oz
+
+namespace oz {
+namespace {
+
+TEST_CASE("Engine gaussian: concurrent readers in random order, and a failed read is not remembered", "[gaussian]") {
+  Options o;
+  o.chunk = 6;
+  o.levels = 4;
+  o.algorithm = Algorithm::kGaussian;
+  const Vec3 shape{31, 26, 40};
+  auto mem = std::make_shared<MemVolume>(shape, DType::kUint16, 4, 0.2);
+  std::vector<Vec3> shapes;
+  auto ref = RefPyramid<uint16_t>(*mem, o.levels, &shapes);
+  auto g = ComputeViewGeometry(shape, o);
+  auto view = std::make_shared<ViewVolume>(mem, *g, false);
+  ThreadPool pool(3);
+  const std::string dir = TempDir("conc");
+  Stats stats;
+  auto cache = DiskCache::Open(DiskCacheOptions{dir, 1 << 30, &stats});
+  REQUIRE(cache.ok());
+  ChunkEngineConfig cfg;
+  cfg.options = o;
+  cfg.pool = &pool;
+  cfg.stats = &stats;
+  cfg.cache = cache->get();
+  auto e = ChunkEngine::Make(view, cfg);
+  REQUIRE(e.ok());
+  // A source failure fails the coarse chunk and is not cached: the next read succeeds.
+  mem->fail = true;
+  auto bad = (*e)->GetChunk(3, {0, 0, 0});
+  CHECK(!bad.ok());
+  CHECK(bad.status().code() == ErrorCode::kIoError);
+  mem->fail = false;
+  std::vector<std::pair<int, Vec3>> all;
+  for (int l = 0; l < o.levels; ++l) {
+    const Vec3 gr = (*e)->pyramid().grid(l);
+    for (int64_t z = 0; z < gr[0]; ++z)
+      for (int64_t y = 0; y < gr[1]; ++y)
+        for (int64_t x = 0; x < gr[2]; ++x) all.push_back({l, {z, y, x}});
+  }
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 6; ++t)
+    readers.emplace_back([&, t] {
+      auto order = all;
+      std::shuffle(order.begin(), order.end(), std::mt19937(static_cast<uint32_t>(t)));
+      for (auto& [l, idx] : order) {
+        auto want = ChunkOfRef(ref[l], shapes[l], (*e)->pyramid().ChunkBox(l, idx), o.chunk);
+        const bool empty = std::all_of(want.begin(), want.end(), [](uint16_t v) { return v == 0; });
+        auto r = (*e)->GetChunk(l, idx);
+        if (empty ? r.status().code() != ErrorCode::kNotFound
+                  : !r.ok() || std::memcmp((*r)->data(), want.data(), want.size() * 2) != 0)
+          wrong++;
+      }
+    });
+  for (auto& r : readers) r.join();
+  CHECK(wrong.load() == 0);
+  e->reset();
   cache->reset();
   std::filesystem::remove_all(dir);
 }
