@@ -2,7 +2,7 @@
 // dtype it builds the full pyramid (level 1 to 1 voxel per axis, each level from the previous,
 // as the engine does) and prints the median time over --reps runs and the ratios the kernel issue
 // asks for: mode / mean on uint16 labels (target <= 2) and every dtype's mean byte rate against
-// uint16's (uint64 target: >= 1 / 1.1).
+// uint16's (uint64 target: >= 1 / 1.1), and gaussian / mean for the kernel alone.
 //
 //   oz_bench_kernels [--edge 256] [--reps 5] [--labels 64]
 // The volume: labels in 4^3-voxel patches (a segmentation-like field: most 2x2x2 blocks hold one
@@ -94,16 +94,17 @@ int main(int argc, char** argv) {
   const In ins[] = {{oz::DType::kUint8, u8.data()},   {oz::DType::kUint16, u16.data()},
                     {oz::DType::kUint32, u32.data()}, {oz::DType::kUint64, u64.data()},
                     {oz::DType::kInt16, i16.data()},  {oz::DType::kFloat32, f32.data()}};
-  const oz::Algorithm algs[] = {oz::Algorithm::kMean, oz::Algorithm::kNearest, oz::Algorithm::kMax, oz::Algorithm::kMin,
-                                oz::Algorithm::kMode};
+  const oz::Algorithm algs[] = {oz::Algorithm::kMean, oz::Algorithm::kNearest, oz::Algorithm::kMax,
+                                oz::Algorithm::kMin,  oz::Algorithm::kMode,    oz::Algorithm::kGaussian};
   std::vector<uint8_t> a, b;
-  double sink = 0, ms[6][5] = {};
+  double sink = 0, ms[6][6] = {};
   std::printf("edge %lld, %u labels in 4^3 patches, full pyramid, median of %d, one thread\n",
               static_cast<long long>(edge), labels, reps);
-  std::printf("%-8s %10s %10s %10s %10s %10s   (ms)\n", "dtype", "mean", "nearest", "max", "min", "mode");
+  std::printf("%-8s %10s %10s %10s %10s %10s %10s   (ms)\n", "dtype", "mean", "nearest", "max", "min", "mode",
+              "gaussian");
   for (int di = 0; di < 6; ++di) {
     std::printf("%-8s", std::string(oz::DTypeName(ins[di].d)).c_str());
-    for (int ai = 0; ai < 5; ++ai) {
+    for (int ai = 0; ai < 6; ++ai) {
       ms[di][ai] = MedianMs(reps, [&] { sink += Pyramid(algs[ai], ins[di].d, ins[di].p, s, &a, &b); });
       std::printf(" %10.1f", ms[di][ai]);
     }
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
   }
   const double bytes16 = static_cast<double>(base.size()) * 2;
   std::printf("mode / mean, uint16: %.2f (target <= 2)\n", ms[1][4] / ms[1][0]);
+  std::printf("gaussian / mean, uint16 (kernel alone): %.2f\n", ms[1][5] / ms[1][0]);
   for (int di = 0; di < 6; ++di) {
     const double bytes = static_cast<double>(base.size()) * static_cast<double>(oz::DTypeSize(ins[di].d));
     std::printf("%-8s mean byte rate / uint16's: %.2f   mode byte rate / uint16 mode's: %.2f\n",

@@ -325,7 +325,8 @@ Status ParseAlgorithm(std::string_view n, std::string_view v, Algorithm* out) {
                                      {"nearest", Algorithm::kNearest},
                                      {"max", Algorithm::kMax},
                                      {"min", Algorithm::kMin},
-                                     {"mode", Algorithm::kMode}},
+                                     {"mode", Algorithm::kMode},
+                                     {"gaussian", Algorithm::kGaussian}},
                                     out);
 }
 Status ApplyAlgorithm(std::string_view n, std::string_view v, Options* o, MountFlags*) {
@@ -608,7 +609,7 @@ constexpr OptionSpec kOptionTable[] = {
      "chunk edge in voxels (cubic chunks), 1..4096; zarr SOURCE: below", ApplyChunk},
     {"levels", true, Section::kPyramid, "levels=N", "6", "pyramid levels, 1..32; 1 = full resolution only",
      ApplyLevels},
-    {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max|min|mode", "mean",
+    {"algorithm", true, Section::kPyramid, "algorithm=mean|nearest|max|min|mode|gaussian", "mean",
      "reduces each 2x2x2 block for the next level (rules below)", ApplyAlgorithm},
     {"window", true, Section::kView, "window=x0:x1,y0:y1,z0:z1", "whole volume", "serve only this box; syntax below",
      ApplyWindow},
@@ -1011,7 +1012,8 @@ std::string OptionsHelpText() {
       "  Negative values allowed (as zarr_to_ome --shift).\n"
       "algorithm: per 2x2x2 block (the voxels that exist at odd edges): mean (integers: rounded half\n"
       "  to even; float32: float mean), nearest (voxel at 2z,2y,2x), max, min, mode (most frequent\n"
-      "  value, ties to the smallest; for labels). README \"Downsampling kernels\" has every rule.\n"
+      "  value, ties to the smallest; for labels); gaussian: sigma 1, 6x6x6 taps centred on the block,\n"
+      "  mirrored edges (halo of 2 voxels). README \"Downsampling kernels\" has every rule.\n"
       "dtype/range: dtype=uint8,range=LO:HI serves round((v - LO) * 255 / (HI - LO)), clamped to\n"
       "  0..255 (uint16: 65535); range=auto takes LO/HI as the 0.5th/99.5th percentiles of a sample.\n"
       "  range= alone keeps the values and only sets omero.window. bytes=1 is for uint16 sources.\n"

@@ -10,6 +10,7 @@ std::string_view AlgorithmName(Algorithm a) {
     case Algorithm::kMax: return "max";
     case Algorithm::kMin: return "min";
     case Algorithm::kMode: return "mode";
+    case Algorithm::kGaussian: return "gaussian";
   }
   return "?";
 }

@@ -11,8 +11,8 @@
 
 namespace oz {
 
-enum class Algorithm { kMean, kNearest, kMax, kMin, kMode };
-enum class Compression { kNone, kBlosc, kZlib, kGzip, kZstd, kJpeg };  // kJpeg: format=precomputed only
+enum class Algorithm { kMean, kNearest, kMax, kMin, kMode, kGaussian };  // kernels: core/pyramid/downsample.h
+enum class Compression { kNone, kBlosc, kZlib, kGzip, kZstd, kJpeg };    // kJpeg: format=precomputed only
 enum class EmptyPolicy { kOmit, kKeep };
 enum class BadSlicePolicy { kError, kZero };
 

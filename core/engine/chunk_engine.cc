@@ -147,17 +147,18 @@ bool ChunkEngine::ProvablyEmpty(int level, const Vec3& idx) {
   const Key k{level, idx};
   Info i = Lookup(k);
   if (i.state != State::kUnknown) return i.state == State::kEmpty;
-  const Box b0 = pyramid_.BoxAtLowerLevel(pyramid_.ChunkBox(level, idx), level, 0);
-  if (b0.Intersect(level0_->geometry().data_region).empty()) {
+  if (OutsideData(level, idx)) {
     Record(k, State::kEmpty, 0);
     return true;
   }
   if (level > 0) {
-    for (int d = 0; d < 8; ++d) {
-      Vec3 c{2 * idx[0] + (d >> 2), 2 * idx[1] + ((d >> 1) & 1), 2 * idx[2] + (d & 1)};
-      if (!pyramid_.ValidChunk(level - 1, c)) continue;
-      if (Lookup(Key{level - 1, c}).state != State::kEmpty) return false;
-    }
+    // Every chunk of the footprint (the 2x2x2 children, plus their neighbours for a halo).
+    const int64_t c = pyramid_.chunk();
+    const Box fb = pyramid_.Footprint(pyramid_.ChunkBox(level, idx), level, halo());
+    for (int64_t cz = fb.lo[0] / c; cz * c < fb.hi[0]; ++cz)
+      for (int64_t cy = fb.lo[1] / c; cy * c < fb.hi[1]; ++cy)
+        for (int64_t cx = fb.lo[2] / c; cx * c < fb.hi[2]; ++cx)
+          if (Lookup(Key{level - 1, {cz, cy, cx}}).state != State::kEmpty) return false;
     Record(k, State::kEmpty, 0);
     return true;
   }
@@ -464,11 +465,39 @@ bool ChunkEngine::Available(int level, const Vec3& idx) {
   return config_.cache && config_.cache->Contains(CacheKey(level, idx));
 }
 
-Status ChunkEngine::ReadLevelBox(int level, const Box& box, uint8_t* out) {
+Status ChunkEngine::CopyChunkPart(const Result<ChunkBytes>& r, int level, const Vec3& idx, const Box& part,
+                                  uint8_t* out, const Box& out_box, std::vector<uint8_t>* tmp) {
   const int64_t c = pyramid_.chunk();
   const size_t bpv = DTypeSize(dtype());
-  const Vec3 bs = box.shape();
-  const Vec3 cs{c, c, c};
+  const Vec3 bs = out_box.shape();
+  const Vec3 dst_off{part.lo[0] - out_box.lo[0], part.lo[1] - out_box.lo[1], part.lo[2] - out_box.lo[2]};
+  if (!r.ok()) {
+    if (r.status().code() != ErrorCode::kNotFound) return r.status();
+    // Empty chunk: zeros.
+    const Vec3 ps = part.shape();
+    for (int64_t z = 0; z < ps[0]; ++z)
+      for (int64_t y = 0; y < ps[1]; ++y)
+        std::memset(out + (((dst_off[0] + z) * bs[1] + dst_off[1] + y) * bs[2] + dst_off[2]) * bpv, 0,
+                    static_cast<size_t>(ps[2]) * bpv);
+    return OkStatus();
+  }
+  (void)level;
+  const uint8_t* src;
+  if (codec_.raw()) {
+    if ((*r)->size() != raw_bytes_) return CorruptError("chunk " + ToString(idx) + " has the wrong size");
+    src = reinterpret_cast<const uint8_t*>((*r)->data());
+  } else {
+    tmp->resize(raw_bytes_);
+    OZ_RETURN_IF_ERROR(codec_.Decode(**r, tmp->data(), raw_bytes_));
+    src = tmp->data();
+  }
+  const Vec3 src_off{part.lo[0] - idx[0] * c, part.lo[1] - idx[1] * c, part.lo[2] - idx[2] * c};
+  CopyRegion(src, {c, c, c}, src_off, out, bs, dst_off, part.shape(), bpv);
+  return OkStatus();
+}
+
+Status ChunkEngine::ReadLevelBox(int level, const Box& box, uint8_t* out) {
+  const int64_t c = pyramid_.chunk();
   std::vector<uint8_t> tmp;
   for (int64_t cz = box.lo[0] / c; cz * c < box.hi[0]; ++cz)
     for (int64_t cy = box.lo[1] / c; cy * c < box.hi[1]; ++cy)
@@ -476,28 +505,7 @@ Status ChunkEngine::ReadLevelBox(int level, const Box& box, uint8_t* out) {
         const Vec3 idx{cz, cy, cx};
         const Box part = pyramid_.ChunkBox(level, idx).Intersect(box);
         if (part.empty()) continue;
-        const Vec3 src_off{part.lo[0] - cz * c, part.lo[1] - cy * c, part.lo[2] - cx * c};
-        const Vec3 dst_off{part.lo[0] - box.lo[0], part.lo[1] - box.lo[1], part.lo[2] - box.lo[2]};
-        auto r = GetChunk(level, idx);
-        if (!r.ok()) {
-          if (r.status().code() != ErrorCode::kNotFound) return r.status();
-          // Empty chunk: zeros.
-          const Vec3 ps = part.shape();
-          for (int64_t z = 0; z < ps[0]; ++z)
-            for (int64_t y = 0; y < ps[1]; ++y)
-              std::memset(out + (((dst_off[0] + z) * bs[1] + dst_off[1] + y) * bs[2] + dst_off[2]) * bpv, 0,
-                          static_cast<size_t>(ps[2]) * bpv);
-          continue;
-        }
-        const uint8_t* src;
-        if (codec_.raw()) {
-          src = reinterpret_cast<const uint8_t*>((*r)->data());
-        } else {
-          tmp.resize(raw_bytes_);
-          OZ_RETURN_IF_ERROR(codec_.Decode(**r, tmp.data(), raw_bytes_));
-          src = tmp.data();
-        }
-        CopyRegion(src, cs, src_off, out, bs, dst_off, part.shape(), bpv);
+        OZ_RETURN_IF_ERROR(CopyChunkPart(GetChunk(level, idx), level, idx, part, out, box, &tmp));
       }
   return OkStatus();
 }
@@ -567,6 +575,126 @@ void ChunkEngine::ParallelDownsample(const uint8_t* in, const Vec3& in_shape, ui
     Downsample2x(config_.options.algorithm, dtype(), in + iz0 * in_plane * bpv, {iz1 - iz0, in_shape[1], in_shape[2]},
                  out + z0 * out_plane * bpv);
   });
+}
+
+int ChunkEngine::halo() const { return KernelFor(config_.options.algorithm).halo; }
+
+void ChunkEngine::ParallelDownsampleBox(const uint8_t* in, const Box& in_box, int level, const Box& out_box,
+                                        uint8_t* out) {
+  const size_t bpv = DTypeSize(dtype());
+  const Vec3 os = out_box.shape();
+  const int64_t out_plane = os[1] * os[2];
+  // One task per thread (the pool and the caller): each task smooths the input planes around its
+  // first output plane again, so more tasks than threads only add work.
+  const int64_t tasks = std::min<int64_t>(os[0], config_.pool->size() + 1);
+  const int64_t per = CeilDiv(os[0], tasks);
+  config_.pool->ParallelFor(static_cast<size_t>(tasks), [&](size_t t) {
+    const int64_t z0 = static_cast<int64_t>(t) * per, z1 = std::min(z0 + per, os[0]);
+    if (z0 >= z1) return;
+    Box ob = out_box;
+    ob.lo[0] = out_box.lo[0] + z0;
+    ob.hi[0] = out_box.lo[0] + z1;
+    DownsampleBox(config_.options.algorithm, dtype(), in, in_box, pyramid_.shape(level - 1), ob,
+                  out + z0 * out_plane * bpv);
+  });
+}
+
+Status ChunkEngine::ComputeBoxHalo(int level, const Box& box, uint8_t* out) {
+  if (cancelled_.load(std::memory_order_relaxed))
+    return Status(ErrorCode::kCancelled, "cancelled: the file system is shutting down");
+  if (box.empty()) return OkStatus();
+  if (level == 0) return level0_->ReadBox(box, out);
+  const int64_t c = pyramid_.chunk();
+  const size_t bpv = DTypeSize(dtype());
+  const bool one = box.lo[0] / c == (box.hi[0] - 1) / c && box.lo[1] / c == (box.hi[1] - 1) / c;
+  PooledBuffer in(buffers_, 0), piece(buffers_, 0);
+  for (int64_t z0 = box.lo[0], z1; z0 < box.hi[0]; z0 = z1) {
+    z1 = std::min(box.hi[0], (z0 / c + 1) * c);
+    for (int64_t y0 = box.lo[1], y1; y0 < box.hi[1]; y0 = y1) {
+      y1 = std::min(box.hi[1], (y0 / c + 1) * c);
+      const Box p{{z0, y0, box.lo[2]}, {z1, y1, box.hi[2]}};
+      const Box fb = pyramid_.Footprint(p, level, halo());
+      in.resize(static_cast<size_t>(fb.volume()) * bpv);
+      OZ_RETURN_IF_ERROR(ComputeBoxHalo(level - 1, fb, in.data()));
+      if (one) {
+        ParallelDownsampleBox(in.data(), fb, level, p, out);
+      } else {
+        piece.resize(static_cast<size_t>(p.volume()) * bpv);
+        ParallelDownsampleBox(in.data(), fb, level, p, piece.data());
+        CopyRegion(piece.data(), p.shape(), {0, 0, 0}, out, box.shape(), {p.lo[0] - box.lo[0], p.lo[1] - box.lo[1], 0},
+                   p.shape(), bpv);
+      }
+    }
+  }
+  return OkStatus();
+}
+
+// The children are fetched before any working memory is reserved: a reservation held while
+// waiting for children that reserve in turn could exhaust the budget and deadlock.
+Status ChunkEngine::ComputeUnitFromBelow(const Unit& u, uint8_t* out) {
+  if (cancelled_.load(std::memory_order_relaxed))
+    return Status(ErrorCode::kCancelled, "cancelled: the file system is shutting down");
+  const int64_t c = pyramid_.chunk();
+  const size_t bpv = DTypeSize(dtype());
+  const Box box = UnitBox(u);
+  const int k1 = u.level - 1;
+  const Box fb = pyramid_.Footprint(box, u.level, halo());
+  if (k1 == 0) {
+    MemoryReservation reservation(work_budget_, static_cast<uint64_t>(fb.volume()) * bpv);
+    PooledBuffer in(buffers_, static_cast<size_t>(fb.volume()) * bpv);
+    OZ_RETURN_IF_ERROR(level0_->ReadBox(fb, in.data()));
+    ParallelDownsampleBox(in.data(), fb, u.level, box, out);
+    return OkStatus();
+  }
+  struct Part {
+    Vec3 idx;
+    Box part;
+    bool fetch;  // whole, or available: through GetChunk; else computed on its own
+  };
+  std::vector<Part> parts;
+  for (int64_t cz = fb.lo[0] / c; cz * c < fb.hi[0]; ++cz)
+    for (int64_t cy = fb.lo[1] / c; cy * c < fb.hi[1]; ++cy)
+      for (int64_t cx = fb.lo[2] / c; cx * c < fb.hi[2]; ++cx) {
+        const Vec3 idx{cz, cy, cx};
+        const Box cb = pyramid_.ChunkBox(k1, idx);
+        const Box p = cb.Intersect(fb);
+        // Whole neighbours, not just their halo: each is computed once and cached, and a cold
+        // read of a coarse level needs all of them anyway (computing only the halo part from
+        // the source would re-read it for every chunk).
+        parts.push_back(Part{idx, p, true});
+        (void)cb;
+      }
+  std::vector<std::optional<Result<ChunkBytes>>> got(parts.size());
+  config_.pool->ParallelFor(parts.size(), [&](size_t i) {
+    if (parts[i].fetch) got[i].emplace(GetChunk(k1, parts[i].idx));
+  });
+  for (auto& g : got)
+    if (g && !g->ok() && g->status().code() != ErrorCode::kNotFound) return g->status();
+  MemoryReservation reservation(work_budget_, static_cast<uint64_t>(fb.volume()) * bpv);
+  PooledBuffer in(buffers_, static_cast<size_t>(fb.volume()) * bpv);
+  std::vector<Status> errs(parts.size());
+  config_.pool->ParallelFor(parts.size(), [&](size_t i) {
+    try {
+      if (got[i]) {
+        std::vector<uint8_t> tmp;
+        errs[i] = CopyChunkPart(*got[i], k1, parts[i].idx, parts[i].part, in.data(), fb, &tmp);
+        return;
+      }
+      std::vector<uint8_t> tmp(static_cast<size_t>(parts[i].part.volume()) * bpv);
+      errs[i] = ComputeBoxHalo(k1, parts[i].part, tmp.data());
+      if (errs[i].ok()) {
+        const Box& p = parts[i].part;
+        CopyRegion(tmp.data(), p.shape(), {0, 0, 0}, in.data(), fb.shape(),
+                   {p.lo[0] - fb.lo[0], p.lo[1] - fb.lo[1], p.lo[2] - fb.lo[2]}, p.shape(), bpv);
+      }
+    } catch (const std::bad_alloc&) {
+      errs[i] =
+          ResourceExhaustedError("out of memory computing the halo of a chunk of level " + std::to_string(u.level));
+    }
+  });
+  for (auto& e : errs) OZ_RETURN_IF_ERROR(e);
+  ParallelDownsampleBox(in.data(), fb, u.level, box, out);
+  return OkStatus();
 }
 
 Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
@@ -641,6 +769,46 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
               std::to_string(static_cast<int>(done * 100)) + "% of its level-" + std::to_string(run.base) +
               " box read, about " + std::to_string(static_cast<int>(secs / std::max(done, 1e-6) - secs)) + " s left");
     }
+  } else if (halo() > 0) {
+    // The footprint at level k1: the four child units (each written by the sink as usual) in the
+    // middle, the halo slabs around them from the levels below (never written: they belong to
+    // the neighbouring units).
+    const int k1 = u.level - 1;
+    const Vec3 g1 = pyramid_.grid(k1);
+    const int64_t cx0 = 2 * u.x0c, cx1 = std::min(2 * u.x1c, g1[2]);
+    const Box fb = pyramid_.Footprint(box, u.level, halo());
+    const Box core = pyramid_.BoxAtLowerLevel(box, u.level, k1);
+    const Vec3 fs = fb.shape();
+    PooledBuffer all(buffers_, static_cast<size_t>(fb.volume()) * bpv), part(buffers_, 0);
+    for (int64_t dz = 0; dz < 2; ++dz)
+      for (int64_t dy = 0; dy < 2; ++dy) {
+        const Unit ch{k1, 2 * u.zc + dz, 2 * u.yc + dy, cx0, cx1};
+        if (ch.zc >= g1[0] || ch.yc >= g1[1]) continue;
+        const Box cb = UnitBox(ch);
+        part.resize(static_cast<size_t>(cb.volume()) * bpv);
+        OZ_RETURN_IF_ERROR(ComputeUnit(ch, run, part.data()));
+        CopyRegion(part.data(), cb.shape(), {0, 0, 0}, all.data(), fs,
+                   {cb.lo[0] - fb.lo[0], cb.lo[1] - fb.lo[1], cb.lo[2] - fb.lo[2]}, cb.shape(), bpv);
+      }
+    // fb minus core as up to six slabs: z below/above, then y, then x within the rest.
+    std::vector<Box> slabs;
+    Box rest = fb;
+    for (int a = 0; a < 3; ++a) {
+      Box lo = rest, hi = rest;
+      lo.hi[a] = core.lo[a];
+      hi.lo[a] = core.hi[a];
+      if (!lo.empty()) slabs.push_back(lo);
+      if (!hi.empty()) slabs.push_back(hi);
+      rest.lo[a] = core.lo[a];
+      rest.hi[a] = core.hi[a];
+    }
+    for (const Box& sb : slabs) {
+      part.resize(static_cast<size_t>(sb.volume()) * bpv);
+      OZ_RETURN_IF_ERROR(ComputeBoxHalo(k1, sb, part.data()));
+      CopyRegion(part.data(), sb.shape(), {0, 0, 0}, all.data(), fs,
+                 {sb.lo[0] - fb.lo[0], sb.lo[1] - fb.lo[1], sb.lo[2] - fb.lo[2]}, sb.shape(), bpv);
+    }
+    ParallelDownsampleBox(all.data(), fb, u.level, box, out);
   } else {
     const int k1 = u.level - 1;
     const Vec3 g1 = pyramid_.grid(k1);
@@ -744,6 +912,14 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
 
 Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out, PooledBuffer* alloc,
                                    std::unique_ptr<MemoryReservation>* held) {
+  if (halo() > 0 && u.level > 0) {
+    if (alloc) {
+      alloc->resize(static_cast<size_t>(UnitBox(u).volume()) * DTypeSize(dtype()));
+      out = alloc->data();
+    }
+    if (use_cache && config_.cache) return ComputeUnitFromBelow(u, out);
+    return ComputeBoxHalo(u.level, UnitBox(u), out);
+  }
   UnitRun run;
   const int base = use_cache ? ChooseBase(u) : -1;
   run.from_source = base < 0;
@@ -796,7 +972,7 @@ Result<ChunkBytes> ChunkEngine::EncodeChunk(const uint8_t* voxels) {
 }
 
 bool ChunkEngine::OutsideData(int level, const Vec3& idx) const {
-  const Box b0 = pyramid_.BoxAtLowerLevel(pyramid_.ChunkBox(level, idx), level, 0);
+  const Box b0 = pyramid_.FootprintAtLowerLevel(pyramid_.ChunkBox(level, idx), level, 0, halo());
   return b0.Intersect(level0_->geometry().data_region).empty();
 }
 

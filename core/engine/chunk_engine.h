@@ -12,6 +12,14 @@
 // level computed or cached, so its cost grows with the chunk, not with the box it covers.
 // Listing a chunk row computes its unknown chunks together as one unit (x-neighbours share one
 // pass over the source band).
+// Kernels with a halo (algorithm=gaussian; Pyramid::Footprint): a unit of level L > 1 is
+// computed from its footprint at level L-1, whose chunks come through GetChunk (cached, computed
+// once, in parallel): the chunks below it and, for the halo, the whole neighbouring chunks
+// (so a lone chunk of level l also computes the ring of level-(l-1) chunks around its children,
+// which a viewer panning there reuses). Level 1 reads its footprint from the source (the halo
+// is read twice: (1 + halo / chunk)^3 of level 0 in all). Without a disk cache, and in ComputeTree's halo
+// slabs, boxes are computed from the source down (ComputeBoxHalo). ComputeTree otherwise streams
+// as above: the four child units (each written once) plus the halo slabs around them.
 //
 // Threading: all public methods are thread-safe. Concurrent requests for one chunk share one
 // computation and its result or error (single-flight). Failed results are never cached.
@@ -227,6 +235,19 @@ class ChunkEngine {
   // computing from the source): its cost is the chunk's, not its level-0 box's.
   bool ReadsNearest(const Unit& u, const UnitRun& run) const;
   void ParallelDownsample(const uint8_t* in, const Vec3& in_shape, uint8_t* out);
+  // Kernel halo of the engine's algorithm (0 for the block kernels).
+  int halo() const;
+  // Voxels out_box of `level` from in (dense, in_box of level - 1), split over the pool in z.
+  void ParallelDownsampleBox(const uint8_t* in, const Box& in_box, int level, const Box& out_box, uint8_t* out);
+  // Halo kernels: voxels `box` of `level` computed from the source down, no cache (split along the
+  // chunk grid so each piece's footprint is at most about four units).
+  Status ComputeBoxHalo(int level, const Box& box, uint8_t* out);
+  // Halo kernels, the mount's path: unit u from its footprint at level u.level - 1 (see above).
+  Status ComputeUnitFromBelow(const Unit& u, uint8_t* out);
+  // Copies the part `part` of chunk (level, idx) from its GetChunk result r into out (dense,
+  // out_box); an empty chunk (kNotFound) gives zeros. tmp: decode buffer.
+  Status CopyChunkPart(const Result<ChunkBytes>& r, int level, const Vec3& idx, const Box& part, uint8_t* out,
+                       const Box& out_box, std::vector<uint8_t>* tmp);
   // Reads a box of level `level` from cached chunks (all must be available or computable).
   Status ReadLevelBox(int level, const Box& box, uint8_t* out);
   // The padded full chunk `ci` of `level` cut out of a dense unit buffer covering unit_box.

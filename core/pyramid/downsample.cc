@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
+#include <vector>
 
 namespace oz {
 namespace {
@@ -221,6 +223,130 @@ void Kernel(const T* in, const Vec3& s, T* out) {
   }
 }
 
+// Half-sample symmetric mirroring into [0, n), repeated for footprints longer than the axis.
+inline int64_t Mirror(int64_t j, int64_t n) {
+  while (j < 0 || j >= n) j = j < 0 ? -j - 1 : 2 * n - 1 - j;
+  return j;
+}
+
+template <typename T>
+inline T FromDouble(double v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(v);
+  } else {
+    const double r = std::nearbyint(v);  // default rounding mode: half to even
+    constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
+    // 2^bits for the unsigned types (uint64's max is not a double); max + 1 for int16.
+    constexpr double hi_excl = static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
+    if (!(r > lo)) return std::numeric_limits<T>::min();
+    if (r >= hi_excl) return std::numeric_limits<T>::max();
+    return static_cast<T>(r);
+  }
+}
+
+// The separable gaussian over out_box (see the header for the order of operations). Each input
+// plane is smoothed in x and y once per call (a ring of six y-passed planes), then the z pass
+// combines six of them per output plane.
+template <typename T>
+void Gaussian(const T* in, const Box& ib, const Vec3& level, const Box& ob, T* out) {
+  constexpr int K = kGaussianTaps;
+  const auto& w = GaussianWeights();
+  const Vec3 is = ib.shape(), os = ob.shape();
+  if (os[0] <= 0 || os[1] <= 0 || os[2] <= 0) return;
+  std::array<std::vector<int64_t>, 3> tap;  // local input index of (output i, tap t)
+  for (int a = 0; a < 3; ++a) {
+    tap[a].resize(static_cast<size_t>(os[a] * K));
+    for (int64_t i = 0; i < os[a]; ++i)
+      for (int t = 0; t < K; ++t)
+        tap[a][i * K + t] = Mirror(2 * (ob.lo[a] + i) - kGaussianHalo + t, level[a]) - ib.lo[a];
+  }
+  const int64_t iy = is[1], ix = is[2], oy = os[1], ox = os[2];
+  std::vector<double> xrows(static_cast<size_t>(iy * ox));
+  std::array<std::vector<double>, K> slot;
+  std::array<int64_t, K> slot_z;
+  slot_z.fill(-1);
+  for (auto& p : slot) p.resize(static_cast<size_t>(oy * ox));
+  const int64_t* tx = tap[2].data();
+  const int64_t* ty = tap[1].data();
+  // Interior columns (no mirroring): taps at 2x - 2 + t - lo without the table.
+  int64_t x0 = 0, x1 = ox;
+  while (x0 < ox && 2 * (ob.lo[2] + x0) - kGaussianHalo < 0) ++x0;
+  while (x1 > x0 && 2 * (ob.lo[2] + x1 - 1) - kGaussianHalo + K > level[2]) --x1;
+  const int64_t shift = 2 * ob.lo[2] - kGaussianHalo - ib.lo[2];
+  std::vector<double> rd(static_cast<size_t>(ix));
+  auto plane = [&](int64_t lz, double* dst) {
+    const T* src = in + lz * iy * ix;
+    for (int64_t y = 0; y < iy; ++y) {
+      const T* row = src + y * ix;
+      for (int64_t x = 0; x < ix; ++x) rd[x] = static_cast<double>(row[x]);  // each voxel once
+      const double* r = rd.data();
+      double* xr = xrows.data() + y * ox;
+      for (int64_t x = 0; x < x0; ++x) {
+        const int64_t* tt = tx + x * K;
+        double acc = 0.0;
+        for (int t = 0; t < K; ++t) acc += w[t] * r[tt[t]];
+        xr[x] = acc;
+      }
+      for (int64_t x = x0; x < x1; ++x) {
+        const double* q = r + 2 * x + shift;
+        double acc = 0.0;
+        acc += w[0] * q[0];
+        acc += w[1] * q[1];
+        acc += w[2] * q[2];
+        acc += w[3] * q[3];
+        acc += w[4] * q[4];
+        acc += w[5] * q[5];
+        xr[x] = acc;
+      }
+      for (int64_t x = x1; x < ox; ++x) {
+        const int64_t* tt = tx + x * K;
+        double acc = 0.0;
+        for (int t = 0; t < K; ++t) acc += w[t] * r[tt[t]];
+        xr[x] = acc;
+      }
+    }
+    for (int64_t y = 0; y < oy; ++y) {
+      double* d = dst + y * ox;
+      const int64_t* tt = ty + y * K;
+      for (int64_t x = 0; x < ox; ++x) d[x] = 0.0;
+      for (int t = 0; t < K; ++t) {
+        const double* s = xrows.data() + tt[t] * ox;
+        const double wt = w[t];
+        for (int64_t x = 0; x < ox; ++x) d[x] += wt * s[x];
+      }
+    }
+  };
+  std::vector<double> acc(static_cast<size_t>(oy * ox));
+  for (int64_t z = 0; z < os[0]; ++z) {
+    const int64_t* tz = tap[0].data() + z * K;
+    std::array<const double*, K> src;
+    for (int t = 0; t < K; ++t) {
+      int found = -1;
+      for (int s2 = 0; s2 < K; ++s2)
+        if (slot_z[s2] == tz[t]) found = s2;
+      if (found < 0) {
+        // A slot no tap of this output plane uses.
+        for (int s2 = 0; s2 < K && found < 0; ++s2) {
+          bool used = false;
+          for (int u = 0; u < K; ++u) used |= slot_z[s2] == tz[u];
+          if (!used) found = s2;
+        }
+        plane(tz[t], slot[found].data());
+        slot_z[found] = tz[t];
+      }
+      src[t] = slot[found].data();
+    }
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int t = 0; t < K; ++t) {
+      const double wt = w[t];
+      const double* s2 = src[t];
+      for (size_t i = 0; i < acc.size(); ++i) acc[i] += wt * s2[i];
+    }
+    T* o = out + z * oy * ox;
+    for (size_t i = 0; i < acc.size(); ++i) o[i] = FromDouble<T>(acc[i]);
+  }
+}
+
 template <typename T>
 void Dispatch(Algorithm a, const void* in, const Vec3& s, void* out) {
   const T* i = static_cast<const T*>(in);
@@ -231,10 +357,67 @@ void Dispatch(Algorithm a, const void* in, const Vec3& s, void* out) {
     case Algorithm::kMax: Kernel<T, Algorithm::kMax>(i, s, o); break;
     case Algorithm::kMin: Kernel<T, Algorithm::kMin>(i, s, o); break;
     case Algorithm::kMode: Kernel<T, Algorithm::kMode>(i, s, o); break;
+    case Algorithm::kGaussian: Gaussian<T>(i, BoxFromShape(s), s, BoxFromShape(DownsampledShape(s)), o); break;
   }
 }
 
+template <typename T>
+void GaussianBox(const void* in, const Box& ib, const Vec3& level, const Box& ob, void* out) {
+  Gaussian<T>(static_cast<const T*>(in), ib, level, ob, static_cast<T*>(out));
+}
+
+// The kernel table's rows, in Algorithm order.
+constexpr KernelInfo kKernels[] = {
+    {Algorithm::kMean, "mean", 0}, {Algorithm::kNearest, "nearest", 0},
+    {Algorithm::kMax, "max", 0},   {Algorithm::kMin, "min", 0},
+    {Algorithm::kMode, "mode", 0}, {Algorithm::kGaussian, "gaussian", kGaussianHalo},
+};
+
 }  // namespace
+
+const KernelInfo& KernelFor(Algorithm a) {
+  for (const KernelInfo& k : kKernels)
+    if (k.algorithm == a) return k;
+  return kKernels[0];
+}
+
+// exp(-d^2 / 2) / sum, the sum taken left to right in double, written out so that no libm's exp
+// (nor numpy's pairwise sum, which differs in the last bit of w[2]) can change a result.
+const std::array<double, kGaussianTaps>& GaussianWeights() {
+  static constexpr std::array<double, kGaussianTaps> w = {0x1.1fb1f0083f219p-6, 0x1.09b970aa64d06p-3,
+                                                          0x1.692828aa49a5bp-2, 0x1.692828aa49a5bp-2,
+                                                          0x1.09b970aa64d06p-3, 0x1.1fb1f0083f219p-6};
+  return w;
+}
+
+void DownsampleBox(Algorithm algorithm, DType dtype, const void* in, const Box& in_box, const Vec3& level_shape,
+                   const Box& out_box, void* out) {
+  if (out_box.empty()) return;
+  if (algorithm == Algorithm::kGaussian) {
+    switch (dtype) {
+      case DType::kUint8: GaussianBox<uint8_t>(in, in_box, level_shape, out_box, out); break;
+      case DType::kUint16: GaussianBox<uint16_t>(in, in_box, level_shape, out_box, out); break;
+      case DType::kUint32: GaussianBox<uint32_t>(in, in_box, level_shape, out_box, out); break;
+      case DType::kUint64: GaussianBox<uint64_t>(in, in_box, level_shape, out_box, out); break;
+      case DType::kInt16: GaussianBox<int16_t>(in, in_box, level_shape, out_box, out); break;
+      case DType::kFloat32: GaussianBox<float>(in, in_box, level_shape, out_box, out); break;
+    }
+    return;
+  }
+  // Block kernels: the exact 2x2x2 footprint, cut out of in when in_box is larger.
+  Box fb;
+  for (int a = 0; a < 3; ++a) {
+    fb.lo[a] = 2 * out_box.lo[a];
+    fb.hi[a] = std::min(2 * out_box.hi[a], level_shape[a]);
+  }
+  const size_t bpv = DTypeSize(dtype);
+  if (fb == in_box) return Downsample2x(algorithm, dtype, in, in_box.shape(), out);
+  std::vector<uint8_t> tmp(static_cast<size_t>(fb.volume()) * bpv);
+  CopyRegion(static_cast<const uint8_t*>(in), in_box.shape(),
+             {fb.lo[0] - in_box.lo[0], fb.lo[1] - in_box.lo[1], fb.lo[2] - in_box.lo[2]}, tmp.data(), fb.shape(),
+             {0, 0, 0}, fb.shape(), bpv);
+  Downsample2x(algorithm, dtype, tmp.data(), fb.shape(), out);
+}
 
 void Downsample2x(Algorithm algorithm, DType dtype, const void* in, const Vec3& in_shape, void* out) {
   if (in_shape[0] <= 0 || in_shape[1] <= 0 || in_shape[2] <= 0) return;

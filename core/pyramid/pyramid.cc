@@ -66,4 +66,19 @@ Box Pyramid::BoxAtHigherLevel(const Box& box, int from, int to) const {
   return b;
 }
 
+Box Pyramid::Footprint(const Box& box, int level, int halo) const {
+  Box b;
+  for (int a = 0; a < 3; ++a) {
+    b.lo[a] = std::max<int64_t>(0, 2 * box.lo[a] - halo);
+    b.hi[a] = std::min(2 * box.hi[a] + halo, shapes_[level - 1][a]);
+  }
+  return b;
+}
+
+Box Pyramid::FootprintAtLowerLevel(const Box& box, int from, int to, int halo) const {
+  Box b = box;
+  for (int l = from; l > to; --l) b = Footprint(b, l, halo);
+  return b;
+}
+
 }  // namespace oz

@@ -3,6 +3,14 @@
 // Rounding rule: level l+1 has shape ceil(shape_l / 2) on every axis; voxel i of level l+1 covers
 // voxels [2i, min(2i+2, shape_l)) of level l, so blocks at odd edges are truncated to the voxels
 // that exist (never padded).
+//
+// Halo (kernels wider than the block, KernelFor(a).halo = h > 0, e.g. gaussian h = 2): voxels
+// [lo, hi) of level l+1 read the level-l voxels [2 lo - h, 2 hi + h), clipped to shape_l (the
+// kernel mirrors at the edges, and mirrored voxels lie inside the clipped box). Through k levels
+// the footprint is that rule applied k times (before clipping: 2^k lo - (2^k - 1) h). A chunk's
+// footprint reaches into its neighbours: a level-l+1 chunk reads whole level-l chunks 2i, 2i+1
+// and h voxels of chunks 2i-1 and 2i+2 per axis, so the engine takes those halos from the
+// neighbouring level-l chunks (cached) instead of from the source.
 #pragma once
 
 #include <vector>
@@ -34,6 +42,12 @@ class Pyramid {
   // The box at level `to` (> from) of voxels that depend on `box` at level `from`:
   // floor(lo / 2^k), ceil(hi / 2^k).
   Box BoxAtHigherLevel(const Box& box, int from, int to) const;
+  // The level-(level-1) voxels that `box` of `level` (>= 1) reads with a kernel of halo `halo`:
+  // [2 lo - halo, 2 hi + halo) clipped to shape(level - 1). halo 0: BoxAtLowerLevel(box, level,
+  // level - 1).
+  Box Footprint(const Box& box, int level, int halo) const;
+  // Footprint applied from level `from` down to level `to` (< from), one level at a time.
+  Box FootprintAtLowerLevel(const Box& box, int from, int to, int halo) const;
 
  private:
   std::vector<Vec3> shapes_;

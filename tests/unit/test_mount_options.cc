@@ -135,7 +135,9 @@ TEST_CASE("mount options: enumerated values") {
   CHECK(ParseOk("algorithm=nearest").algorithm == Algorithm::kNearest);
   CHECK(ParseOk("algorithm=max").algorithm == Algorithm::kMax);
   CHECK(ParseOk("algorithm=MAX").algorithm == Algorithm::kMax);
-  CHECK(ParseError("algorithm=median") == "option algorithm=median: expected one of mean, nearest, max, min, mode");
+  CHECK(ParseOk("algorithm=gaussian").algorithm == Algorithm::kGaussian);
+  CHECK(ParseError("algorithm=median") ==
+        "option algorithm=median: expected one of mean, nearest, max, min, mode, gaussian");
 
   CHECK(ParseOk("bytes=1").bytes1);
   CHECK_FALSE(ParseOk("bytes=1,bytes=2").bytes1);

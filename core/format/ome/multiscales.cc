@@ -45,6 +45,11 @@ json MultiscaleJson(const Pyramid& pyramid, const Options& o, const std::string&
     case Algorithm::kMode:
       method = "2x2x2 mode of existing voxels (most frequent; ties to the smallest), each level from the previous";
       break;
+    case Algorithm::kGaussian:
+      method =
+          "gaussian: separable 6-tap filter, sigma 1 voxel, centred on the 2x2x2 block, half-sample symmetric edges, "
+          "then 2x subsampling, each level from the previous";
+      break;
   }
   json meta = {
       {"method", method},
