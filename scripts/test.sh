@@ -33,7 +33,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo 
   -DCMAKE_CXX_FLAGS="-Wthread-safety -Werror=thread-safety" \
   -DSANITIZE=address,undefined -DOMEZARRFS_FUSE=OFF -DOMEZARRFS_TESTS=OFF >/dev/null
 FUZZ_TARGETS=(fuzz_mount_options fuzz_tiff_slice fuzz_codec fuzz_cache_entry fuzz_zarr_metadata
-              fuzz_zarr3_metadata fuzz_zarr3_shard fuzz_ppm)
+              fuzz_zarr3_metadata fuzz_zarr3_shard fuzz_ppm fuzz_vcps fuzz_obj)
 cmake --build build-fuzz -j"$(nproc)" --target "${FUZZ_TARGETS[@]}"
 for t in "${FUZZ_TARGETS[@]}"; do
   inputs=(fuzz/corpus/$t)
