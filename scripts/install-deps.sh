@@ -20,6 +20,8 @@ PKGS=(
   fuse3 libfuse3-dev libtiff-dev libblosc-dev libzstd-dev libjpeg62-turbo-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev catch2
   python3 python3-zarr python3-tifffile python3-numpy python3-numcodecs
   libjpeg-turbo-progs  # djpeg: the precomputed jpeg test decodes with it
+  libqhull-dev  # omezarr-surface-to-obj's Delaunay triangulation (the qhull scipy's Delaunay uses)
+  python3-opencv  # test_surface_to_obj runs scroll2zarr's surface_to_obj.py (it imports cv2) as the reference
   python3-scipy  # test_layers runs scroll2zarr's ppm_to_layers.py (it imports scipy) as the reference
   attr procps
   # deployment tests: mount(8)/findmnt/setpriv, systemd-analyze and systemd-fstab-generator,

@@ -33,16 +33,14 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo 
   -DCMAKE_CXX_FLAGS="-Wthread-safety -Werror=thread-safety" \
   -DSANITIZE=address,undefined -DOMEZARRFS_FUSE=OFF -DOMEZARRFS_TESTS=OFF >/dev/null
 FUZZ_TARGETS=(fuzz_mount_options fuzz_tiff_slice fuzz_codec fuzz_cache_entry fuzz_zarr_metadata
-              fuzz_zarr3_metadata fuzz_zarr3_shard fuzz_ppm fuzz_stats_text)
+              fuzz_zarr3_metadata fuzz_zarr3_shard fuzz_ppm fuzz_stats_text fuzz_vcps fuzz_obj)
 cmake --build build-fuzz -j"$(nproc)" --target "${FUZZ_TARGETS[@]}"
 for t in "${FUZZ_TARGETS[@]}"; do
-  corpus=$t
-  [ "$t" = fuzz_stats_text ] && corpus=prebuild  # seeds under another folder name
-  inputs=(fuzz/corpus/$corpus)
+  inputs=(fuzz/corpus/$t)
   [ -d fuzz/regressions/$t ] && inputs+=(fuzz/regressions/$t)
   build-fuzz/fuzz/$t -runs=0 "${inputs[@]}" 2>&1 | tail -1
   work=$(mktemp -d)
-  cp fuzz/corpus/$corpus/* "$work"/
+  cp fuzz/corpus/$t/* "$work"/
   rc=0
   build-fuzz/fuzz/$t -max_total_time="${FUZZ_SECONDS:-45}" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="build-fuzz/crash-$t-" -print_final_stats=1 "$work" >"$work.log" 2>&1 || rc=$?

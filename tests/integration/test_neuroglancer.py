@@ -258,5 +258,86 @@ def neuroglancer_renders_a_password_protected_remote_store_without_credentials()
                  "the origin saw requests without credentials")
 
 
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def red_fraction(png):
+    """Share of the screenshot's pixels in the mesh's colour (#ff0000, shaded)."""
+    sys.path.insert(0, os.path.join(oz.REPO, ".deps", "ngcheck"))
+    import check_png  # ngcheck's stdlib PNG decoder
+    w, h, bpp, rows = check_png.read_png(png)
+    red = total = 0
+    for line in rows[h // 8:]:  # below the layer bar (whose tab shows the colour too)
+        for x in range(0, w * bpp, bpp):
+            r, g, b = line[x], line[x + 1], line[x + 2]
+            total += 1
+            red += r >= 90 and g <= r // 3 and b <= r // 3
+    return red / max(total, 1)
+
+
+@S.case
+def neuroglancer_draws_a_surface_mesh():
+    """omezarr-surface-to-obj --precomputed: a segmentation layer whose mesh source is the written
+    legacy-mesh directory, over an image layer from a mount (1 nm voxels, so the mesh's voxel
+    units line up), in the 3-D view: pixels of the segment's colour appear, and none without it."""
+    ng = ngcheck_copy()
+    serve_root = oz.tmpdir("www")
+    src = oz.tmpdir("src")
+    oz.make_stack(src, volume=test_volume())
+    mnt = os.path.join(serve_root, "scroll.zarr")
+    os.mkdir(mnt)
+    # a tilted surface through the volume: rows along y, columns along x
+    h, w = 70, 70
+    r, c = np.mgrid[0:h, 0:w].astype(np.float64)
+    d = np.stack([13 + c, 13 + r, 30 + 0.4 * r, np.zeros_like(r), np.zeros_like(r), np.ones_like(r)], axis=-1)
+    ppm = os.path.join(oz.tmpdir("seg"), "seg.ppm")
+    with open(ppm, "wb") as f:
+        f.write(b"width: %d\nheight: %d\ndim: 6\nordered: true\ntype: double\nversion: 1\n<>\n" % (w, h))
+        f.write(d.astype("<f8").tobytes())
+    tool = os.path.join(os.environ.get("OMEZARRFS_BUILD", os.path.join(oz.REPO, "build")), "cli",
+                        "omezarr-surface-to-obj")
+    r = subprocess.run([tool, ppm, os.path.join(serve_root, "seg.obj"), "--zstep", "6", "--precomputed",
+                        os.path.join(serve_root, "mesh")], capture_output=True, text=True, timeout=60)
+    oz.check(r.returncode == 0, "omezarr-surface-to-obj: %s" % r.stderr)
+    port = free_port()
+    # the data server on a known port, so the state can name the mesh source's URL
+    wrapper = os.path.join(oz.tmpdir("srv"), "serve_fixed.py")
+    with open(wrapper, "w") as f:
+        f.write("import os, sys\na = sys.argv[1:]\na[a.index('--port') + 1] = %r\n"
+                "os.execv('/usr/bin/python3', ['/usr/bin/python3', %r] + a)\n" % (str(port), ozserve.SERVE))
+    base = "http://127.0.0.1:%d" % port
+    image = {"type": "image", "source": "zarr2://%s/scroll.zarr/" % base, "name": "data"}
+    mesh = {"type": "segmentation", "source": "precomputed://%s/mesh" % base, "segments": ["1"],
+            "segmentColors": {"1": "#ff0000"}, "name": "mesh"}
+    fractions = []
+    with oz.Mount(src, {"unit": "nanometer"}, mountpoint=mnt):
+        for layers in ([image, mesh], [image]):
+            out = oz.tmpdir("ngcheck-out")
+            env = dict(os.environ, NGCHECK_NO_SETUP="1", NGCHECK_TIMEOUT="150", NGCHECK_LAYOUT="3d",
+                       NGCHECK_DATA_SERVER="/usr/bin/python3 " + wrapper,
+                       NGCHECK_STATE=json.dumps({"layers": layers, "ngcheckAfterLoad": {
+                           "displayDimensions": ["x", "y", "z"], "position": [48, 48, 48], "projectionScale": 220,
+                           "projectionOrientation": [0.25, -0.3, 0.05, 0.92]}}))
+            r = subprocess.run([os.path.join(ng, "run.sh"), serve_root, "scroll.zarr", out], env=env,
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+            log = (r.stdout + r.stderr)[-4000:]
+            oz.check(os.path.exists(os.path.join(out, "shot.png")), "no screenshot (exit %d): %s" % (r.returncode, log))
+            with open(os.path.join(out, "requests.log")) as f:
+                reqs = f.read()
+            fractions.append(red_fraction(os.path.join(out, "shot.png")))
+            if os.environ.get("OZ_SHOT_COPY"):
+                subprocess.run(["cp", "-r", out, os.environ["OZ_SHOT_COPY"] + "%d" % len(layers)])
+            if len(layers) == 2:
+                oz.check("/mesh/1:0 " in reqs or "/mesh/1%3A0 " in reqs, "the manifest was not read: %s" % reqs[-2000:])
+                oz.check("/mesh/1.frag 200" in reqs, "the fragment was not served: %s" % reqs[-2000:])
+    with_mesh, without = fractions
+    oz.check(with_mesh >= 0.005 and without < 0.001,
+             "segment-coloured pixels: %.4f with the mesh, %.4f without" % (with_mesh, without))
+
+
 if __name__ == "__main__":
     S.main()
