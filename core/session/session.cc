@@ -101,6 +101,7 @@ Result<std::unique_ptr<LabelImage>> OpenLabel(Session& s, const LabelSpec& spec,
   ec.stats = &s.stats;
   ec.work_memory = std::max<uint64_t>(s.options.memory * 3 / 16, 8ull << 20);
   ec.hot_bytes = s.options.memory / 16;
+  ec.write_queue_bytes = std::clamp<uint64_t>(s.options.memory / 16, 4ull << 20, 64ull << 20);
   auto engine = ChunkEngine::Make(li->view, ec);
   if (!engine.ok()) return engine.status().WithContext(what);
   li->engine = std::move(engine).value();
