@@ -115,6 +115,12 @@ Status PointSpacing(const SurfaceGrid& g, double* d0, double* d1) {
     return InvalidArgumentError("the surface has no two valid points in adjacent columns (" + std::to_string(g.height) +
                                 " x " + std::to_string(g.width) + " points): cannot measure its point spacing");
   *d1 = PairwiseSum(dist.data(), dist.size()) / static_cast<double>(dist.size());
+  // Coincident points (spacing 0) or coordinates so large that distances overflow leave no
+  // usable row/column spacing ratio.
+  if (!(*d0 > 0) || !(*d1 > 0) || !std::isfinite(*d0) || !std::isfinite(*d1) || !std::isfinite(*d0 / *d1))
+    return InvalidArgumentError("the surface's mean point spacing is " + std::to_string(*d0) + " between rows and " +
+                                std::to_string(*d1) +
+                                " between columns: points coincide or their coordinates overflow; check the input");
   return OkStatus();
 }
 
@@ -317,12 +323,16 @@ Result<SurfaceMesh> ParseObj(std::string_view bytes, const std::string& name) {
       for (int i = 1; i <= 3; ++i) {
         double d;
         if (!ParseDouble(w[i], &d)) return bad("unparsable vertex coordinate " + Quote(w[i]));
+        if (!std::isfinite(static_cast<float>(d)))
+          return bad("vertex coordinate " + Quote(w[i]) + " that is not a finite 32-bit float");
         v.push_back(static_cast<float>(d));
       }
     } else if (w[0] == "vt" && w.size() == 3) {
       for (int i = 1; i <= 2; ++i) {
         double d;
         if (!ParseDouble(w[i], &d)) return bad("unparsable texture coordinate " + Quote(w[i]));
+        if (!std::isfinite(static_cast<float>(d)))
+          return bad("texture coordinate " + Quote(w[i]) + " that is not a finite 32-bit float");
         vt.push_back(static_cast<float>(d));
       }
     } else if (w[0] == "f" && w.size() == 4) {
@@ -451,8 +461,8 @@ Result<SurfaceMesh> TriangulateGrid(SurfaceGrid g, const GridMeshOptions& opt) {
     const double d = opt.zstep * psr + .5;
     if (!(d >= 1) || d > 1e9)
       return InvalidArgumentError("--zstep " + std::to_string(opt.zstep) + " gives a column step of " +
-                                  std::to_string(static_cast<int64_t>(d)) + " (zstep x row/column spacing ratio " +
-                                  std::to_string(psr) + "): use a larger --zstep");
+                                  std::to_string(d) + " (zstep x row/column spacing ratio " + std::to_string(psr) +
+                                  "): use a larger --zstep");
     dec1 = static_cast<int64_t>(d);
   }
   if (opt.smooth && opt.zsmooth > 0) {

@@ -1,6 +1,7 @@
 // core/surface/surface_mesh: Python number formatting, the cv2-equivalent Gaussian blur against a
 // brute-force reference, .vcps / .obj parsing and their errors, Delaunay, windows, components and
 // the precomputed legacy mesh bytes.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -120,6 +121,17 @@ TEST_CASE("surface: .obj vertices, texture corners and errors", "[surface]") {
   bad("v 0 0 0\nvt 0 0\nf -1 1 1\n", "relative");
   bad("v 0 0 x\n", "line 1");
   bad("v 0 0 nan\n", "line 1");
+  bad("v 0 0 1e300\n", "finite");  // a double, but infinite as the float32 the mesh stores
+  bad("v 0 0 0\nvt 1e300 0\n", "finite");
+}
+
+TEST_CASE("surface: coincident points are refused, not divided by zero", "[surface]") {
+  auto g = ParseVcps(Vcps(3, 2), "a.vcps");
+  REQUIRE(g.ok());
+  std::fill(g->xyz.begin(), g->xyz.end(), 1.5);  // every point the same: spacing 0
+  auto r = TriangulateGrid(*g, GridMeshOptions{});
+  REQUIRE(!r.ok());
+  CHECK(r.status().message().find("point spacing") != std::string::npos);
 }
 
 TEST_CASE("surface: Delaunay, windows, components", "[surface]") {
