@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "core/store/atomic_file.h"
+#include "core/sync/thread_pool.h"
 
 namespace oz {
 
@@ -35,36 +35,28 @@ Status WriteExtraFiles(MountTree& mount, const std::string& dest, uint64_t* byte
   // written on its own, so memory is one file per thread, not the tree.
   std::vector<std::string> files, label_files;
   for (const std::string& rel : all) (rel.rfind("labels/", 0) == 0 ? label_files : files).push_back(rel);
-  // Label files on a few threads taking files in listing order (neighbours computed together);
-  // the first error stops every thread at its next file.
+  // Label files on a few threads (the project's ThreadPool) in listing order (neighbours computed
+  // together); after the first error the remaining files are skipped.
   {
-    std::atomic<size_t> next{0};
     std::atomic<uint64_t> written{0};
-    std::mutex mu;
-    Status first = OkStatus();
     std::atomic<bool> failed{false};
-    auto work = [&] {
-      for (size_t i; !failed.load() && (i = next.fetch_add(1)) < label_files.size();) {
-        uint64_t n = 0;
-        Status st = [&]() -> Status {
-          OZ_ASSIGN_OR_RETURN(ChunkBytes bytes, mount.Read("/" + label_files[i]));
-          return WriteOne(dest, label_files[i], *bytes, &n);
-        }();
-        written += n;
-        if (!st.ok()) {
-          std::lock_guard<std::mutex> lock(mu);
-          if (first.ok()) first = st;
-          failed = true;
-        }
-      }
-    };
-    const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (std::thread& t : pool) t.join();
+    ThreadPool pool(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u)));
+    Status st = ParallelForStatus(
+        &pool, label_files.size(),
+        [&](size_t i) -> Status {
+          if (failed.load()) return OkStatus();
+          uint64_t n = 0;
+          Status one = [&]() -> Status {
+            OZ_ASSIGN_OR_RETURN(ChunkBytes bytes, mount.Read("/" + label_files[i]));
+            return WriteOne(dest, label_files[i], *bytes, &n);
+          }();
+          written += n;
+          if (!one.ok()) failed = true;
+          return one;
+        },
+        [&](size_t i) { return "writing " + label_files[i]; });
     *bytes_written += written.load();
-    OZ_RETURN_IF_ERROR(first);
+    OZ_RETURN_IF_ERROR(st);
   }
   // Files are written in groups (bounded open descriptors); within a group they are read
   // round-robin, one piece of every file in turn, so that files computed together (every layer
