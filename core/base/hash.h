@@ -1,7 +1,9 @@
 // Non-cryptographic 128-bit content hash for cache-key material (fingerprints, option strings).
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -11,13 +13,18 @@ namespace oz {
 std::string Hash128Hex(std::string_view data);
 
 // Little-endian loads (any alignment, any host byte order).
+// One unaligned load (and a byte swap on a big-endian host): the hash loops run at memory speed.
 inline uint64_t LoadLe64(const unsigned char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
   return v;
 }
 inline uint32_t LoadLe32(const unsigned char* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
+  return v;
 }
 
 // XXH64 (xxHash, 64-bit), the reference algorithm: several GB/s; for checksums of cache entries
