@@ -159,6 +159,35 @@ inline T Reduce(const T* v, int n) {
   return v[0];
 }
 
+// Mean of the full 2x2x2 blocks of one output row, for 8- and 16-bit integers: each pair of
+// neighbouring voxels is loaded as one integer of twice the width and its halves are added, so
+// every load is contiguous and the loop vectorises (this file is built with -O3). Rounding as in
+// Mean(): q + 1 exactly when the remainder r of sum / 8 is > 4, or == 4 with q odd, i.e.
+// floor((sum + 3 + (q & 1)) / 8), which holds for negative (floored) sums too.
+template <typename T>
+void MeanRowSmall(const T* r00, const T* r01, const T* r10, const T* r11, int64_t n, T* o) {
+  static_assert(std::is_integral_v<T> && sizeof(T) <= 2);
+  using Pair = std::conditional_t<sizeof(T) == 1, uint16_t, uint32_t>;
+  using Half = std::make_signed_t<Pair>;  // only for the sign extension of signed halves
+  using S = std::conditional_t<std::is_signed_v<T>, int32_t, uint32_t>;
+  constexpr int kBits = 8 * sizeof(T);
+  constexpr Pair kLow = static_cast<Pair>((Pair{1} << kBits) - 1);
+  auto halves = [](const T* p) -> S {
+    Pair v;
+    std::memcpy(&v, p, sizeof v);
+    if constexpr (std::is_signed_v<T>) {
+      return S{static_cast<T>(static_cast<Half>(v & kLow))} + S{static_cast<T>(static_cast<Half>(v >> kBits))};
+    } else {
+      return S{static_cast<Pair>(v & kLow)} + S{static_cast<Pair>(v >> kBits)};
+    }
+  };
+  for (int64_t x = 0; x < n; ++x) {
+    const int64_t i = 2 * x;
+    const S sum = halves(r00 + i) + halves(r01 + i) + halves(r10 + i) + halves(r11 + i);
+    o[x] = static_cast<T>((sum + 3 + ((sum >> 3) & 1)) >> 3);
+  }
+}
+
 template <typename T, Algorithm A>
 void Kernel(const T* in, const Vec3& s, T* out) {
   const int64_t Z = s[0], Y = s[1], X = s[2];
@@ -180,24 +209,20 @@ void Kernel(const T* in, const Vec3& s, T* out) {
         const T* r01 = r00 + X;
         const T* r10 = r00 + plane;
         const T* r11 = r10 + X;
-        for (int64_t x = 0; x < full_x; ++x) {
-          const int64_t i = 2 * x;
-          if constexpr (std::is_integral_v<T> && sizeof(T) <= 2 && A == Algorithm::kMean) {
-            // Direct loads and one sum: the compiler vectorises this (as it did before the
-            // gather below existed); same rule as Mean().
-            using S = std::conditional_t<std::is_signed_v<T>, int32_t, uint32_t>;
-            const S sum = S{r00[i]} + S{r00[i + 1]} + S{r01[i]} + S{r01[i + 1]} + S{r10[i]} + S{r10[i + 1]} +
-                          S{r11[i]} + S{r11[i + 1]};
-            const S q = sum >> 3;  // floor for signed sums too
-            orow[x] = static_cast<T>(RoundHalfEven<S>(q, static_cast<uint64_t>(sum - q * 8), 8));
-          } else if constexpr (std::is_integral_v<T> && A == Algorithm::kMax) {
-            orow[x] = std::max({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
-          } else if constexpr (std::is_integral_v<T> && A == Algorithm::kMin) {
-            orow[x] = std::min({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
-          } else {
-            v[0] = r00[i], v[1] = r00[i + 1], v[2] = r01[i], v[3] = r01[i + 1];
-            v[4] = r10[i], v[5] = r10[i + 1], v[6] = r11[i], v[7] = r11[i + 1];
-            orow[x] = Reduce<T, A>(v, 8);
+        if constexpr (std::is_integral_v<T> && sizeof(T) <= 2 && A == Algorithm::kMean) {
+          MeanRowSmall(r00, r01, r10, r11, full_x, orow);
+        } else {
+          for (int64_t x = 0; x < full_x; ++x) {
+            const int64_t i = 2 * x;
+            if constexpr (std::is_integral_v<T> && A == Algorithm::kMax) {
+              orow[x] = std::max({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
+            } else if constexpr (std::is_integral_v<T> && A == Algorithm::kMin) {
+              orow[x] = std::min({r00[i], r00[i + 1], r01[i], r01[i + 1], r10[i], r10[i + 1], r11[i], r11[i + 1]});
+            } else {
+              v[0] = r00[i], v[1] = r00[i + 1], v[2] = r01[i], v[3] = r01[i + 1];
+              v[4] = r10[i], v[5] = r10[i + 1], v[6] = r11[i], v[7] = r11[i + 1];
+              orow[x] = Reduce<T, A>(v, 8);
+            }
           }
         }
       } else {
