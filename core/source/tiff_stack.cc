@@ -909,9 +909,11 @@ class SliceReader {
     return r;
   }
 
-  // Uncompressed layouts: reads pixels [x0, x0 + n) of row y into dst, not through the cache.
-  // The caller checks Unchanged() once after its last read of the slice.
-  Status ReadRawRow(int64_t y, int64_t x0, int64_t n, uint8_t* dst) {
+  // Uncompressed layouts: reads pixels [x0, x0 + n) of rows [y, y + rows) into dst (n pixels per
+  // row, packed), not through the cache. More than one row only as whole rows (x0 = 0, n = width)
+  // that lie back to back in the file: within one strip (kRawStrips) or anywhere (kRawContiguous).
+  // The caller checks Unchanged() once after its last read of the slice (or Load does).
+  Status ReadRawRows(int64_t y, int64_t rows, int64_t x0, int64_t n, uint8_t* dst) {
     OZ_RETURN_IF_ERROR(EnsureOpen());
     const uint64_t bps = static_cast<uint64_t>(s_.bits / 8);
     const uint64_t row_bytes = static_cast<uint64_t>(s_.width) * bps;
@@ -925,23 +927,25 @@ class SliceReader {
         return IoError(s_.label + ": cannot read the offset of strip " + std::to_string(strip) + " (" +
                        h_.TakeErrors() + ")");
       if (s_.sparse && base == 0 && TIFFGetStrileByteCountWithErr(h_.tif(), static_cast<uint32_t>(strip), &err) == 0 &&
-          !err) {  // sparse strip: zeros
-        std::memset(dst, 0, static_cast<size_t>(n) * bps);
+          !err) {  // sparse strip (GDAL SPARSE_OK): not written, reads as zeros
+        std::memset(dst, 0, static_cast<size_t>(rows * n) * bps);
         return OkStatus();
       }
       base += static_cast<uint64_t>(y - strip * s_.rows_per_strip) * row_bytes;
     }
-    const uint64_t off = base + static_cast<uint64_t>(x0) * bps, len = static_cast<uint64_t>(n) * bps;
+    const uint64_t off = base + static_cast<uint64_t>(x0) * bps;
+    const uint64_t len = rows == 1 ? static_cast<uint64_t>(n) * bps : static_cast<uint64_t>(rows) * row_bytes;
     FaultPoint("source", "read");
     if (off > h_.size() || len > h_.size() - off)
-      return IoError(s_.label + " is truncated: row " + std::to_string(y) + " needs bytes up to offset " +
-                     std::to_string(off + len) + " but the file has " + std::to_string(h_.size()) + " bytes");
+      return IoError(s_.label + " is truncated: rows " + std::to_string(y) + "-" + std::to_string(y + rows - 1) +
+                     " need bytes up to offset " + std::to_string(off + len) + " but the file has " +
+                     std::to_string(h_.size()) + " bytes");
     OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), dst, len, off, s_.label, stats_));
     if (s_.swap) SwapBytes(dst, len, static_cast<size_t>(s_.bits / 8));
     return OkStatus();
   }
 
-  // After ReadRawRow: fails if the file changed while it was read (never a mix of old and new).
+  // After ReadRawRows: fails if the file changed while it was read (never a mix of old and new).
   Status CheckUnchangedIfOpen() {
     return opened_ && open_status_.ok() ? CheckUnchanged("while it was read") : OkStatus();
   }
@@ -951,9 +955,9 @@ class SliceReader {
     const int64_t bps = s_.bits / 8;
     const std::string& name = s_.label;
     if (stats_) ++stats_->strips_decoded;
-    if (s_.sparse && s_.layout != Layout::kRawContiguous) {
+    if (s_.sparse && s_.layout != Layout::kRawContiguous && s_.layout != Layout::kRawStrips) {
       OZ_RETURN_IF_ERROR(EnsureTiff());
-      const uint32_t strile = static_cast<uint32_t>(s_.layout == Layout::kRawStrips ? u.strip : u.index);
+      const uint32_t strile = static_cast<uint32_t>(u.index);
       int err = 0;
       const uint64_t off = TIFFGetStrileOffsetWithErr(h_.tif(), strile, &err);
       const uint64_t len = TIFFGetStrileByteCountWithErr(h_.tif(), strile, &err);
@@ -968,27 +972,9 @@ class SliceReader {
     switch (s_.layout) {
       case Layout::kRawContiguous:
       case Layout::kRawStrips: {
-        uint64_t row_bytes = static_cast<uint64_t>(s_.width * bps);
-        uint64_t base = s_.base_offset;
-        if (s_.layout == Layout::kRawStrips) {
-          OZ_RETURN_IF_ERROR(EnsureTiff());
-          int err = 0;
-          base = TIFFGetStrileOffsetWithErr(h_.tif(), static_cast<uint32_t>(u.strip), &err);
-          if (err)
-            return IoError(name + ": cannot read the offset of strip " + std::to_string(u.strip) + " (" +
-                           h_.TakeErrors() + ")");
-          base += static_cast<uint64_t>(u.y0 - u.strip_y0) * row_bytes;
-        } else {
-          base += static_cast<uint64_t>(u.y0) * row_bytes;
-        }
-        uint64_t len = static_cast<uint64_t>(u.y1 - u.y0) * row_bytes;
-        if (base > h_.size() || len > h_.size() - base)
-          return IoError(name + " is truncated: rows " + std::to_string(u.y0) + "-" + std::to_string(u.y1 - 1) +
-                         " need bytes up to offset " + std::to_string(base + len) + " but the file has " +
-                         std::to_string(h_.size()) + " bytes");
+        const uint64_t len = static_cast<uint64_t>((u.y1 - u.y0) * s_.width * bps);
         OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
-        OZ_RETURN_IF_ERROR(PreadFully(h_.fd(), b->data.get(), len, base, name, stats_));
-        if (s_.swap) SwapBytes(b->data.get(), len, static_cast<size_t>(s_.bits / 8));
+        OZ_RETURN_IF_ERROR(ReadRawRows(u.y0, u.y1 - u.y0, 0, s_.width, b->data.get()));
         return BlockPtr(std::move(b));
       }
       case Layout::kStrips: {
@@ -1068,10 +1054,27 @@ Status TiffStack::Impl::ReadSlice(const SliceInfo& s, const Box& box, uint8_t* p
   const int64_t bps = static_cast<int64_t>(DTypeSize(dtype));
   const int64_t bw = box.hi[2] - box.lo[2];
   SliceReader reader(dir, s, options.stats);
+  // Uncompressed units the box covers whole (every row, the full width: a unit walk of
+  // materialize or a row listing) are read straight into the plane, where their rows lie back to
+  // back, consecutive ones with one pread: no strip-cache block and no copy out of it. Nothing
+  // else would hit them in the cache.
+  const bool raw = s.layout == Layout::kRawContiguous || s.layout == Layout::kRawStrips;
+  bool read_direct = false;
   for (int64_t y = box.lo[1]; y < box.hi[1];) {
     int64_t band_end = box.hi[1];
     for (int64_t x = box.lo[2]; x < box.hi[2];) {
       UnitRect u = UnitAt(s, y, x);
+      if (raw && u.x0 == box.lo[2] && u.x1 == box.hi[2] && u.y0 >= box.lo[1] && u.y1 <= box.hi[1]) {
+        int64_t y1 = u.y1, units = 1;
+        if (s.layout == Layout::kRawContiguous)
+          for (; y1 < box.hi[1] && std::min(s.height, y1 + s.unit_rows) <= box.hi[1]; ++units)
+            y1 = std::min(s.height, y1 + s.unit_rows);
+        OZ_RETURN_IF_ERROR(reader.ReadRawRows(u.y0, y1 - u.y0, 0, s.width, plane + (u.y0 - box.lo[1]) * bw * bps));
+        if (options.stats) options.stats->strips_decoded += static_cast<uint64_t>(units);
+        read_direct = true;
+        band_end = y1;
+        break;
+      }
       const int64_t unit_rows = s.layout == Layout::kTiles ? s.tile_h : u.y1 - u.y0;
       const uint64_t unit_bytes = static_cast<uint64_t>(unit_rows * u.stride_px * bps);
       OZ_ASSIGN_OR_RETURN(BlockPtr block, cache->Get(UnitKey{s.file.z, u.index}, unit_bytes, options.stats,
@@ -1088,7 +1091,7 @@ Status TiffStack::Impl::ReadSlice(const SliceInfo& s, const Box& box, uint8_t* p
     }
     y = band_end;
   }
-  return OkStatus();
+  return read_direct ? reader.CheckUnchangedIfOpen() : OkStatus();
 }
 
 // Row by row: an uncompressed row is read directly from the first to the last kept column; a
@@ -1108,7 +1111,7 @@ Status TiffStack::Impl::ReadSliceStrided(const SliceInfo& s, const Box& box, int
     const int64_t y = box.lo[1] + ky * step;
     uint8_t* dst = plane + static_cast<size_t>(ky * os[2]) * bps;
     if (raw) {
-      OZ_RETURN_IF_ERROR(reader.ReadRawRow(y, x0, static_cast<int64_t>(row.size() / bps), row.data()));
+      OZ_RETURN_IF_ERROR(reader.ReadRawRows(y, 1, x0, static_cast<int64_t>(row.size() / bps), row.data()));
       for (int64_t kx = 0; kx < os[2]; ++kx)
         std::memcpy(dst + static_cast<size_t>(kx) * bps, row.data() + static_cast<size_t>(kx * step) * bps, bps);
       continue;

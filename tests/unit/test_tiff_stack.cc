@@ -795,6 +795,34 @@ TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summari
   CHECK(w.back() == "12 bad slices read as zeros: z=1-12");
 }
 
+TEST_CASE("Uncompressed units a box covers whole are read straight into it, the rest through the cache", "[tiff]") {
+  for (const bool big_endian : {false, true}) {
+    INFO("big-endian " << big_endian);
+    TempDir dir;
+    TiffSpec spec;
+    spec.width = 512;
+    spec.height = 512;  // 1 KiB rows, strips of 16 rows back to back: 64-row virtual strips
+    spec.rows_per_strip = 16;
+    spec.big_endian = big_endian;
+    WriteSlice(dir, "0.tif", 0, spec);
+    WriteSlice(dir, "1.tif", 1, spec);
+    Stats stats;
+    auto r = OpenStack(dir, nullptr, 4u << 20, BadSlicePolicy::kError, &stats);
+    REQUIRE(r.ok());
+    // Rows 10..199, full width: units 1 and 2 (rows 64..191) whole, units 0 and 3 in part.
+    CHECK(CheckBox(**r, Box{{0, 10, 0}, {2, 200, 512}}) == 0);
+    CHECK(stats.strips_decoded == 2 * 4);
+    CHECK(stats.strip_cache_hits == 0);
+    // Unit 1 was not cached (read direct); unit 0 was (read in part).
+    CHECK(CheckBox(**r, Box{{0, 70, 3}, {2, 80, 100}}) == 0);
+    CHECK(stats.strips_decoded == 2 * 5);
+    CHECK(CheckBox(**r, Box{{0, 12, 0}, {2, 20, 512}}) == 0);
+    CHECK(stats.strip_cache_hits == 2);
+    // The whole slice: the last unit ends at the image's last row.
+    CHECK(CheckBox(**r, Box{{0, 0, 0}, {2, 512, 512}}) == 0);
+  }
+}
+
 TEST_CASE("Each slice file is opened once per ReadBox and not at all when cached", "[tiff]") {
   TempDir dir;
   TiffSpec spec;
