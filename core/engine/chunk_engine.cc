@@ -85,6 +85,7 @@ ChunkEngine::ChunkEngine(std::shared_ptr<ViewVolume> level0, const ChunkEngineCo
       codec_(std::move(codec)),
       work_budget_(config.work_memory),
       buffers_(config.work_memory / 4),
+      chunk_strings_(std::make_shared<StringPool>(std::min<uint64_t>(config.work_memory / 8, 64ull << 20))),
       hot_(config.hot_bytes) {
   const Options& o = config_.options;
   raw_bytes_ = static_cast<uint64_t>(o.chunk * o.chunk * o.chunk) * DTypeSize(level0_->dtype());
@@ -848,7 +849,19 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
       const Vec3 ci{u.zc, u.yc, u.x0c + static_cast<int64_t>(i)};
       try {
         // Cut into a string: with raw encoding it becomes the chunk's bytes without another copy.
-        std::string chunk(raw_bytes_, '\0');
+        // The string comes from the pool (no page faults, no zeroing; only a chunk at the
+        // volume's edge, which the cut does not fill, is zeroed) and goes back to it when done.
+        std::string chunk = chunk_strings_->Get(raw_bytes_);
+        struct GiveBack {  // unless it became the chunk's bytes
+          StringPool& pool;
+          std::string& s;
+          bool shared = false;
+          ~GiveBack() {
+            if (!shared) pool.Put(std::move(s));
+          }
+        } give_back{*chunk_strings_, chunk};
+        if (pyramid_.ChunkBox(u.level, ci).volume() != pyramid_.chunk() * pyramid_.chunk() * pyramid_.chunk())
+          std::memset(chunk.data(), 0, chunk.size());
         CutChunkInto(out, box, u.level, ci, reinterpret_cast<uint8_t*>(chunk.data()));
         const uint8_t* voxels_in = reinterpret_cast<const uint8_t*>(chunk.data());
         // A chunk the provider has is copied rather than encoded again when it holds exactly the
@@ -876,12 +889,17 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
             LogWarning("existing chunk " + std::to_string(u.level) + "/" + ToString(ci) +
                        " differs from the one computed now; writing the computed one");
         }
-        Result<ChunkBytes> r = !codec_.raw() ? EncodeChunk(voxels_in)
-                               : AllZero(voxels_in, raw_bytes_)
-                                   ? EmptyResult()
-                                   : ChunkBytes(std::make_shared<const std::string>(std::move(chunk)));
+        std::optional<Result<ChunkBytes>> r;
+        if (!codec_.raw()) {
+          r.emplace(EncodeChunk(voxels_in));
+        } else if (AllZero(voxels_in, raw_bytes_)) {
+          r.emplace(EmptyResult());
+        } else {
+          give_back.shared = true;
+          r.emplace(ChunkBytes(ShareToPool(std::move(chunk), chunk_strings_)));
+        }
         config_.stats->chunks_computed++;
-        errs[i] = (*run.sink)(u.level, ci, r, 0);
+        errs[i] = (*run.sink)(u.level, ci, *r, 0);
       } catch (const std::bad_alloc&) {
         errs[i] = ResourceExhaustedError("out of memory encoding a chunk");
       }

@@ -285,6 +285,8 @@ class ChunkEngine {
   std::string key_prefix_;
   MemoryBudget work_budget_;
   BufferPool buffers_;  // unit buffers, reused across computations (bounded by work_memory / 4)
+  // Raw chunk strings of the unit walk, back from the writers (bounded by work_memory / 8, 64 MiB).
+  std::shared_ptr<StringPool> chunk_strings_;
 
   Mutex mu_;
   std::unordered_map<Key, Info, KeyHash> known_ OZ_GUARDED_BY(mu_);

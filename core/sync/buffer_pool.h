@@ -1,19 +1,24 @@
-// BufferPool: reuses large byte buffers (unit buffers of computations) so that each computation
-// does not fault fresh pages in from the kernel; bounded in bytes kept.
+// BufferPool: reuses large byte buffers (unit buffers of computations, chunk strings) so that each
+// computation does not fault fresh pages in from the kernel (nor zero them); bounded in bytes kept.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace oz {
 
-class BufferPool {
+// Buf: std::vector<uint8_t> or std::string. A kept buffer keeps its size, so a buffer of the same
+// size comes back without zeroing a byte.
+template <typename Buf>
+class BasicBufferPool {
  public:
-  explicit BufferPool(uint64_t max_kept_bytes) : max_kept_(max_kept_bytes) {}
+  explicit BasicBufferPool(uint64_t max_kept_bytes) : max_kept_(max_kept_bytes) {}
 
   // A buffer of exactly n bytes (contents unspecified), reusing a kept one when one is big enough.
-  std::vector<uint8_t> Get(size_t n) {
+  Buf Get(size_t n) {
     {
       std::lock_guard<std::mutex> l(mu_);
       size_t best = free_.size();
@@ -21,18 +26,18 @@ class BufferPool {
         if (free_[i].capacity() >= n && (best == free_.size() || free_[i].capacity() < free_[best].capacity()))
           best = i;
       if (best != free_.size()) {
-        std::vector<uint8_t> b = std::move(free_[best]);
+        Buf b = std::move(free_[best]);
         free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
         kept_ -= b.capacity();
         b.resize(n);
         return b;
       }
     }
-    return std::vector<uint8_t>(n);
+    return Buf(n, 0);
   }
 
   // Returns a buffer for reuse; dropped when the pool would exceed its budget.
-  void Put(std::vector<uint8_t>&& b) {
+  void Put(Buf&& b) {
     if (b.capacity() == 0) return;
     std::lock_guard<std::mutex> l(mu_);
     if (kept_ + b.capacity() > max_kept_) return;
@@ -43,9 +48,21 @@ class BufferPool {
  private:
   const uint64_t max_kept_;
   std::mutex mu_;
-  std::vector<std::vector<uint8_t>> free_;  // guarded by mu_
-  uint64_t kept_ = 0;                       // guarded by mu_
+  std::vector<Buf> free_;  // guarded by mu_
+  uint64_t kept_ = 0;      // guarded by mu_
 };
+
+using BufferPool = BasicBufferPool<std::vector<uint8_t>>;
+using StringPool = BasicBufferPool<std::string>;
+
+// Shares s as an immutable string that goes back to pool when its last owner drops it (the pool
+// lives as long as any string it handed out).
+inline std::shared_ptr<const std::string> ShareToPool(std::string&& s, const std::shared_ptr<StringPool>& pool) {
+  return std::shared_ptr<const std::string>(new std::string(std::move(s)), [pool](const std::string* p) {
+    pool->Put(std::move(*const_cast<std::string*>(p)));
+    delete p;
+  });
+}
 
 // Gives a pooled buffer back when it goes out of scope.
 class PooledBuffer {
