@@ -934,7 +934,7 @@ class SliceReader {
       base += static_cast<uint64_t>(y - strip * s_.rows_per_strip) * row_bytes;
     }
     const uint64_t off = base + static_cast<uint64_t>(x0) * bps;
-    const uint64_t len = rows == 1 ? static_cast<uint64_t>(n) * bps : static_cast<uint64_t>(rows) * row_bytes;
+    const uint64_t len = static_cast<uint64_t>(rows * n) * bps;  // rows > 1 only with n = width
     FaultPoint("source", "read");
     if (off > h_.size() || len > h_.size() - off)
       return IoError(s_.label + " is truncated: rows " + std::to_string(y) + "-" + std::to_string(y + rows - 1) +

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace oz {
@@ -64,15 +65,16 @@ inline std::shared_ptr<const std::string> ShareToPool(std::string&& s, const std
   });
 }
 
-// Gives a pooled buffer back when it goes out of scope.
-class PooledBuffer {
+// Gives a pooled buffer back when it goes out of scope, unless Release() moved it out.
+template <typename Buf>
+class BasicPooledBuffer {
  public:
   // n == 0 takes nothing from the pool until resize().
-  PooledBuffer(BufferPool& pool, size_t n) : pool_(pool), buf_(n ? pool.Get(n) : std::vector<uint8_t>()) {}
-  ~PooledBuffer() { pool_.Put(std::move(buf_)); }
-  PooledBuffer(const PooledBuffer&) = delete;
-  PooledBuffer& operator=(const PooledBuffer&) = delete;
-  uint8_t* data() { return buf_.data(); }
+  BasicPooledBuffer(BasicBufferPool<Buf>& pool, size_t n) : pool_(pool), buf_(n ? pool.Get(n) : Buf()) {}
+  ~BasicPooledBuffer() { pool_.Put(std::move(buf_)); }
+  BasicPooledBuffer(const BasicPooledBuffer&) = delete;
+  BasicPooledBuffer& operator=(const BasicPooledBuffer&) = delete;
+  uint8_t* data() { return reinterpret_cast<uint8_t*>(buf_.data()); }
   size_t size() const { return buf_.size(); }
   // Contents are not preserved when the buffer must grow (a bigger pooled buffer is swapped in).
   void resize(size_t n) {
@@ -83,10 +85,15 @@ class PooledBuffer {
       buf_.resize(n);
     }
   }
+  // Hands the buffer over (it no longer goes back to the pool from here); leaves this empty.
+  Buf Release() { return std::exchange(buf_, Buf()); }
 
  private:
-  BufferPool& pool_;
-  std::vector<uint8_t> buf_;
+  BasicBufferPool<Buf>& pool_;
+  Buf buf_;
 };
+
+using PooledBuffer = BasicPooledBuffer<std::vector<uint8_t>>;
+using PooledString = BasicPooledBuffer<std::string>;
 
 }  // namespace oz
