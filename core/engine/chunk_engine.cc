@@ -285,21 +285,26 @@ std::optional<Result<ChunkBytes>> ChunkEngine::FromStored(int level, const Vec3&
 
 Result<ChunkBytes> ChunkEngine::Produce(int level, const Vec3& idx) {
   if (auto r = FromStored(level, idx)) return std::move(*r);
-  std::vector<uint8_t> buf(raw_bytes_);
+  PooledString buf(*chunk_strings_, raw_bytes_);
   OZ_RETURN_IF_ERROR(ComputeVoxels(level, idx, buf.data(), /*use_cache=*/config_.cache != nullptr));
-  return Finish(level, idx, buf.data());
+  return Finish(level, idx, buf);
 }
 
-Result<ChunkBytes> ChunkEngine::Finish(int level, const Vec3& idx, const uint8_t* voxels) {
+Result<ChunkBytes> ChunkEngine::Finish(int level, const Vec3& idx, PooledString& voxels) {
   const Key k{level, idx};
   config_.stats->chunks_computed++;
-  if (AllZero(voxels, raw_bytes_)) {
+  if (AllZero(voxels.data(), raw_bytes_)) {
     Record(k, State::kEmpty, 0);
     QueueCachePut(k, kFlagEmpty, nullptr);
     return EmptyResult();
   }
-  OZ_ASSIGN_OR_RETURN(std::string enc, codec_.Encode(voxels, raw_bytes_));
-  auto b = std::make_shared<const std::string>(std::move(enc));
+  ChunkBytes b;
+  if (codec_.raw()) {
+    b = ShareToPool(voxels.Release(), chunk_strings_);  // the voxels are the chunk's bytes
+  } else {
+    OZ_ASSIGN_OR_RETURN(std::string enc, codec_.Encode(voxels.data(), raw_bytes_));
+    b = std::make_shared<const std::string>(std::move(enc));
+  }
   Record(k, State::kPresent, b->size());
   HotPut(k, b);
   QueueCachePut(k, 0, b);
@@ -427,8 +432,9 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
       const Vec3 ci{z, y, todo[i].first};
       std::optional<Result<ChunkBytes>> r;
       try {
-        std::vector<uint8_t> chunk = CutChunk(buf.data(), box, level, ci);
-        r.emplace(Finish(level, ci, chunk.data()));
+        PooledString chunk(*chunk_strings_, raw_bytes_);
+        CutChunkInto(buf.data(), box, level, ci, chunk.data());
+        r.emplace(Finish(level, ci, chunk));
       } catch (const std::bad_alloc&) {
         r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
       }
@@ -848,22 +854,11 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
     config_.pool->ParallelFor(static_cast<size_t>(n), [&](size_t i) {
       const Vec3 ci{u.zc, u.yc, u.x0c + static_cast<int64_t>(i)};
       try {
-        // Cut into a string: with raw encoding it becomes the chunk's bytes without another copy.
-        // The string comes from the pool (no page faults, no zeroing; only a chunk at the
-        // volume's edge, which the cut does not fill, is zeroed) and goes back to it when done.
-        std::string chunk = chunk_strings_->Get(raw_bytes_);
-        struct GiveBack {  // unless it became the chunk's bytes
-          StringPool& pool;
-          std::string& s;
-          bool shared = false;
-          ~GiveBack() {
-            if (!shared) pool.Put(std::move(s));
-          }
-        } give_back{*chunk_strings_, chunk};
-        if (pyramid_.ChunkBox(u.level, ci).volume() != pyramid_.chunk() * pyramid_.chunk() * pyramid_.chunk())
-          std::memset(chunk.data(), 0, chunk.size());
-        CutChunkInto(out, box, u.level, ci, reinterpret_cast<uint8_t*>(chunk.data()));
-        const uint8_t* voxels_in = reinterpret_cast<const uint8_t*>(chunk.data());
+        // Cut into a pooled string: with raw encoding it becomes the chunk's bytes without
+        // another copy, and goes back to the pool when the writer drops it.
+        PooledString chunk(*chunk_strings_, raw_bytes_);
+        CutChunkInto(out, box, u.level, ci, chunk.data());
+        const uint8_t* voxels_in = chunk.data();
         // A chunk the provider has is copied rather than encoded again when it holds exactly the
         // computed voxels (fetched now if the unit's fetch was skipped: the provider lacks some).
         ProvidedChunk p;
@@ -895,8 +890,7 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
         } else if (AllZero(voxels_in, raw_bytes_)) {
           r.emplace(EmptyResult());
         } else {
-          give_back.shared = true;
-          r.emplace(ChunkBytes(ShareToPool(std::move(chunk), chunk_strings_)));
+          r.emplace(ChunkBytes(ShareToPool(chunk.Release(), chunk_strings_)));
         }
         config_.stats->chunks_computed++;
         errs[i] = (*run.sink)(u.level, ci, *r, 0);
@@ -915,8 +909,9 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
       const Vec3& ci = mine[i].first;
       std::optional<Result<ChunkBytes>> r;
       try {
-        std::vector<uint8_t> chunk = CutChunk(out, box, u.level, ci);
-        r.emplace(Finish(u.level, ci, chunk.data()));
+        PooledString chunk(*chunk_strings_, raw_bytes_);
+        CutChunkInto(out, box, u.level, ci, chunk.data());
+        r.emplace(Finish(u.level, ci, chunk));
       } catch (const std::bad_alloc&) {
         r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
       }
@@ -969,18 +964,13 @@ Status ChunkEngine::ComputeRowUnit(const Unit& u, bool use_cache, uint8_t* out, 
   return st;
 }
 
-std::vector<uint8_t> ChunkEngine::CutChunk(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) const {
-  std::vector<uint8_t> chunk(raw_bytes_, 0);
-  CutChunkInto(unit, unit_box, level, ci, chunk.data());
-  return chunk;
-}
-
 void ChunkEngine::CutChunkInto(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci,
-                               uint8_t* zeroed) const {
+                               uint8_t* chunk) const {
   const int64_t c = pyramid_.chunk();
   const Box cb = pyramid_.ChunkBox(level, ci);
+  if (cb.volume() != c * c * c) std::memset(chunk, 0, raw_bytes_);  // at the volume's edge: padding
   CopyRegion(unit, unit_box.shape(), {cb.lo[0] - unit_box.lo[0], cb.lo[1] - unit_box.lo[1], cb.lo[2] - unit_box.lo[2]},
-             zeroed, {c, c, c}, {0, 0, 0}, cb.shape(), DTypeSize(dtype()));
+             chunk, {c, c, c}, {0, 0, 0}, cb.shape(), DTypeSize(dtype()));
 }
 
 Result<ChunkBytes> ChunkEngine::EncodeChunk(const uint8_t* voxels) {

@@ -250,10 +250,9 @@ class ChunkEngine {
                        const Box& out_box, std::vector<uint8_t>* tmp);
   // Reads a box of level `level` from cached chunks (all must be available or computable).
   Status ReadLevelBox(int level, const Box& box, uint8_t* out);
-  // The padded full chunk `ci` of `level` cut out of a dense unit buffer covering unit_box.
-  std::vector<uint8_t> CutChunk(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) const;
-  // The same into `zeroed` (raw_chunk_bytes() bytes, all zero).
-  void CutChunkInto(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci, uint8_t* zeroed) const;
+  // The padded full chunk `ci` of `level` cut out of a dense unit buffer covering unit_box into
+  // `chunk` (raw_chunk_bytes() bytes, all written: zeros beyond the volume's edge).
+  void CutChunkInto(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci, uint8_t* chunk) const;
   // Encodes a full chunk as served: bytes, or kNotFound for an empty chunk with empty=omit.
   Result<ChunkBytes> EncodeChunk(const uint8_t* voxels);
   // ComputeTree with a provider: takes unit u from run.provider when it has all of u's chunks
@@ -266,8 +265,10 @@ class ChunkEngine {
   // The voxels of a provided chunk (in its bytes for raw, else decoded into tmp), or nullptr when
   // they are not exactly one full chunk (logged).
   const uint8_t* DecodeProvided(int level, const Vec3& idx, const ProvidedChunk& p, std::vector<uint8_t>* tmp);
-  // Encodes voxels, records state, puts into the disk cache (failures: warning only).
-  Result<ChunkBytes> Finish(int level, const Vec3& idx, const uint8_t* voxels);
+  // Encodes voxels (a raw_chunk_bytes() string of chunk_strings_), records state, puts into the
+  // disk cache (failures: warning only). With raw encoding the string itself becomes the chunk's
+  // bytes (Released; back to the pool when the last owner drops it): no copy.
+  Result<ChunkBytes> Finish(int level, const Vec3& idx, PooledString& voxels);
   bool Available(int level, const Vec3& idx);
   // Queues a cache put (bytes nullptr for an empty chunk); see WriterLoop.
   void QueueCachePut(const Key& k, uint32_t flags, ChunkBytes bytes);
@@ -285,7 +286,8 @@ class ChunkEngine {
   std::string key_prefix_;
   MemoryBudget work_budget_;
   BufferPool buffers_;  // unit buffers, reused across computations (bounded by work_memory / 4)
-  // Raw chunk strings of the unit walk, back from the writers (bounded by work_memory / 8, 64 MiB).
+  // Raw chunk strings (cut from units; with raw encoding, served and cached as they are), back
+  // from their last owner (bounded by work_memory / 8, 64 MiB).
   std::shared_ptr<StringPool> chunk_strings_;
 
   Mutex mu_;
