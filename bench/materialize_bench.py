@@ -7,8 +7,8 @@ Per stack NAME=DIR (all in one run, repeated --reps times, medians reported):
 - read bound: `cat` of the slices (after one untimed warm-up cat), or for a compressed stack
   (--decode NAME) `oz_bench_tiff_decode DIR --threads 2` (libtiff, 2 threads; its own seconds).
 - write bound: `oz_bench_write_tree` (bench/write_tree.cc) writing files of the same sizes and
-  names as the materialized DEST with 2 threads (one preallocated buffer, plain writes, no temp +
-  rename) into a fresh dir under --work, then a timed `sync`.
+  names as the materialized DEST with 2 threads (bytes read round-robin from a 256 MiB
+  pseudo-random buffer, plain writes, no temp + rename) into a fresh dir under --work, then a timed `sync`.
 bound = read bound + write bound (incl. sync); ratio = (materialize + sync) / bound.
 An untimed `sync` precedes each timed phase; DEST and the write copy are deleted after each rep.
 - baseline (--scroll PATH): KhartesViewer/scroll2zarr's `scroll_to_ome.py DIR OUT.zarr
@@ -228,6 +228,24 @@ def report(a, R, B, head):
                 med([m["user"] + m["sys"] for m in r["nofsync"]])) +
             (" scroll_to_ome.py (wall + sync): %s s." % fmt_all([x["total"] for x in r["scrolls"]])
              if r["scrolls"] else ""))
+    # The same comparison without the disk: nobody waits for the sync (materialize --no-fsync,
+    # scroll_to_ome.py and the write bound each without their sync; the page cache takes it all).
+    L += ["", "Without the disk (page cache only: `--no-fsync` materialize, scroll_to_ome.py and the "
+          "write bound each timed without their `sync`):", "",
+          "| stack | materialize --no-fsync (s) | read bound (s) | write bound (s) | bound (s) "
+          "| materialize / bound | user+sys (s) | scroll_to_ome.py (s) | speed-up |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in R:
+        mt = med([m["wall"] for m in r["nofsync"]])
+        rd = med(r["reads"])
+        wr = med([w["write"] for w in r["writes"]])
+        cpu = med([m["user"] + m["sys"] for m in r["nofsync"]])
+        st = med([x["wall"] for x in r["scrolls"]]) if r["scrolls"] else None
+        log("%s without the disk: materialize / bound = %.2f%s" % (
+            r["name"], mt / (rd + wr), ", speed-up %.2fx" % (st / mt) if st else ""))
+        L.append("| %s | %.2f | %.2f | %.2f | %.2f | **%.2f** | %.1f | %s | %s |" % (
+            r["name"], mt, rd, wr, rd + wr, mt / (rd + wr), cpu, "%.2f" % st if st else "-",
+            "**%.1fx**" % (st / mt) if st else "-"))
     L += [""] + notes
     if B:
         m = B["mat"]
@@ -287,8 +305,8 @@ def main():
         "Medians of %d runs, all in this run (ratios use the medians). Read bound: `cat` of the "
         "slices after one warm-up cat (uncompressed) or `oz_bench_tiff_decode --threads 2` "
         "(deflate); write bound: `oz_bench_write_tree --threads 2` (bench/write_tree.cc) writing "
-        "files with the same names and sizes as the materialized tree (plain writes from one "
-        "buffer), then `sync`. Ratio = (materialize + sync) / "
+        "files with the same names and sizes as the materialized tree (plain writes of bytes "
+        "read round-robin from a 256 MiB buffer, so from memory as materialize's are), then `sync`. Ratio = (materialize + sync) / "
         "(read bound + write bound). Baseline: `scroll_to_ome.py` (KhartesViewer/scroll2zarr, "
         "exported from its repository at run time) with chunk 128, 6 levels, mean, 2 threads, "
         "then `sync`; speed-up = its median / materialize's median. Peak RSS: GNU time max RSS. "
