@@ -20,10 +20,11 @@ stage "ASan+UBSan build (unit_tests, fs_tests) and the unit and FUSE-ops tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$(nproc)" --target unit_tests fs_tests
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --timeout 900 -j2 -L 'unit|fs')
-stage "core, cli and the unit tests without FUSE (-DOMEZARRFS_FUSE=OFF, -Werror), under ThreadSanitizer;"
+stage "core, cli and the unit tests without FUSE (-DOMEZARRFS_FUSE=OFF), under ThreadSanitizer;"
 echo "   the concurrency tests"
-cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE=thread -DOMEZARRFS_FUSE=OFF \
-  -DOMEZARRFS_WERROR=ON >/dev/null
+# (No -Werror here: the release build compiles the same files with it; sanitizers make g++ warn
+# falsely, e.g. -Wmaybe-uninitialized.)
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE=thread -DOMEZARRFS_FUSE=OFF >/dev/null
 cmake --build build-tsan -j"$(nproc)" --target unit_tests omezarr-materialize omezarr-surface-to-obj
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/unit_tests "[concurrency],*oncurrent*"
 stage "clang -Wthread-safety: the locking rules (OZ_GUARDED_BY, core/sync/mutex.h) are checked"
