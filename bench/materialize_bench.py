@@ -7,8 +7,8 @@ Per stack NAME=DIR (all in one run, repeated --reps times, medians reported):
 - read bound: `cat` of the slices (after one untimed warm-up cat), or for a compressed stack
   (--decode NAME) `oz_bench_tiff_decode DIR --threads 2` (libtiff, 2 threads; its own seconds).
 - write bound: `oz_bench_write_tree` (bench/write_tree.cc) writing files of the same sizes and
-  names as the materialized DEST with 2 threads (bytes read round-robin from a 256 MiB
-  pseudo-random buffer, plain writes, no temp + rename) into a fresh dir under --work, then a timed `sync`.
+  names as the materialized DEST with 2 threads (one cache-hot buffer, as materialize writes each
+  chunk just cut; plain writes, no temp + rename) into a fresh dir under --work, then a timed `sync`.
 bound = read bound + write bound (incl. sync); ratio = (materialize + sync) / bound.
 An untimed `sync` precedes each timed phase; DEST and the write copy are deleted after each rep.
 - baseline (--scroll PATH): KhartesViewer/scroll2zarr's `scroll_to_ome.py DIR OUT.zarr
@@ -305,8 +305,8 @@ def main():
         "Medians of %d runs, all in this run (ratios use the medians). Read bound: `cat` of the "
         "slices after one warm-up cat (uncompressed) or `oz_bench_tiff_decode --threads 2` "
         "(deflate); write bound: `oz_bench_write_tree --threads 2` (bench/write_tree.cc) writing "
-        "files with the same names and sizes as the materialized tree (plain writes of bytes "
-        "read round-robin from a 256 MiB buffer, so from memory as materialize's are), then `sync`. Ratio = (materialize + sync) / "
+        "files with the same names and sizes as the materialized tree (plain writes from one "
+        "cache-hot buffer, as materialize writes each chunk just cut), then `sync`. Ratio = (materialize + sync) / "
         "(read bound + write bound). Baseline: `scroll_to_ome.py` (KhartesViewer/scroll2zarr, "
         "exported from its repository at run time) with chunk 128, 6 levels, mean, 2 threads, "
         "then `sync`; speed-up = its median / materialize's median. Peak RSS: GNU time max RSS. "
