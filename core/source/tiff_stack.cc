@@ -311,6 +311,12 @@ class StripCache {
  public:
   explicit StripCache(uint64_t budget) : budget_(budget) {}
 
+  // Whether `key` is cached now (no hit counted, no LRU touch).
+  bool Cached(const UnitKey& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    return map_.count(key) != 0;
+  }
+
   // Returns the cached block for `key`, or runs `load` once for all concurrent callers.
   // A failed load is shared with the callers waiting on it but not cached. `bytes` is the size
   // the load will allocate: blocks being decoded count against the budget with the cached ones
@@ -1054,22 +1060,28 @@ Status TiffStack::Impl::ReadSlice(const SliceInfo& s, const Box& box, uint8_t* p
   const int64_t bps = static_cast<int64_t>(DTypeSize(dtype));
   const int64_t bw = box.hi[2] - box.lo[2];
   SliceReader reader(dir, s, options.stats);
-  // Uncompressed units the box covers whole (every row, the full width: a unit walk of
-  // materialize or a row listing) are read straight into the plane, where their rows lie back to
-  // back, consecutive ones with one pread: no strip-cache block and no copy out of it. Nothing
-  // else would hit them in the cache.
+  // Uncompressed full-width rows (a unit walk of materialize, a row listing) are read straight
+  // into the plane, where they lie back to back: no strip-cache block and no copy out of it, and
+  // never more I/O than the box's own rows. Contiguous pixel data: the rows of the units not in
+  // the cache with one pread; separate strips: the same within each strip. A cached unit is
+  // copied from the cache.
   const bool raw = s.layout == Layout::kRawContiguous || s.layout == Layout::kRawStrips;
+  auto cached = [&](const UnitRect& u) { return cache->Cached(UnitKey{s.file.z, u.index}); };
   bool read_direct = false;
   for (int64_t y = box.lo[1]; y < box.hi[1];) {
     int64_t band_end = box.hi[1];
     for (int64_t x = box.lo[2]; x < box.hi[2];) {
       UnitRect u = UnitAt(s, y, x);
-      if (raw && u.x0 == box.lo[2] && u.x1 == box.hi[2] && u.y0 >= box.lo[1] && u.y1 <= box.hi[1]) {
-        int64_t y1 = u.y1, units = 1;
-        if (s.layout == Layout::kRawContiguous)
-          for (; y1 < box.hi[1] && std::min(s.height, y1 + s.unit_rows) <= box.hi[1]; ++units)
-            y1 = std::min(s.height, y1 + s.unit_rows);
-        OZ_RETURN_IF_ERROR(reader.ReadRawRows(u.y0, y1 - u.y0, 0, s.width, plane + (u.y0 - box.lo[1]) * bw * bps));
+      if (raw && u.x0 == box.lo[2] && u.x1 == box.hi[2] && !cached(u)) {
+        const int64_t first = s.layout == Layout::kRawContiguous ? 0 : u.strip_y0;  // of the run
+        const int64_t end = s.layout == Layout::kRawContiguous
+                                ? box.hi[1]
+                                : std::min({box.hi[1], u.strip_y0 + s.rows_per_strip, s.height});
+        int64_t y1 = std::min(end, u.y1);
+        for (UnitRect n; y1 < end && !cached(n = UnitAt(s, y1, x));) y1 = std::min(end, n.y1);
+        OZ_RETURN_IF_ERROR(reader.ReadRawRows(y, y1 - y, 0, s.width, plane + (y - box.lo[1]) * bw * bps));
+        // Counted as the (virtual) units the rows touch.
+        const int64_t units = (y1 - 1 - first) / s.unit_rows - (y - first) / s.unit_rows + 1;
         if (options.stats) options.stats->strips_decoded += static_cast<uint64_t>(units);
         read_direct = true;
         band_end = y1;

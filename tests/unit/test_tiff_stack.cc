@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -795,7 +796,7 @@ TEST_CASE("Many bad slices: error counts them; zero mode lists a few and summari
   CHECK(w.back() == "12 bad slices read as zeros: z=1-12");
 }
 
-TEST_CASE("Uncompressed units a box covers whole are read straight into it, the rest through the cache", "[tiff]") {
+TEST_CASE("Uncompressed full-width rows are read straight into the box, partial widths through the cache", "[tiff]") {
   for (const bool big_endian : {false, true}) {
     INFO("big-endian " << big_endian);
     TempDir dir;
@@ -809,15 +810,28 @@ TEST_CASE("Uncompressed units a box covers whole are read straight into it, the 
     Stats stats;
     auto r = OpenStack(dir, nullptr, 4u << 20, BadSlicePolicy::kError, &stats);
     REQUIRE(r.ok());
-    // Rows 10..199, full width: units 1 and 2 (rows 64..191) whole, units 0 and 3 in part.
+    // Rows 10..199, full width: one read of exactly those rows per slice (they touch virtual
+    // units 0..3), none of them cached, although units 0 and 3 are covered only in part (a
+    // materialize unit of 128 rows in 256-row units was such a read).
+    const uint64_t read0 = stats.source_bytes_read;
     CHECK(CheckBox(**r, Box{{0, 10, 0}, {2, 200, 512}}) == 0);
     CHECK(stats.strips_decoded == 2 * 4);
+    CHECK(stats.source_bytes_read - read0 == 2 * 190 * 1024);  // (the header was read at opening)
     CHECK(stats.strip_cache_hits == 0);
-    // Unit 1 was not cached (read direct); unit 0 was (read in part).
+    // Part of the width: through the cache (unit 1, rows 64..127, loaded once).
     CHECK(CheckBox(**r, Box{{0, 70, 3}, {2, 80, 100}}) == 0);
     CHECK(stats.strips_decoded == 2 * 5);
-    CHECK(CheckBox(**r, Box{{0, 12, 0}, {2, 20, 512}}) == 0);
+    CHECK(CheckBox(**r, Box{{0, 100, 0}, {2, 110, 50}}) == 0);
     CHECK(stats.strip_cache_hits == 2);
+    CHECK(stats.strips_decoded == 2 * 5);
+    // Full width in unit 1, which the reads above cached: from the cache.
+    CHECK(CheckBox(**r, Box{{0, 64, 0}, {2, 70, 512}}) == 0);
+    CHECK(stats.strip_cache_hits == 4);
+    CHECK(stats.strips_decoded == 2 * 5);
+    // Rows 100..140, full width: unit 1's rows from the cache, unit 2's straight.
+    CHECK(CheckBox(**r, Box{{0, 100, 0}, {2, 140, 512}}) == 0);
+    CHECK(stats.strip_cache_hits == 6);
+    CHECK(stats.strips_decoded == 2 * 6);
     // The whole slice: the last unit ends at the image's last row.
     CHECK(CheckBox(**r, Box{{0, 0, 0}, {2, 512, 512}}) == 0);
   }
@@ -1139,8 +1153,9 @@ TEST_CASE("Slice files with several pages: refused, or page= picks one of every 
 }
 
 // Pattern, or 0 where `zero(z, y, x)`.
-int64_t CheckBoxWithHoles(TiffStack& stack, const std::function<bool(int64_t, int64_t, int64_t)>& zero) {
-  const Box box = BoxFromShape(stack.shape());
+int64_t CheckBoxWithHoles(TiffStack& stack, const std::function<bool(int64_t, int64_t, int64_t)>& zero,
+                          std::optional<Box> part = std::nullopt) {
+  const Box box = part ? *part : BoxFromShape(stack.shape());
   const int bits = stack.dtype() == DType::kUint8 ? 8 : 16;
   std::vector<uint8_t> buf(static_cast<size_t>(box.volume()) * DTypeSize(stack.dtype()), 0xCD);
   Status st = stack.ReadBox(box, buf.data());
@@ -1241,6 +1256,32 @@ TEST_CASE("Sparse strips and tiles (offset 0, byte count 0) read as zeros", "[ti
     CHECK(CheckBoxWithHoles(**m, zero) == 0);
     CHECK(StridedMatchesFull(**m, 3));
   }
+}
+
+TEST_CASE("Full-width rows of separate uncompressed strips are read one pread per strip, strips in part too",
+          "[tiff]") {
+  TempDir dir;
+  TiffSpec spec;
+  spec.width = 300;
+  spec.height = 100;
+  spec.rows_per_strip = 10;
+  spec.skip_unit = [](uint32_t u) { return u == 4; };  // sparse strip 4: the strips are not back to back
+  WriteSlice(dir, "0.tif", 0, spec);
+  WriteSlice(dir, "1.tif", 1, spec);
+  auto zero = [](int64_t, int64_t y, int64_t) { return y / 10 == 4; };
+  Stats stats;
+  auto r = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kError, &stats);
+  REQUIRE(r.ok());
+  // Rows 7..63: strips 0 (in part) to 6 (in part), strip 4 sparse (zeros, no read).
+  const uint64_t read0 = stats.source_bytes_read;
+  CHECK(CheckBoxWithHoles(**r, zero, Box{{0, 7, 0}, {2, 63, 300}}) == 0);
+  CHECK(stats.strips_decoded == 2 * 7);
+  CHECK(stats.source_bytes_read - read0 >= 2 * (63 - 7 - 10) * 600);
+  CHECK(stats.source_bytes_read - read0 <= 2 * (63 - 7 - 10) * 600 + 2 * 1024);  // and the strip offsets
+  CHECK(stats.strip_cache_hits == 0);
+  CHECK(CheckBoxWithHoles(**r, zero, Box{{0, 35, 0}, {2, 36, 300}}) == 0);  // one row
+  CHECK(CheckBoxWithHoles(**r, zero, Box{{0, 41, 0}, {2, 99, 300}}) == 0);  // from inside the sparse strip
+  CHECK(stats.strip_cache_hits == 0);
 }
 
 TEST_CASE("A sparse uncompressed row larger than the strip budget is refused, not allocated", "[tiff]") {
