@@ -38,6 +38,29 @@ def sync():
     return time.monotonic() - t0
 
 
+WARM_DIR = None  # set in main(): under --work
+
+
+def warm_memory():
+    """Writes and deletes WARM_BYTES in the page cache just before a timed phase.
+
+    This VM (virtio_balloon with free page reporting) hands freed guest memory back to the host
+    a few seconds after it is freed, and the next touch of it faults on the host: measured here,
+    writing the 2.4 GB tree takes 0.38-0.62 s right after an equal amount was freed, 1.1-1.4 s
+    after a 3 s pause, 2.5 s after 10 s and up to 4.1 s on long-idle memory. So that no side of
+    a comparison gets warm or cold memory by the order it runs in, every timed writer (each
+    materialize, the write bound, scroll_to_ome.py) starts right after this.
+    """
+    f = os.path.join(WARM_DIR, "warm")
+    subprocess.run(["dd", "if=/dev/zero", "of=" + f, "bs=4M", "count=%d" % (WARM_BYTES >> 22)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    os.unlink(f)
+    subprocess.run(["sync"], check=True)
+
+
+WARM_BYTES = 4 << 30  # the 2.4 GB tree plus materialize's heap (< 1 GiB)
+
+
 def tree_files(d):
     out = []
     for root, dirs, files in os.walk(d):
@@ -53,6 +76,7 @@ def materialize(exe, src, dest, opts=None, extra=()):
     cmd = ["/usr/bin/time", "-v", exe, src, dest, "--quiet"] + list(extra)
     if opts:
         cmd += ["-o", opts]
+    warm_memory()
     sync()
     t0 = time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -79,6 +103,7 @@ def write_copy(writer, files, dest, work):
         for rel, size in files:
             f.write("%d %s\n" % (size, rel))
     os.makedirs(dest, exist_ok=True)
+    warm_memory()
     sync()
     t0 = time.monotonic()
     out = subprocess.run([writer, lst, dest, "--threads", "2"], capture_output=True, text=True,
@@ -93,6 +118,7 @@ def write_copy(writer, files, dest, work):
 def scroll_to_ome(script, src, out):
     cmd = ["/usr/bin/python3", script, src, out, "--chunk_size", "128", "--nlevels", "6",
            "--algorithm", "mean", "--num_threads", "2"]
+    warm_memory()
     sync()
     t0 = time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -278,6 +304,8 @@ def main():
     a.decoder = os.path.join(a.build, "bench", "oz_bench_tiff_decode")
     a.writer = os.path.join(a.build, "bench", "oz_bench_write_tree")
     os.makedirs(a.work, exist_ok=True)
+    global WARM_DIR
+    WARM_DIR = a.work
     load0 = " ".join(open("/proc/loadavg").read().split()[:3])
     R = []
     for s in a.stacks:
@@ -310,6 +338,8 @@ def main():
         "(read bound + write bound). Baseline: `scroll_to_ome.py` (KhartesViewer/scroll2zarr, "
         "exported from its repository at run time) with chunk 128, 6 levels, mean, 2 threads, "
         "then `sync`; speed-up = its median / materialize's median. Peak RSS: GNU time max RSS. "
+        "Every timed writer starts right after 4 GiB was written to and deleted from the page "
+        "cache (the VM returns freed memory to its host within seconds; see warm_memory()). "
         "Load average before/after: "
         "%s / %s (shared machine)." % (
             cpu, os.cpu_count(), memtotal / (1 << 30), platform.release(), a.command, a.reps,
