@@ -1083,6 +1083,16 @@ Result<bool> ChunkEngine::UnitFromProvider(const Unit& u, UnitRun& run, uint8_t*
   return true;
 }
 
+void ChunkEngine::PrepareTreeWalks(uint64_t held_chunk_bytes) {
+  chunk_strings_->KeepAtLeast(held_chunk_bytes);
+  // A walk holds a row unit of each level below the one it computes, and a downsampled quarter.
+  uint64_t chain = 0;
+  for (int k = 0; k + 1 < pyramid_.levels(); ++k)
+    chain +=
+        static_cast<uint64_t>(UnitBox(Unit{k, 0, 0, 0, pyramid_.grid(k)[2]}).volume()) * DTypeSize(dtype()) * 9 / 8;
+  buffers_.KeepAtLeast(std::min(chain, config_.work_memory));
+}
+
 Status ChunkEngine::ComputeTree(int level, int64_t zc, int64_t yc, int min_level, const ChunkSink& sink,
                                 ChunkProvider* provider, const std::function<Status()>* before_unit) {
   const Unit u{level, zc, yc, 0, pyramid_.grid(level)[2]};

@@ -104,6 +104,11 @@ class ChunkEngine {
   DiskCache* disk_cache() const { return config_.cache; }
   // Bytes of a full uncompressed chunk.
   uint64_t raw_chunk_bytes() const { return raw_bytes_; }
+  // Before ComputeTree walks, by a caller that holds up to `held_chunk_bytes` of the raw chunks
+  // the walk hands it (materialize's file queue): the pools keep that many chunk buffers and one
+  // unit buffer per level of a walk (within work_memory) for reuse, so that no unit or chunk
+  // takes fresh pages from the kernel. Kept buffers are reused before any is allocated.
+  void PrepareTreeWalks(uint64_t held_chunk_bytes);
 
   // The chunk's file bytes. Errors: kNotFound if idx is outside the grid, or the chunk is empty
   // and empty=omit; kIoError/kCorrupt/... naming the source file when it cannot be computed.

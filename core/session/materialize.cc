@@ -837,6 +837,8 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
   // Queued file bytes: within the memory= slack (at most 96 MiB, at least two 4 MiB chunks).
   const uint64_t queue_bytes = std::clamp<uint64_t>(s.options.memory / 8, 8ull << 20, 96ull << 20);
   auto writer = std::make_unique<FileWriter>(static_cast<int>(s.pool->size()), queue_bytes, dest, finish_unit, written);
+  // The queue's chunks, one more it admits when empty, and one being cut per thread.
+  s.engine->PrepareTreeWalks(queue_bytes + (s.pool->size() + 1) * s.engine->raw_chunk_bytes());
   for (int64_t ui = plan.u0; ui < plan.u1; ++ui) {
     const int64_t zu = ui / plan.ny, yu = ui % plan.ny;
     {

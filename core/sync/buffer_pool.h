@@ -2,6 +2,7 @@
 // computation does not fault fresh pages in from the kernel (nor zero them); bounded in bytes kept.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -46,8 +47,15 @@ class BasicBufferPool {
     free_.push_back(std::move(b));
   }
 
+  // Raises the budget to at least n bytes (a user that will hold that many buffers in flight:
+  // kept ones are reused before any is allocated, so keeping them adds nothing to the peak).
+  void KeepAtLeast(uint64_t n) {
+    std::lock_guard<std::mutex> l(mu_);
+    max_kept_ = std::max(max_kept_, n);
+  }
+
  private:
-  const uint64_t max_kept_;
+  uint64_t max_kept_;  // guarded by mu_
   std::mutex mu_;
   std::vector<Buf> free_;  // guarded by mu_
   uint64_t kept_ = 0;      // guarded by mu_
