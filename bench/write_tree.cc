@@ -3,9 +3,9 @@
 // omezarr-materialize is compared against: the same names and sizes, no computing, no encoding,
 // plain writes (no temp + rename, no fsync; the caller times a `sync` after it). All files are
 // written from one buffer, which stays in the CPU's cache: so are materialize's, which writes each
-// chunk right after cutting it into a pooled buffer. (Writing from a 256 MiB rotating buffer
-// instead took 3.7-4.2 s for the 2.4 GB tree against 1.8-1.9 s, slower than materialize itself:
-// that measures memory reads materialize does not do, so it is not a bound.)
+// chunk right after cutting it into a pooled buffer, so a source buffer larger than the CPU's
+// caches would measure memory reads materialize does not do. (The 3.7-4.2 s once blamed on such a
+// buffer were the VM's cold memory: see warm_memory() in materialize_bench.py.)
 //
 //   oz_bench_write_tree LIST DEST [--threads N]
 //   LIST: one file per line, "SIZE RELATIVE/PATH" (decimal bytes, one space, the path to the end
