@@ -958,6 +958,19 @@ class SliceReader {
 
  private:
   Result<BlockPtr> LoadUnit(const UnitRect& u) {
+    const int64_t rows = s_.layout == Layout::kTiles ? s_.tile_h : u.y1 - u.y0;
+    OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b,
+                        NewBlock(static_cast<size_t>(rows * u.stride_px) * static_cast<size_t>(s_.bits / 8)));
+    OZ_RETURN_IF_ERROR(DecodeInto(u, b->data.get()));
+    return BlockPtr(std::move(b));
+  }
+
+ public:
+  // Decodes unit u into dst (its rows x stride pixels, packed), not through the cache. dst may be
+  // the plane of a box whose rows are a strip's (full width). The caller checks
+  // CheckUnchangedIfOpen() after its last read of the slice (Load does itself).
+  Status DecodeInto(const UnitRect& u, uint8_t* dst) {
+    OZ_RETURN_IF_ERROR(EnsureOpen());
     const int64_t bps = s_.bits / 8;
     const std::string& name = s_.label;
     if (stats_) ++stats_->strips_decoded;
@@ -969,48 +982,38 @@ class SliceReader {
       const uint64_t len = TIFFGetStrileByteCountWithErr(h_.tif(), strile, &err);
       if (!err && off == 0 && len == 0) {  // sparse (GDAL SPARSE_OK): not written, reads as zeros
         const int64_t rows = s_.layout == Layout::kTiles ? s_.tile_h : u.y1 - u.y0;
-        const uint64_t bytes = static_cast<uint64_t>(rows * u.stride_px * bps);
-        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(bytes));
-        std::memset(b->data.get(), 0, bytes);
-        return BlockPtr(std::move(b));
+        std::memset(dst, 0, static_cast<size_t>(rows * u.stride_px * bps));
+        return OkStatus();
       }
     }
     switch (s_.layout) {
       case Layout::kRawContiguous:
-      case Layout::kRawStrips: {
-        const uint64_t len = static_cast<uint64_t>((u.y1 - u.y0) * s_.width * bps);
-        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
-        OZ_RETURN_IF_ERROR(ReadRawRows(u.y0, u.y1 - u.y0, 0, s_.width, b->data.get()));
-        return BlockPtr(std::move(b));
-      }
+      case Layout::kRawStrips: return ReadRawRows(u.y0, u.y1 - u.y0, 0, s_.width, dst);
       case Layout::kStrips: {
         OZ_RETURN_IF_ERROR(EnsureTiff());
-        uint64_t len = static_cast<uint64_t>((u.y1 - u.y0) * s_.width * bps);
-        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
-        tmsize_t got =
-            TIFFReadEncodedStrip(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(), static_cast<tmsize_t>(len));
+        const uint64_t len = static_cast<uint64_t>((u.y1 - u.y0) * s_.width * bps);
+        tmsize_t got = TIFFReadEncodedStrip(h_.tif(), static_cast<uint32_t>(u.index), dst, static_cast<tmsize_t>(len));
         if (got != static_cast<tmsize_t>(len))
           return IoError(name + ": cannot decode strip " + std::to_string(u.index) + " (rows " + std::to_string(u.y0) +
                          "-" + std::to_string(u.y1 - 1) + ", compression " + CodecName(s_.compression) +
                          "): " + h_.TakeErrors() + "; the file may be corrupt");
-        return BlockPtr(std::move(b));
+        return OkStatus();
       }
       case Layout::kTiles: {
         OZ_RETURN_IF_ERROR(EnsureTiff());
-        uint64_t len = static_cast<uint64_t>(s_.tile_w * s_.tile_h * bps);
-        OZ_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, NewBlock(len));
-        tmsize_t got =
-            TIFFReadEncodedTile(h_.tif(), static_cast<uint32_t>(u.index), b->data.get(), static_cast<tmsize_t>(len));
+        const uint64_t len = static_cast<uint64_t>(s_.tile_w * s_.tile_h * bps);
+        tmsize_t got = TIFFReadEncodedTile(h_.tif(), static_cast<uint32_t>(u.index), dst, static_cast<tmsize_t>(len));
         if (got != static_cast<tmsize_t>(len))
           return IoError(name + ": cannot decode tile " + std::to_string(u.index) + " (x " + std::to_string(u.x0) +
                          ", y " + std::to_string(u.y0) + ", compression " + CodecName(s_.compression) +
                          "): " + h_.TakeErrors() + "; the file may be corrupt");
-        return BlockPtr(std::move(b));
+        return OkStatus();
       }
     }
     return InternalError("unknown slice layout");
   }
 
+ private:
   Status EnsureOpen() {
     if (opened_) return open_status_;
     opened_ = true;
@@ -1085,6 +1088,16 @@ Status TiffStack::Impl::ReadSlice(const SliceInfo& s, const Box& box, uint8_t* p
         if (options.stats) options.stats->strips_decoded += static_cast<uint64_t>(units);
         read_direct = true;
         band_end = y1;
+        break;
+      }
+      // A compressed strip the box covers whole (all its rows, the full width): decoded straight
+      // into the plane, with no strip-cache block and no copy out of it.
+      if (s.layout == Layout::kStrips && u.x0 == box.lo[2] && u.x1 == box.hi[2] && u.y0 >= box.lo[1] &&
+          u.y1 <= box.hi[1] && !cached(u)) {
+        FaultPoint("source", "read");
+        OZ_RETURN_IF_ERROR(reader.DecodeInto(u, plane + (u.y0 - box.lo[1]) * bw * bps));
+        read_direct = true;
+        band_end = u.y1;
         break;
       }
       const int64_t unit_rows = s.layout == Layout::kTiles ? s.tile_h : u.y1 - u.y0;

@@ -1284,6 +1284,40 @@ TEST_CASE("Full-width rows of separate uncompressed strips are read one pread pe
   CHECK(stats.strip_cache_hits == 0);
 }
 
+TEST_CASE("Compressed strips a full-width box covers whole are decoded straight into it, the rest through the cache",
+          "[tiff]") {
+  for (const uint16_t compression : {uint16_t{COMPRESSION_ADOBE_DEFLATE}, uint16_t{COMPRESSION_LZW}}) {
+    INFO("compression " << compression);
+    TempDir dir;
+    TiffSpec spec;
+    spec.width = 200;
+    spec.height = 120;
+    spec.rows_per_strip = 10;
+    spec.compression = compression;
+    spec.predictor = 2;
+    WriteSlice(dir, "0.tif", 0, spec);
+    spec.skip_unit = [](uint32_t u) { return u == 5; };  // slice 1: strip 5 (rows 50..59) sparse
+    WriteSlice(dir, "1.tif", 1, spec);
+    auto zero = [](int64_t z, int64_t y, int64_t) { return z == 1 && y / 10 == 5; };
+    Stats stats;
+    auto r = OpenStack(dir, nullptr, 1ull << 30, BadSlicePolicy::kError, &stats);
+    REQUIRE(r.ok());
+    // Rows 15..84: strips 2..7 whole (straight, not cached), 1 and 8 in part (cached).
+    CHECK(CheckBoxWithHoles(**r, zero, Box{{0, 15, 0}, {2, 85, 200}}) == 0);
+    CHECK(stats.strips_decoded == 2 * 8);
+    CHECK(stats.strip_cache_hits == 0);
+    // Part of the width in strips 1 (cached) and 2 (decoded straight before, so decoded now).
+    CHECK(CheckBoxWithHoles(**r, zero, Box{{0, 12, 50}, {2, 25, 60}}) == 0);
+    CHECK(stats.strip_cache_hits == 2);
+    CHECK(stats.strips_decoded == 2 * 9);
+    // Full width over strip 2, now cached: from the cache.
+    CHECK(CheckBoxWithHoles(**r, zero, Box{{0, 20, 0}, {2, 30, 200}}) == 0);
+    CHECK(stats.strip_cache_hits == 4);
+    CHECK(stats.strips_decoded == 2 * 9);
+    CHECK(CheckBoxWithHoles(**r, zero) == 0);  // the whole volume, the sparse strip included
+  }
+}
+
 TEST_CASE("A sparse uncompressed row larger than the strip budget is refused, not allocated", "[tiff]") {
   // Found by fuzz_tiff_slice: a few hundred bytes of header claim rows of gigabytes; with data a
   // raw strip is bounded by the file's size, a sparse one is not.
