@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+import vmwarm  # bench/vmwarm.py
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -42,23 +44,7 @@ WARM_DIR = None  # set in main(): under --work
 
 
 def warm_memory():
-    """Writes and deletes WARM_BYTES in the page cache just before a timed phase.
-
-    This VM (virtio_balloon with free page reporting) hands freed guest memory back to the host
-    a few seconds after it is freed, and the next touch of it faults on the host: measured here,
-    writing the 2.4 GB tree takes 0.38-0.62 s right after an equal amount was freed, 1.1-1.4 s
-    after a 3 s pause, 2.5 s after 10 s and up to 4.1 s on long-idle memory. So that no side of
-    a comparison gets warm or cold memory by the order it runs in, every timed writer (each
-    materialize, the write bound, scroll_to_ome.py) starts right after this.
-    """
-    f = os.path.join(WARM_DIR, "warm")
-    subprocess.run(["dd", "if=/dev/zero", "of=" + f, "bs=4M", "count=%d" % (WARM_BYTES >> 22)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    os.unlink(f)
-    subprocess.run(["sync"], check=True)
-
-
-WARM_BYTES = 4 << 30  # the 2.4 GB tree plus materialize's heap (< 1 GiB)
+    vmwarm.warm_memory(WARM_DIR)
 
 
 def tree_files(d):
@@ -339,7 +325,7 @@ def main():
         "exported from its repository at run time) with chunk 128, 6 levels, mean, 2 threads, "
         "then `sync`; speed-up = its median / materialize's median. Peak RSS: GNU time max RSS. "
         "Every timed writer starts right after 4 GiB was written to and deleted from the page "
-        "cache (the VM returns freed memory to its host within seconds; see warm_memory()). "
+        "cache (the VM returns freed memory to its host within seconds; see bench/vmwarm.py). "
         "Load average before/after: "
         "%s / %s (shared machine)." % (
             cpu, os.cpu_count(), memtotal / (1 << 30), platform.release(), a.command, a.reps,

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+import vmwarm  # bench/vmwarm.py
+
 MiB = 1 << 20
 RSS_SLACK = 128 * MiB  # "memory + a small constant": the constant allowed over memory=
 
@@ -134,6 +136,7 @@ class Bench:
         return r
 
     def measured_read(self, mnt, pid, level, threads=2, grid=None):
+        vmwarm.warm_memory(self.a.work)  # the same memory state before every timed read
         s0, p0 = self.stats(mnt), self.proc(pid)
         r = self.read(os.path.join(mnt, str(level)), threads, grid)
         p1, s1 = self.proc(pid), self.stats(mnt)
@@ -219,6 +222,7 @@ class Bench:
         runs = []
         for _ in range(self.a.reps):
             path = os.path.join(self.work, "dd.tmp")
+            vmwarm.warm_memory(self.a.work)
             t0 = time.monotonic()
             subprocess.run(["dd", "if=/dev/zero", "of=" + path, "bs=4M",
                             "count=%d" % max(1, nbytes // (4 * MiB)), "status=none"], check=True)
@@ -227,7 +231,11 @@ class Bench:
         return med(runs)
 
     def plain(self, d, threads):
-        return med([self.read(d, threads) for _ in range(self.a.reps)])
+        runs = []
+        for _ in range(self.a.reps):
+            vmwarm.warm_memory(self.a.work)
+            runs.append(self.read(d, threads))
+        return med(runs)
 
     def run_stack(self, name, src):
         log("== %s: %s" % (name, src))
