@@ -416,8 +416,13 @@ class FileWriter {
   using FinishFn = std::function<void(Unit&)>;      // once per unit, no lock held
   using WrittenFn = std::function<void(uint64_t)>;  // bytes of each file written
 
-  FileWriter(int threads, uint64_t max_bytes, std::string dest, FinishFn finish, WrittenFn written)
-      : max_bytes_(max_bytes), dest_(std::move(dest)), finish_(std::move(finish)), written_(std::move(written)) {
+  // fsync: units are synced (FinishFn); then each file's writeback starts as it is written.
+  FileWriter(int threads, uint64_t max_bytes, std::string dest, bool fsync, FinishFn finish, WrittenFn written)
+      : max_bytes_(max_bytes),
+        dest_(std::move(dest)),
+        fsync_(fsync),
+        finish_(std::move(finish)),
+        written_(std::move(written)) {
     for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { Loop(); });
   }
   ~FileWriter() {
@@ -507,6 +512,7 @@ class FileWriter {
       AtomicWriteOptions wo;
       wo.fsync_file = false;  // one syncfs per unit instead (see FinishFn)
       wo.fsync_dir = false;
+      wo.start_writeback = fsync_;  // the disk writes while the next files are computed
       wo.fault_site = "materialize";
       OZ_RETURN_IF_ERROR(WriteFileAtomic(path, *j.bytes, wo));
     }
@@ -551,6 +557,7 @@ class FileWriter {
 
   const uint64_t max_bytes_;
   const std::string dest_;
+  const bool fsync_;
   FinishFn finish_;
   WrittenFn written_;
   std::mutex mu_;
@@ -836,7 +843,8 @@ Result<MaterializeReport> Materialize(Session& s, const MaterializeOptions& o, c
   };
   // Queued file bytes: within the memory= slack (at most 96 MiB, at least two 4 MiB chunks).
   const uint64_t queue_bytes = std::clamp<uint64_t>(s.options.memory / 8, 8ull << 20, 96ull << 20);
-  auto writer = std::make_unique<FileWriter>(static_cast<int>(s.pool->size()), queue_bytes, dest, finish_unit, written);
+  auto writer =
+      std::make_unique<FileWriter>(static_cast<int>(s.pool->size()), queue_bytes, dest, o.fsync, finish_unit, written);
   // The queue's chunks, one more it admits when empty, and one being cut per thread.
   s.engine->PrepareTreeWalks(queue_bytes + (s.pool->size() + 1) * s.engine->raw_chunk_bytes());
   for (int64_t ui = plan.u0; ui < plan.u1; ++ui) {

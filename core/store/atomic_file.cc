@@ -161,6 +161,8 @@ Status AtomicFileWriter::Commit() {
   if (options_.fault_site) FaultPoint(options_.fault_site, "written");
   if (options_.fsync_file) {
     if (int err = FsyncRetry(fd_)) return fail(err, "fsync");
+  } else if (options_.start_writeback) {
+    (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
   // close() can report deferred write errors (NFS, quota); never retried (the fd is gone).
   const int fd = std::exchange(fd_, -1);

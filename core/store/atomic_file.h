@@ -13,7 +13,11 @@ namespace oz {
 struct AtomicWriteOptions {
   bool fsync_file = true;  // fsync the temp file before rename
   bool fsync_dir = true;   // fsync the directory after rename
-  unsigned mode = 0644;    // of the new file, minus the umask
+  // Without fsync_file: start the data's writeback before close (sync_file_range WRITE, which
+  // does not wait for it), so that a later syncfs finds it on its way and the disk works while
+  // the caller computes the next file. Best effort: errors are the later sync's to report.
+  bool start_writeback = false;
+  unsigned mode = 0644;  // of the new file, minus the umask
   // Names this write path for fault injection ("cache", "materialize"; see core/base/fault.h).
   // nullptr: no fault points.
   const char* fault_site = nullptr;
