@@ -182,14 +182,30 @@ Status AtomicFileWriter::Commit() {
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view data, const AtomicWriteOptions& options) {
+  return WriteFileAtomic(path, {data}, options);
+}
+
+Status WriteFileAtomic(const std::string& path, std::initializer_list<std::string_view> pieces,
+                       const AtomicWriteOptions& options) {
   OZ_ASSIGN_OR_RETURN(AtomicFileWriter w, AtomicFileWriter::Create(path, options));
   // With faults enabled the write is split so a test can stop it half way ("half_written").
-  const size_t half = options.fault_site && FaultsEnabled() ? data.size() / 2 : 0;
-  if (half) {
-    OZ_RETURN_IF_ERROR(w.Append(data.substr(0, half)));
-    FaultPoint(options.fault_site, "half_written");
+  uint64_t total = 0;
+  for (std::string_view p : pieces) total += p.size();
+  const uint64_t half = total / 2;
+  bool split = options.fault_site && FaultsEnabled() && half > 0;  // done <= half until split
+  uint64_t done = 0;
+  for (std::string_view p : pieces) {
+    if (split && half - done < p.size()) {
+      const size_t first = static_cast<size_t>(half - done);
+      if (first) OZ_RETURN_IF_ERROR(w.Append(p.substr(0, first)));
+      FaultPoint(options.fault_site, "half_written");
+      p.remove_prefix(first);
+      done += first;
+      split = false;
+    }
+    OZ_RETURN_IF_ERROR(w.Append(p));
+    done += p.size();
   }
-  OZ_RETURN_IF_ERROR(w.Append(data.substr(half)));
   return w.Commit();
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,10 @@ struct AtomicWriteOptions {
 // ...) naming `path`. If only the final directory fsync fails, the new file is already in place
 // (complete, but maybe not durable after a crash) and the error is still returned.
 Status WriteFileAtomic(const std::string& path, std::string_view data, const AtomicWriteOptions& options = {});
+// The same for a file whose bytes are the pieces one after another (a header and a payload that
+// is not copied next to it).
+Status WriteFileAtomic(const std::string& path, std::initializer_list<std::string_view> pieces,
+                       const AtomicWriteOptions& options = {});
 
 // The same atomic write for a file produced piece by piece (so it need not be held whole):
 // Create makes the temp file, Append writes the next bytes, Commit does the fsync / close /

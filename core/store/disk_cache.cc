@@ -168,18 +168,16 @@ bool IsFanoutName(std::string_view s) {
          std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-std::string EncodeEntry(std::string_view key, const CacheEntry& entry) {
-  std::string buf(kHeaderSize + key.size() + entry.data.size(), '\0');
+// The entry file's bytes before its payload (entry.data follows them in the file).
+std::string EncodeEntryHead(std::string_view key, const CacheEntry& entry) {
+  std::string buf(kHeaderSize + key.size(), '\0');
   std::memcpy(buf.data(), kMagic, 4);
   Store32(buf.data() + 4, kHeaderVersion);
   Store32(buf.data() + 16, entry.flags);
   Store32(buf.data() + 20, static_cast<uint32_t>(key.size()));
   Store64(buf.data() + 24, entry.data.size());
   std::memcpy(buf.data() + kHeaderSize, key.data(), key.size());
-  std::memcpy(buf.data() + kHeaderSize + key.size(), entry.data.data(), entry.data.size());
-  std::string_view all(buf);
-  Store64(buf.data() + 8, EntryChecksum(all.substr(kChecksumStart, kHeaderSize - kChecksumStart + key.size()),
-                                        all.substr(kHeaderSize + key.size())));
+  Store64(buf.data() + 8, EntryChecksum(std::string_view(buf).substr(kChecksumStart), entry.data));
   return buf;
 }
 
@@ -447,25 +445,26 @@ struct DiskCache::Impl {
   // Writes the entry file; the caller holds the name in `busy`. Recovers once from a missing
   // fan-out directory (first use, or the cache directory was deleted under us) and once from
   // ENOSPC (by evicting some entries).
-  Status WriteEntryFile(const std::string& path, const std::string& hex, std::string_view bytes) {
+  Status WriteEntryFile(const std::string& path, const std::string& hex, std::string_view head,
+                        std::string_view payload) {
     AtomicWriteOptions wo;
     wo.fsync_file = options.fsync;
     wo.fsync_dir = options.fsync;
     wo.fault_site = "cache";
-    Status s = WriteFileAtomic(path, bytes, wo);
+    Status s = WriteFileAtomic(path, {head, payload}, wo);
     if (s.code() == ErrorCode::kNotFound) {
       OZ_RETURN_IF_ERROR(MakeDirs(FanoutDir(hex)));
-      s = WriteFileAtomic(path, bytes, wo);
+      s = WriteFileAtomic(path, {head, payload}, wo);
     }
     if (s.code() == ErrorCode::kNoSpace) {
       uint64_t target;
       {
         std::lock_guard<std::mutex> l(mu);
-        uint64_t to_free = std::max<uint64_t>(2 * bytes.size(), total / 10);
+        uint64_t to_free = std::max<uint64_t>(2 * (head.size() + payload.size()), total / 10);
         target = total > to_free ? total - to_free : 0;
       }
       EvictTo(target);
-      s = WriteFileAtomic(path, bytes, wo);
+      s = WriteFileAtomic(path, {head, payload}, wo);
     }
     return s;
   }
@@ -478,7 +477,7 @@ struct DiskCache::Impl {
     const Hash128 h = HashKey(key);
     const std::string hex = ToHex(h);
     const std::string path = PathOfHex(hex);
-    const std::string bytes = EncodeEntry(key, entry);
+    const std::string head = EncodeEntryHead(key, entry);
     // Reserve the name; released on every path, exceptions included, so no Put waits forever.
     {
       std::unique_lock<std::mutex> l(mu);
@@ -498,7 +497,7 @@ struct DiskCache::Impl {
     Status s;
     {
       Release release{this, h};
-      s = WriteEntryFile(path, hex, bytes);
+      s = WriteEntryFile(path, hex, head, entry.data);
       // Whatever is at `path` now is a complete entry (old or new): atomic writes never leave a
       // partial file at the final name. So the index follows the directory even after a failure.
       struct stat st = {};

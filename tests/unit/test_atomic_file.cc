@@ -60,6 +60,21 @@ TEST_CASE("WriteFileAtomic writes the content and leaves no temp file") {
   CHECK(Names(t.path) == std::vector<std::string>{"out.bin"});
 }
 
+TEST_CASE("WriteFileAtomic of pieces writes them one after another") {
+  TempDir t;
+  const std::string path = t.path + "/out.bin";
+  std::string payload(1 << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 13 + i / 997);
+  AtomicWriteOptions wo;
+  wo.fsync_file = false;
+  wo.start_writeback = true;
+  REQUIRE(WriteFileAtomic(path, {"head:", payload, "", ":tail"}, wo).ok());
+  CHECK(Slurp(path) == "head:" + payload + ":tail");
+  REQUIRE(WriteFileAtomic(path, {"", ""}).ok());
+  CHECK(Slurp(path).empty());
+  CHECK(Names(t.path) == std::vector<std::string>{"out.bin"});
+}
+
 TEST_CASE("WriteFileAtomic applies the mode (minus umask)") {
   TempDir t;
   const mode_t old_umask = ::umask(022);
