@@ -411,12 +411,22 @@ def levels_split_with_other_options_refused_naming_the_difference():
     oz.check(open(path).read() == text, "the .zarray was not rewritten as the tree's")
 
 
-def cache_files(cache):
-    """name -> (size, mtime_ns) of every file under the cache directory."""
+def cache_files(cache, while_written=False):
+    """name -> (size, mtime_ns) of every file under the cache directory.
+
+    while_written: a daemon is writing into the cache, renaming its temp files away meanwhile;
+    only entry files are listed, and one gone between the listing and the stat is skipped."""
     out = {}
     for r, _, fs in os.walk(cache):
         for f in fs:
-            st = os.stat(os.path.join(r, f))
+            if while_written and f.startswith(".tmp."):
+                continue
+            try:
+                st = os.stat(os.path.join(r, f))
+            except FileNotFoundError:
+                if while_written:
+                    continue
+                raise
             out[os.path.join(r, f)] = (st.st_size, st.st_mtime_ns)
     return out
 
@@ -434,7 +444,7 @@ def shares_a_mount_cache_read_only():
             for f in fs:
                 open(os.path.join(r, f), "rb").read()
         deadline = time.monotonic() + 30
-        while len(cache_files(os.path.join(cache, "v1"))) < 3 and time.monotonic() < deadline:
+        while len(cache_files(os.path.join(cache, "v1"), True)) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         # The mount holds the cache's lock: materialize reads it without one.
         c = summary(run([d, one, "--quiet"] + copt))
