@@ -405,7 +405,13 @@ def cache_dir_read_only_while_mounted():
             oz.check(ru.expect_errno(lambda: open(os.path.join(cache, "x"), "w"), (errno.EROFS,)) is None,
                      "the bind mount is not read-only")
             full_check(m.path, 1, ck, "read-only cache")
+            # Puts are queued to the daemon's cache writer: the reads can all be answered before
+            # it tries the first one, so wait (bounded) for it to have tried.
+            deadline = time.monotonic() + 20
             s = oz.stats(m.path)
+            while s.get("cache_put_failures", 0) == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                s = oz.stats(m.path)
             warns = m.log_lines("warning")
         finally:
             _umount(cache)
