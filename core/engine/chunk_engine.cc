@@ -290,6 +290,12 @@ Result<ChunkBytes> ChunkEngine::Produce(int level, const Vec3& idx) {
   return Finish(level, idx, buf);
 }
 
+Result<ChunkBytes> ChunkEngine::CutAndFinish(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci) {
+  PooledString chunk(*chunk_strings_, raw_bytes_);
+  CutChunkInto(unit, unit_box, level, ci, chunk.data());
+  return Finish(level, ci, chunk);
+}
+
 Result<ChunkBytes> ChunkEngine::Finish(int level, const Vec3& idx, PooledString& voxels) {
   const Key k{level, idx};
   config_.stats->chunks_computed++;
@@ -432,9 +438,7 @@ Result<std::vector<int64_t>> ChunkEngine::ListRow(int level, int64_t z, int64_t 
       const Vec3 ci{z, y, todo[i].first};
       std::optional<Result<ChunkBytes>> r;
       try {
-        PooledString chunk(*chunk_strings_, raw_bytes_);
-        CutChunkInto(buf.data(), box, level, ci, chunk.data());
-        r.emplace(Finish(level, ci, chunk));
+        r.emplace(CutAndFinish(buf.data(), box, level, ci));
       } catch (const std::bad_alloc&) {
         r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
       }
@@ -909,9 +913,7 @@ Status ChunkEngine::ComputeUnit(const Unit& u, UnitRun& run, uint8_t* out) {
       const Vec3& ci = mine[i].first;
       std::optional<Result<ChunkBytes>> r;
       try {
-        PooledString chunk(*chunk_strings_, raw_bytes_);
-        CutChunkInto(out, box, u.level, ci, chunk.data());
-        r.emplace(Finish(u.level, ci, chunk));
+        r.emplace(CutAndFinish(out, box, u.level, ci));
       } catch (const std::bad_alloc&) {
         r.emplace(ResourceExhaustedError("out of memory encoding a chunk"));
       }

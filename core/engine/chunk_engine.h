@@ -274,6 +274,8 @@ class ChunkEngine {
   // disk cache (failures: warning only). With raw encoding the string itself becomes the chunk's
   // bytes (Released; back to the pool when the last owner drops it): no copy.
   Result<ChunkBytes> Finish(int level, const Vec3& idx, PooledString& voxels);
+  // Finish of chunk ci cut out of a computed unit (a pooled string, so no copy with raw encoding).
+  Result<ChunkBytes> CutAndFinish(const uint8_t* unit, const Box& unit_box, int level, const Vec3& ci);
   bool Available(int level, const Vec3& idx);
   // Queues a cache put (bytes nullptr for an empty chunk); see WriterLoop.
   void QueueCachePut(const Key& k, uint32_t flags, ChunkBytes bytes);
