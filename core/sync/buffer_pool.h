@@ -2,6 +2,9 @@
 // computation does not fault fresh pages in from the kernel (nor zero them); bounded in bytes kept.
 #pragma once
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -11,6 +14,30 @@
 #include <vector>
 
 namespace oz {
+
+// Asks the kernel for transparent huge pages for the pages of [p, p + n) not touched yet (with
+// THP in "madvise" mode, the default of Debian's kernels, anonymous memory gets them only when
+// asked). Best effort: a failure (no THP, a kernel without madvise support) changes nothing.
+inline void AdviseHugePages(void* p, size_t n) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + n + page - 1) & ~(page - 1);
+  (void)::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+}
+
+// A new zeroed buffer of n bytes. Big ones (chunks, units: megabytes, kept by the pools and reused)
+// get huge pages before their first touch: 512x fewer page faults, and the strided reads that cut
+// chunks out of a unit (one 256-byte row piece per 4 KiB page) stop missing the TLB.
+template <typename Buf>
+Buf NewBuffer(size_t n) {
+  constexpr size_t kHugeFrom = 4u << 20;
+  if (n < kHugeFrom) return Buf(n, 0);
+  Buf b;
+  b.reserve(n);  // allocated, not touched yet
+  AdviseHugePages(b.data(), b.capacity());
+  b.resize(n);
+  return b;
+}
 
 // Buf: std::vector<uint8_t> or std::string. A kept buffer keeps its size, so a buffer of the same
 // size comes back without zeroing a byte.
@@ -35,7 +62,7 @@ class BasicBufferPool {
         return b;
       }
     }
-    return Buf(n, 0);
+    return NewBuffer<Buf>(n);
   }
 
   // Returns a buffer for reuse; dropped when the pool would exceed its budget.

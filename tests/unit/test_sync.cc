@@ -1,11 +1,14 @@
-// The one LRU and the one single-flight (core/sync/): eviction order and budget; concurrent
-// callers of one key share one execution, its result and its error; exceptions become statuses.
+// The one LRU, the one single-flight and the buffer pools (core/sync/): eviction order and
+// budget; concurrent callers of one key share one execution, its result and its error; exceptions
+// become statuses; pooled buffers are reused within the pool's budget and new ones are zeroed.
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 #include <vector>
 
+#include "core/sync/buffer_pool.h"
 #include "core/sync/lru_cache.h"
 #include "core/sync/single_flight.h"
 
@@ -69,6 +72,36 @@ TEST_CASE("SingleFlight: errors and exceptions are shared as statuses", "[sync]"
   CHECK(sf.Do(1, []() -> Result<int> { return IoError("disk gone"); }).status().code() == ErrorCode::kIoError);
   CHECK(sf.Do(1, []() -> Result<int> { throw std::bad_alloc(); }).status().code() == ErrorCode::kResourceExhausted);
   CHECK(sf.Do(1, []() -> Result<int> { throw std::runtime_error("x"); }).status().code() == ErrorCode::kInternal);
+}
+
+TEST_CASE("BufferPool: new buffers are zeroed (small and huge-page sized), kept ones reused within budget", "[sync]") {
+  for (size_t n : {size_t{1000}, size_t{(4u << 20) + 123}, size_t{64u << 20}}) {
+    auto v = NewBuffer<std::vector<uint8_t>>(n);
+    auto s = NewBuffer<std::string>(n);
+    REQUIRE(v.size() == n);
+    REQUIRE(s.size() == n);
+    REQUIRE(std::all_of(v.begin(), v.end(), [](uint8_t c) { return c == 0; }));
+    REQUIRE(std::all_of(s.begin(), s.end(), [](char c) { return c == 0; }));
+  }
+  BufferPool pool(8u << 20);
+  auto a = pool.Get(5u << 20);
+  a[0] = 7;
+  const uint8_t* pa = a.data();
+  pool.Put(std::move(a));
+  auto b = pool.Get(1u << 20);  // a kept buffer big enough comes back (contents unspecified)
+  REQUIRE(b.data() == pa);
+  REQUIRE(b.size() == (1u << 20));
+  pool.Put(std::move(b));
+  auto c = pool.Get(5u << 20);
+  const uint8_t* pc = c.data();
+  auto d = pool.Get(5u << 20);  // the kept one is taken: a fresh, zeroed one
+  REQUIRE(std::all_of(d.begin(), d.end(), [](uint8_t x) { return x == 0; }));
+  pool.Put(std::move(c));
+  pool.Put(std::move(d));  // over the 8 MiB budget: dropped
+  auto e = pool.Get(5u << 20);
+  auto f = pool.Get(5u << 20);
+  REQUIRE(e.data() == pc);  // c was kept, d was not
+  REQUIRE(std::all_of(f.begin(), f.end(), [](uint8_t x) { return x == 0; }));
 }
 
 }  // namespace
