@@ -345,8 +345,8 @@ void ChunkEngine::WriterLoop() {
     PendingWrite w = std::move(write_queue_.front());
     write_queue_.pop_front();
     write_mu_.unlock();
-    Status s =
-        config_.cache->Put(CacheKey(w.key.level, w.key.idx), CacheEntry{w.flags, w.bytes ? *w.bytes : std::string()});
+    Status s = config_.cache->Put(CacheKey(w.key.level, w.key.idx), w.flags,
+                                  w.bytes ? std::string_view(*w.bytes) : std::string_view());
     if (!s.ok()) {
       // Counted by the cache (stats->cache_put_failures). A full or read-only cache disk fails
       // every write: one line, then one a minute with the count.

@@ -168,16 +168,16 @@ bool IsFanoutName(std::string_view s) {
          std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-// The entry file's bytes before its payload (entry.data follows them in the file).
-std::string EncodeEntryHead(std::string_view key, const CacheEntry& entry) {
+// The entry file's bytes before its payload (data follows them in the file).
+std::string EncodeEntryHead(std::string_view key, uint32_t flags, std::string_view data) {
   std::string buf(kHeaderSize + key.size(), '\0');
   std::memcpy(buf.data(), kMagic, 4);
   Store32(buf.data() + 4, kHeaderVersion);
-  Store32(buf.data() + 16, entry.flags);
+  Store32(buf.data() + 16, flags);
   Store32(buf.data() + 20, static_cast<uint32_t>(key.size()));
-  Store64(buf.data() + 24, entry.data.size());
+  Store64(buf.data() + 24, data.size());
   std::memcpy(buf.data() + kHeaderSize, key.data(), key.size());
-  Store64(buf.data() + 8, EntryChecksum(std::string_view(buf).substr(kChecksumStart), entry.data));
+  Store64(buf.data() + 8, EntryChecksum(std::string_view(buf).substr(kChecksumStart), data));
   return buf;
 }
 
@@ -469,15 +469,15 @@ struct DiskCache::Impl {
     return s;
   }
 
-  Status Put(std::string_view key, const CacheEntry& entry) {
+  Status Put(std::string_view key, uint32_t flags, std::string_view data) {
     if (read_only) return Status(ErrorCode::kReadOnly, "disk cache " + options.dir + " is open read-only");
     if (key.size() > UINT32_MAX) return InvalidArgumentError("disk cache: key longer than 4 GiB");
-    const uint64_t file_size = kHeaderSize + key.size() + entry.data.size();
+    const uint64_t file_size = kHeaderSize + key.size() + data.size();
     if (file_size > options.max_bytes) return OkStatus();  // would evict everything and itself
     const Hash128 h = HashKey(key);
     const std::string hex = ToHex(h);
     const std::string path = PathOfHex(hex);
-    const std::string head = EncodeEntryHead(key, entry);
+    const std::string head = EncodeEntryHead(key, flags, data);
     // Reserve the name; released on every path, exceptions included, so no Put waits forever.
     {
       std::unique_lock<std::mutex> l(mu);
@@ -497,7 +497,7 @@ struct DiskCache::Impl {
     Status s;
     {
       Release release{this, h};
-      s = WriteEntryFile(path, hex, head, entry.data);
+      s = WriteEntryFile(path, hex, head, data);
       // Whatever is at `path` now is a complete entry (old or new): atomic writes never leave a
       // partial file at the final name. So the index follows the directory even after a failure.
       struct stat st = {};
@@ -781,9 +781,11 @@ bool DiskCache::Contains(std::string_view key) {
   return impl_->index.count(h) != 0;
 }
 
-Status DiskCache::Put(std::string_view key, const CacheEntry& entry) {
+Status DiskCache::Put(std::string_view key, const CacheEntry& entry) { return Put(key, entry.flags, entry.data); }
+
+Status DiskCache::Put(std::string_view key, uint32_t flags, std::string_view data) {
   try {
-    return impl_->Put(key, entry);
+    return impl_->Put(key, flags, data);
   } catch (const std::exception& e) {
     impl_->Count(&Stats::cache_put_failures);
     return ResourceExhaustedError("disk cache " + impl_->options.dir + ": cannot store entry: " + e.what());

@@ -88,6 +88,8 @@ class DiskCache {
   // Errors (ENOSPC, read-only dir, ...) are returned for the caller to log as a warning, and
   // counted in stats->cache_put_failures; the index still matches the directory.
   Status Put(std::string_view key, const CacheEntry& entry);
+  // The same, from the caller's bytes (no copy of a chunk to make an entry).
+  Status Put(std::string_view key, uint32_t flags, std::string_view data);
 
   uint64_t total_bytes() const;  // sum of entry file sizes (header + key + data) in the index
   uint64_t entry_count() const;
