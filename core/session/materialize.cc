@@ -445,13 +445,17 @@ class FileWriter {
 
   // Queues one data file: bytes (written at rel unless keep: already there and checked), or
   // nullptr (empty: any file at rel is removed). Waits while the queue is full.
+  // The hash for the manifest is taken here, on the engine's thread, soon after the chunk was cut
+  // or encoded there (on a writer thread it came from memory: uncompressed 2 GiB stack, --no-fsync,
+  // 1.32-1.47 s against 1.27-1.36 s here, 19k against 13k page faults).
   void Put(const std::shared_ptr<Unit>& u, std::string rel, ChunkBytes bytes, bool keep) {
     const uint64_t size = bytes && !keep ? bytes->size() : 0;
+    const uint64_t hash = bytes ? Xxh64(*bytes) : 0;
     std::unique_lock<std::mutex> l(mu_);
     space_cv_.wait(l, [&] { return queued_bytes_ == 0 || queued_bytes_ + size <= max_bytes_; });
     queued_bytes_ += size;
     ++u->pending;
-    jobs_.push_back(Job{u, std::move(rel), std::move(bytes), keep, size});
+    jobs_.push_back(Job{u, std::move(rel), std::move(bytes), keep, size, hash});
     cv_.notify_one();
   }
 
@@ -480,6 +484,7 @@ class FileWriter {
     ChunkBytes bytes;
     bool keep;
     uint64_t size;
+    uint64_t hash;  // Xxh64 of bytes
   };
 
   void FinishUnit(Unit& u) {
@@ -517,7 +522,7 @@ class FileWriter {
       OZ_RETURN_IF_ERROR(WriteFileAtomic(path, *j.bytes, wo));
     }
     e->size = j.bytes->size();
-    e->hash = Xxh64(*j.bytes);
+    e->hash = j.hash;
     return OkStatus();
   }
 
