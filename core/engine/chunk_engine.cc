@@ -247,7 +247,11 @@ std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& 
       return Result<ChunkBytes>(*queued);
     }
   }
-  auto e = config_.cache->Get(CacheKey(level, idx));
+  // Raw chunks are read into pooled strings (no zeroing of 4 MiB that the read overwrites), which
+  // go back to the pool when dropped; encoded ones, of any size, into their own.
+  DiskCache::BufferFn pooled;
+  if (codec_.raw()) pooled = [this](size_t n) { return chunk_strings_->Get(n); };
+  auto e = config_.cache->Get(CacheKey(level, idx), pooled);
   if (!e) return std::nullopt;
   if (e->flags & kFlagEmpty) {
     Record(k, State::kEmpty, 0);
@@ -258,7 +262,8 @@ std::optional<Result<ChunkBytes>> ChunkEngine::FromCache(int level, const Vec3& 
                " has the wrong size; recomputing");
     return std::nullopt;
   }
-  auto b = std::make_shared<const std::string>(std::move(e->data));
+  ChunkBytes b = codec_.raw() ? ShareToPool(std::move(e->data), chunk_strings_)
+                              : std::make_shared<const std::string>(std::move(e->data));
   Record(k, State::kPresent, b->size());
   HotPut(k, b);
   return Result<ChunkBytes>(ChunkBytes(b));

@@ -199,7 +199,8 @@ ssize_t PreadFull(int fd, char* buf, size_t n, off_t off) {
 enum class ReadOutcome { kOk, kAbsent, kIoError, kCorrupt };
 
 // Reads and validates the entry file at `path` for `key`. On kIoError/kCorrupt, *why says what.
-ReadOutcome ReadEntry(const std::string& path, std::string_view key, CacheEntry* out, std::string* why) {
+ReadOutcome ReadEntry(const std::string& path, std::string_view key, const DiskCache::BufferFn& make_buffer,
+                      CacheEntry* out, std::string* why) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -247,7 +248,11 @@ ReadOutcome ReadEntry(const std::string& path, std::string_view key, CacheEntry*
     return corrupt("stored key differs from the requested key (file swapped, renamed or damaged)");
   }
   out->flags = flags;
-  out->data.resize(static_cast<size_t>(data_len));
+  if (make_buffer)
+    out->data = make_buffer(static_cast<size_t>(data_len));
+  else
+    out->data.resize(static_cast<size_t>(data_len));
+  if (out->data.size() != data_len) out->data.resize(static_cast<size_t>(data_len));
   n = PreadFull(fd, out->data.data(), out->data.size(), static_cast<off_t>(kHeaderSize + key_len));
   if (n < 0) return io_error("read");
   if (static_cast<size_t>(n) != out->data.size()) return corrupt("file shrank while being read");
@@ -520,7 +525,7 @@ struct DiskCache::Impl {
     return OkStatus();
   }
 
-  std::optional<CacheEntry> Get(std::string_view key) {
+  std::optional<CacheEntry> Get(std::string_view key, const BufferFn& make_buffer) {
     const Hash128 h = HashKey(key);
     uint64_t gen;
     {
@@ -535,7 +540,7 @@ struct DiskCache::Impl {
     const std::string path = PathOf(h);
     CacheEntry entry;
     std::string why;
-    const ReadOutcome outcome = ReadEntry(path, key, &entry, &why);
+    const ReadOutcome outcome = ReadEntry(path, key, make_buffer, &entry, &why);
     if (outcome == ReadOutcome::kOk) {
       bool touch = false;
       {
@@ -767,9 +772,9 @@ Result<std::unique_ptr<DiskCache>> DiskCache::OpenReadOnly(const DiskCacheOption
   }
 }
 
-std::optional<CacheEntry> DiskCache::Get(std::string_view key) {
+std::optional<CacheEntry> DiskCache::Get(std::string_view key, const BufferFn& make_buffer) {
   try {
-    return impl_->Get(key);
+    return impl_->Get(key, make_buffer);
   } catch (const std::exception&) {  // bad_alloc for a huge entry: a miss, as documented
     return std::nullopt;
   }

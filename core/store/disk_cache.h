@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,7 +77,11 @@ class DiskCache {
   // reported as a miss. Never fails: I/O errors are misses. Marks the entry recently used, and
   // at most once a minute per entry sets its file mtime so recency survives restarts.
   // Only entries in the index are read: files added behind the cache's back are not seen.
-  std::optional<CacheEntry> Get(std::string_view key);
+  // make_buffer, if given, supplies the string the entry's data is read into (called with the
+  // data's size once the header checks out; any contents, they are overwritten): a pooled buffer
+  // of the right size saves zeroing megabytes that the read overwrites at once.
+  using BufferFn = std::function<std::string(size_t n)>;
+  std::optional<CacheEntry> Get(std::string_view key, const BufferFn& make_buffer = nullptr);
 
   // True if an entry exists for key (no read, no checksum). Cheap.
   bool Contains(std::string_view key);

@@ -123,6 +123,41 @@ CacheEntry Entry(std::string data, uint32_t flags = 0) {
   return e;
 }
 
+TEST_CASE("DiskCache::Get reads into the caller's buffer, whatever its size and contents") {
+  TempDir t;
+  Stats stats;
+  auto cache = OpenCache(t.path + "/cache", 1 << 30, &stats);
+  std::string data(100000, '\0');
+  std::mt19937 rng(7);
+  for (auto& c : data) c = static_cast<char>(rng());
+  REQUIRE(cache->Put("k", Entry(data, 5)).ok());
+  for (size_t have : {size_t{0}, size_t{10}, data.size(), 3 * data.size()}) {
+    std::vector<size_t> asked;
+    const char* storage = nullptr;
+    auto e = cache->Get("k", [&](size_t n) {
+      asked.push_back(n);
+      std::string s(have, 'g');  // stale bytes, of another size
+      s.reserve(std::max(have, n));
+      storage = s.data();
+      return s;
+    });
+    REQUIRE(e.has_value());
+    CHECK(asked == std::vector<size_t>{data.size()});
+    CHECK(e->data == data);
+    CHECK(e->flags == 5);
+    if (have >= data.size()) CHECK(e->data.data() == storage);  // that buffer, not a copy
+  }
+  bool called = false;
+  CHECK_FALSE(cache
+                  ->Get("absent",
+                        [&](size_t) {
+                          called = true;
+                          return std::string();
+                        })
+                  .has_value());
+  CHECK_FALSE(called);  // a miss takes no buffer
+}
+
 TEST_CASE("DiskCache round-trips entries and reports misses") {
   TempDir t;
   Stats stats;
